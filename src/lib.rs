@@ -1,0 +1,11 @@
+//! blob2batch: an Azure Functions custom handler that turns Event Grid `BlobCreated` events into
+//! Azure Batch tasks running the word-count container, and a local pipeline that runs the same tasks
+//! on this machine.
+//!
+//! The binary (`src/main.rs`) only parses the command line; everything else lives here so that tests
+//! and benchmarks drive the same code the binary runs.
+
+pub mod batch;
+pub mod local;
+pub mod runner;
+pub mod storage;

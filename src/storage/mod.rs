@@ -1,0 +1,1 @@
+//! Blob storage helpers: account URLs, service SAS signing, Azurite.
