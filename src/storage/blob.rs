@@ -1,0 +1,609 @@
+//! The little blob access blob2batch needs, on the official `azure_storage_blob` crate with SAS
+//! URLs and no credential (the crate has no Shared Key; a SAS over plain http is how it talks to
+//! Azurite).
+//!
+//! Blob names are raw strings (`docs/a b#1.txt`); URLs are built by percent-encoding each
+//! `/`-separated segment once, so names with spaces, `#`, `%`, `?`, non-ASCII, emoji and nested
+//! folders round-trip. A name containing a `.` or `..` segment cannot be addressed path-style (URL
+//! parsers fold such segments), which the service does not allow to be useful either.
+
+use std::path::Path;
+use std::time::Duration;
+
+use azure_core::http::{RequestContent, StatusCode, Url};
+use azure_storage_blob::models::{
+    BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
+    BlockBlobClientUploadOptions, BlockLookupList,
+};
+use azure_storage_blob::{BlobClient, BlobContainerClient};
+use base64::Engine as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::key::StorageAccountKey;
+use super::sas::{SasOptions, SasProtocol, SasResource, redact_sas};
+
+/// Characters left as they are in a path segment: RFC 3986 unreserved.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Files up to this size are uploaded in one request; larger ones in blocks of this size.
+pub const SINGLE_UPLOAD_LIMIT: u64 = 8 * 1024 * 1024;
+const BLOCK_SIZE: usize = 8 * 1024 * 1024;
+
+/// Percent-encodes a blob name for a URL path: each `/`-separated segment once, `/` kept.
+pub fn encode_blob_name(name: &str) -> String {
+    name.split('/')
+        .map(|segment| utf8_percent_encode(segment, PATH_SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A failed storage call. The message never holds a SAS signature.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("{op} failed{}: {message}", status.map(|s| format!(" ({s}{})", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())).unwrap_or_default())]
+    Service {
+        op: &'static str,
+        status: Option<u16>,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("{op}: {source}")]
+    Io {
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("invalid storage URL: {0}")]
+    Url(String),
+}
+
+impl BlobError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            BlobError::Service { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    fn azure(op: &'static str, err: azure_core::Error) -> Self {
+        let status = err.http_status().map(u16::from);
+        let code = match err.kind() {
+            azure_core::error::ErrorKind::HttpResponse { error_code, .. } => error_code.clone(),
+            _ => None,
+        };
+        BlobError::Service {
+            op,
+            status,
+            code,
+            message: redact_sas(&err.to_string()),
+        }
+    }
+
+    fn http(op: &'static str, err: reqwest::Error) -> Self {
+        BlobError::Service {
+            op,
+            status: err.status().map(|s| s.as_u16()),
+            code: None,
+            message: redact_sas(&err.without_url().to_string()),
+        }
+    }
+
+    fn io(op: &'static str, source: std::io::Error) -> Self {
+        BlobError::Io { op, source }
+    }
+}
+
+/// One blob in a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub name: String,
+    /// Unquoted, e.g. `0x8DE62A1B3C4D5E7`.
+    pub etag: String,
+    pub size: u64,
+    pub content_type: Option<String>,
+}
+
+/// The blob HTTP headers set on upload (Batch's `uploadHeaders` map onto these).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlobHttpHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub content_disposition: Option<String>,
+    pub cache_control: Option<String>,
+}
+
+impl BlobHttpHeaders {
+    pub fn content_type(value: &str) -> Self {
+        Self {
+            content_type: Some(value.to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// Sets a header by its HTTP name (case-insensitive); `false` when it is not a blob header.
+    pub fn set(&mut self, name: &str, value: &str) -> bool {
+        let slot = match name.to_ascii_lowercase().as_str() {
+            "content-type" | "x-ms-blob-content-type" => &mut self.content_type,
+            "content-encoding" | "x-ms-blob-content-encoding" => &mut self.content_encoding,
+            "content-language" | "x-ms-blob-content-language" => &mut self.content_language,
+            "content-disposition" | "x-ms-blob-content-disposition" => {
+                &mut self.content_disposition
+            }
+            "cache-control" | "x-ms-blob-cache-control" => &mut self.cache_control,
+            _ => return false,
+        };
+        *slot = Some(value.to_string());
+        true
+    }
+}
+
+/// What an upload produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uploaded {
+    pub etag: Option<String>,
+    pub size: u64,
+}
+
+/// A storage account we hold the key of: builds plain and SAS URLs, and container clients.
+#[derive(Clone, Debug)]
+pub struct StorageAccount {
+    /// Blob endpoint without trailing `/`, e.g. `http://127.0.0.1:10000/devstoreaccount1`.
+    url: String,
+    key: StorageAccountKey,
+}
+
+impl StorageAccount {
+    pub fn new(url: &str, key: StorageAccountKey) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_string(),
+            key,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn key(&self) -> &StorageAccountKey {
+        &self.key
+    }
+
+    /// `{url}/{container}`, no SAS.
+    pub fn container_url(&self, container: &str) -> String {
+        format!("{}/{}", self.url, encode_blob_name(container))
+    }
+
+    /// `{url}/{container}/{encoded blob name}`, no SAS.
+    pub fn blob_url(&self, container: &str, blob: &str) -> String {
+        format!(
+            "{}/{}",
+            self.container_url(container),
+            encode_blob_name(blob)
+        )
+    }
+
+    fn protocol(&self) -> SasProtocol {
+        if self.url.starts_with("https:") {
+            SasProtocol::Https
+        } else {
+            SasProtocol::HttpsAndHttp
+        }
+    }
+
+    fn sas_options(&self, permissions: &str, ttl: Duration) -> SasOptions {
+        let now = OffsetDateTime::now_utc();
+        SasOptions {
+            permissions: permissions.to_string(),
+            // A little slack for clock skew between us and the service.
+            start: Some(now - Duration::from_secs(300)),
+            expiry: now + ttl,
+            protocol: self.protocol(),
+        }
+    }
+
+    /// A container URL with a service SAS.
+    pub fn container_sas_url(&self, container: &str, permissions: &str, ttl: Duration) -> String {
+        let token = self.key.service_sas(
+            SasResource::Container { container },
+            &self.sas_options(permissions, ttl),
+        );
+        token.append_to(&self.container_url(container))
+    }
+
+    /// A blob URL with a service SAS for that one blob.
+    pub fn blob_sas_url(
+        &self,
+        container: &str,
+        blob: &str,
+        permissions: &str,
+        ttl: Duration,
+    ) -> String {
+        let token = self.key.service_sas(
+            SasResource::Blob { container, blob },
+            &self.sas_options(permissions, ttl),
+        );
+        token.append_to(&self.blob_url(container, blob))
+    }
+
+    /// A client for `container` with an account SAS granting everything (creating the container
+    /// included, which no service SAS can), valid for a day.
+    pub fn container(&self, container: &str) -> Result<ContainerClient, BlobError> {
+        let token = self.key.account_sas(
+            "sco",
+            &self.sas_options("racwdl", Duration::from_secs(24 * 3600)),
+        );
+        ContainerClient::from_sas_url(&token.append_to(&self.container_url(container)))
+    }
+}
+
+/// A container reached through a (SAS) container URL.
+#[derive(Clone)]
+pub struct ContainerClient {
+    /// Path without trailing `/`.
+    base: String,
+    /// The SAS query, without `?` (may be empty).
+    query: String,
+    inner: std::sync::Arc<BlobContainerClient>,
+}
+
+impl std::fmt::Debug for ContainerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerClient")
+            .field("url", &self.base)
+            .finish()
+    }
+}
+
+impl ContainerClient {
+    /// `url` is a container URL, normally with a SAS query (used as is, never re-encoded).
+    pub fn from_sas_url(url: &str) -> Result<Self, BlobError> {
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b.trim_end_matches('/').to_string(), q.to_string()),
+            None => (url.trim_end_matches('/').to_string(), String::new()),
+        };
+        let parsed = parse_url(&join_query(&base, &query))?;
+        let inner = BlobContainerClient::new(parsed, None, None)
+            .map_err(|e| BlobError::azure("container client", e))?;
+        Ok(Self {
+            base,
+            query,
+            inner: std::sync::Arc::new(inner),
+        })
+    }
+
+    /// The URL of `blob` in this container, with the container's SAS.
+    pub fn blob_url(&self, blob: &str) -> String {
+        join_query(
+            &format!("{}/{}", self.base, encode_blob_name(blob)),
+            &self.query,
+        )
+    }
+
+    fn blob_client(&self, blob: &str) -> Result<BlobClient, BlobError> {
+        BlobClient::new(parse_url(&self.blob_url(blob))?, None, None)
+            .map_err(|e| BlobError::azure("blob client", e))
+    }
+
+    /// Creates the container; `Ok(false)` when it already exists.
+    pub async fn create_if_missing(&self) -> Result<bool, BlobError> {
+        match self.inner.create(None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(false),
+            Err(e) => Err(BlobError::azure("create container", e)),
+        }
+    }
+
+    /// Every blob whose name starts with `prefix` (all pages).
+    pub async fn list(&self, prefix: Option<&str>) -> Result<Vec<BlobEntry>, BlobError> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: prefix.map(str::to_string),
+            ..Default::default()
+        };
+        let mut pager = self
+            .inner
+            .list_blobs(Some(options))
+            .map_err(|e| BlobError::azure("list blobs", e))?;
+        let mut out = Vec::new();
+        while let Some(item) = pager
+            .try_next()
+            .await
+            .map_err(|e| BlobError::azure("list blobs", e))?
+        {
+            let Some(name) = item.name else { continue };
+            let props = item.properties.unwrap_or_default();
+            out.push(BlobEntry {
+                name,
+                etag: props
+                    .etag
+                    .map(|e| e.to_string().trim_matches('"').to_string())
+                    .unwrap_or_default(),
+                size: props.content_length.unwrap_or(0),
+                content_type: props.content_type,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Uploads `bytes` as a block blob in one request.
+    pub async fn upload_bytes(
+        &self,
+        blob: &str,
+        bytes: Vec<u8>,
+        headers: &BlobHttpHeaders,
+    ) -> Result<Uploaded, BlobError> {
+        let size = bytes.len() as u64;
+        let options = BlockBlobClientUploadOptions {
+            blob_content_type: headers.content_type.clone(),
+            blob_content_encoding: headers.content_encoding.clone(),
+            blob_content_language: headers.content_language.clone(),
+            blob_content_disposition: headers.content_disposition.clone(),
+            blob_cache_control: headers.cache_control.clone(),
+            ..Default::default()
+        };
+        let result = self
+            .blob_client(blob)?
+            .upload(RequestContent::from(bytes), Some(options))
+            .await
+            .map_err(|e| BlobError::azure("upload blob", e))?;
+        Ok(Uploaded {
+            etag: result
+                .etag
+                .map(|e| e.to_string().trim_matches('"').to_string()),
+            size,
+        })
+    }
+
+    /// Uploads a file as a block blob: one request up to [`SINGLE_UPLOAD_LIMIT`], else staged
+    /// blocks committed at the end. `progress(sent, total)` is called after each block.
+    pub async fn upload_file(
+        &self,
+        blob: &str,
+        path: &Path,
+        headers: &BlobHttpHeaders,
+        progress: Option<&(dyn Fn(u64, u64) + Send + Sync)>,
+    ) -> Result<Uploaded, BlobError> {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| BlobError::io("open file to upload", e))?;
+        let total = file
+            .metadata()
+            .await
+            .map_err(|e| BlobError::io("stat file to upload", e))?
+            .len();
+        if total <= SINGLE_UPLOAD_LIMIT {
+            let mut bytes = Vec::with_capacity(total as usize);
+            file.read_to_end(&mut bytes)
+                .await
+                .map_err(|e| BlobError::io("read file to upload", e))?;
+            let uploaded = self.upload_bytes(blob, bytes, headers).await?;
+            if let Some(progress) = progress {
+                progress(uploaded.size, uploaded.size);
+            }
+            return Ok(uploaded);
+        }
+        let client = self.blob_client(blob)?.block_blob_client();
+        let mut ids = Vec::new();
+        let mut sent = 0u64;
+        loop {
+            let mut block = Vec::with_capacity(BLOCK_SIZE);
+            (&mut file)
+                .take(BLOCK_SIZE as u64)
+                .read_to_end(&mut block)
+                .await
+                .map_err(|e| BlobError::io("read file to upload", e))?;
+            if block.is_empty() {
+                break;
+            }
+            let id = format!("block-{:08}", ids.len()).into_bytes();
+            let len = block.len() as u64;
+            client
+                .stage_block(&id, len, RequestContent::from(block), None)
+                .await
+                .map_err(|e| BlobError::azure("stage block", e))?;
+            ids.push(id);
+            sent += len;
+            if let Some(progress) = progress {
+                progress(sent, total.max(sent));
+            }
+        }
+        let list = BlockLookupList {
+            committed: None,
+            latest: Some(ids),
+            uncommitted: None,
+        };
+        let options = BlockBlobClientCommitBlockListOptions {
+            blob_content_type: headers.content_type.clone(),
+            blob_content_encoding: headers.content_encoding.clone(),
+            blob_content_language: headers.content_language.clone(),
+            blob_content_disposition: headers.content_disposition.clone(),
+            blob_cache_control: headers.cache_control.clone(),
+            ..Default::default()
+        };
+        let content = list
+            .try_into()
+            .map_err(|e| BlobError::azure("commit block list", e))?;
+        let response = client
+            .commit_block_list(content, Some(options))
+            .await
+            .map_err(|e| BlobError::azure("commit block list", e))?;
+        let etag = response
+            .headers()
+            .get_optional_str(&azure_core::http::headers::ETAG)
+            .map(|e| e.trim_matches('"').to_string());
+        Ok(Uploaded { etag, size: sent })
+    }
+
+    /// Streams `blob` into a new file at `path`; returns the number of bytes written.
+    pub async fn download_to_file(&self, blob: &str, path: &Path) -> Result<u64, BlobError> {
+        let result = self
+            .blob_client(blob)?
+            .download(None)
+            .await
+            .map_err(|e| BlobError::azure("download blob", e))?;
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| BlobError::io("create download file", e))?;
+        let mut body = result.body;
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| BlobError::azure("download blob", e))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| BlobError::io("write download file", e))?;
+            written += chunk.len() as u64;
+        }
+        file.flush()
+            .await
+            .map_err(|e| BlobError::io("write download file", e))?;
+        Ok(written)
+    }
+
+    /// The whole content of a (small) blob.
+    pub async fn read(&self, blob: &str) -> Result<Vec<u8>, BlobError> {
+        let result = self
+            .blob_client(blob)?
+            .download(None)
+            .await
+            .map_err(|e| BlobError::azure("download blob", e))?;
+        let bytes = result
+            .body
+            .collect()
+            .await
+            .map_err(|e| BlobError::azure("download blob", e))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// The blob's content, or `None` when it does not exist.
+    pub async fn read_if_exists(&self, blob: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        match self.read(blob).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn join_query(base: &str, query: &str) -> String {
+    if query.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{query}")
+    }
+}
+
+fn parse_url(url: &str) -> Result<Url, BlobError> {
+    Url::parse(url).map_err(|e| BlobError::Url(format!("{e} in {}", redact_sas(url))))
+}
+
+/// Downloads `url` (verbatim, e.g. a blob SAS URL) with a plain HTTP GET into a new file at `path`,
+/// streaming. Returns the number of bytes written.
+pub async fn http_download_to_file(
+    http: &reqwest::Client,
+    url: &str,
+    path: &Path,
+) -> Result<u64, BlobError> {
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| BlobError::http("download", e))?;
+    let status = response.status();
+    if !status.is_success() {
+        let code = response
+            .headers()
+            .get("x-ms-error-code")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response.text().await.unwrap_or_default();
+        return Err(BlobError::Service {
+            op: "download",
+            status: Some(status.as_u16()),
+            code,
+            message: redact_sas(&first_line_of_message(&body)),
+        });
+    }
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| BlobError::io("create download file", e))?;
+    let mut stream = response.bytes_stream();
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BlobError::http("download", e))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| BlobError::io("write download file", e))?;
+        written += chunk.len() as u64;
+    }
+    file.flush()
+        .await
+        .map_err(|e| BlobError::io("write download file", e))?;
+    Ok(written)
+}
+
+/// The `<Message>` of a storage error body, or its start.
+fn first_line_of_message(body: &str) -> String {
+    if let (Some(start), Some(end)) = (body.find("<Message>"), body.find("</Message>"))
+        && start + 9 <= end
+    {
+        return body[start + 9..end]
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+    }
+    body.chars().take(200).collect()
+}
+
+/// Base64 of a block id, as the service shows it (exposed for tests).
+pub fn block_id_base64(id: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_names_are_encoded_once_per_segment() {
+        assert_eq!(encode_blob_name("docs/a b.txt"), "docs/a%20b.txt");
+        assert_eq!(encode_blob_name("50%#?.txt"), "50%25%23%3F.txt");
+        assert_eq!(encode_blob_name("é/😀"), "%C3%A9/%F0%9F%98%80");
+        assert_eq!(encode_blob_name("a+b=c&d"), "a%2Bb%3Dc%26d");
+    }
+
+    #[test]
+    fn urls_keep_the_sas_and_encode_the_name() {
+        let account = StorageAccount::new(
+            "http://127.0.0.1:10000/devstoreaccount1/",
+            crate::storage::azurite::well_known_key(),
+        );
+        assert_eq!(
+            account.blob_url("input", "a b/c#d"),
+            "http://127.0.0.1:10000/devstoreaccount1/input/a%20b/c%23d"
+        );
+        let client = ContainerClient::from_sas_url("http://h:1/acct/c?sv=1&sig=x").unwrap();
+        assert_eq!(client.blob_url("x y"), "http://h:1/acct/c/x%20y?sv=1&sig=x");
+        assert!(!format!("{client:?}").contains("sig"));
+        let url = account.blob_sas_url("input", "a b", "r", Duration::from_secs(60));
+        assert!(
+            url.starts_with("http://127.0.0.1:10000/devstoreaccount1/input/a%20b?sv=2025-11-05&")
+        );
+        assert!(url.contains("&spr=https%2Chttp&"));
+    }
+
+    #[test]
+    fn storage_error_message_is_extracted() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>AuthorizationFailure</Code><Message>This request is not authorized.\nRequestId:1</Message></Error>";
+        assert_eq!(
+            first_line_of_message(body),
+            "This request is not authorized."
+        );
+    }
+}
