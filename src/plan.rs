@@ -1,0 +1,610 @@
+//! From a blob version to the Batch work that counts its words. Pure: the same event and the same
+//! clock give the same body, byte for byte.
+//!
+//! The blob name never reaches the command line or a path the task writes: the input is fetched
+//! to a fixed path, the command line is a constant, and the name travels only as data (display
+//! name, environment, output blob path).
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::batch::models::{
+    AutoUserScope, AutoUserSpecification, ContainerRegistry, ContainerSettings,
+    ContainerWorkingDirectory, ElevationLevel, EnvironmentSetting, HttpHeader, IdentityReference,
+    JobManagerTask, JobSpec, OutputFile, OutputFileBlobContainerDestination, OutputFileDestination,
+    OutputFileUploadOptions, PoolInfo, ResourceFile, TaskConstraints, TaskSpec, UploadCondition,
+    UserIdentity,
+};
+use crate::config::{Settings, SubmitMode, TaskSettings};
+use crate::filter::BlobCreated;
+use crate::runner::Submission;
+use crate::storage::key::{InvalidAccountKey, StorageAccountKey};
+use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
+
+/// Where the input lands in the task's working directory.
+pub const INPUT_PATH: &str = "input/data";
+/// What the word-count program writes, in the working directory.
+pub const RESULT_FILE: &str = "wordcount.json";
+/// Constant: no part of it comes from an event.
+pub const COMMAND_LINE: &str = "/wordcount -o wordcount.json input/data";
+/// Environment variable carrying the blob name into the task (the `source` of the result).
+pub const SOURCE_VARIABLE: &str = "WORDCOUNT_SOURCE";
+/// Where results and logs go when the natural name would exceed the 1,024-character blob name
+/// limit.
+pub const LONG_NAMES_PREFIX: &str = "long-names/";
+/// Task id prefix; the rest is hex of a SHA-256.
+pub const TASK_ID_PREFIX: &str = "wc-";
+/// Job id prefix in job-per-blob mode.
+pub const JOB_ID_PREFIX: &str = "wcj-";
+/// The one task of a job-per-blob job.
+pub const JOB_MANAGER_TASK_ID: &str = "wordcount";
+
+const MAX_BLOB_NAME_CHARS: usize = 1024;
+const MAX_DISPLAY_NAME_CHARS: usize = 1024;
+/// Clock skew tolerated between us and storage for a SAS's start time.
+const SAS_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// How tasks reach storage.
+#[derive(Clone, Debug)]
+pub enum StorageAccess {
+    /// Service SAS URLs signed with the account key (Azurite, simple setups).
+    Sas(StorageAccountKey),
+    /// The pool's user-assigned managed identity, by ARM resource id.
+    Identity(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Planner {
+    account_name: String,
+    /// Blob endpoint without a trailing slash.
+    account_url: String,
+    https_only: bool,
+    output_container: String,
+    access: StorageAccess,
+    node_identity: Option<String>,
+    image: String,
+    task: TaskSettings,
+    mode: SubmitMode,
+    auto_pool_vm_size: String,
+    auto_pool_low_priority: bool,
+}
+
+impl Planner {
+    pub fn from_settings(settings: &Settings) -> Result<Planner, InvalidAccountKey> {
+        use secrecy::ExposeSecret;
+        let storage = &settings.storage;
+        let access = match (&storage.account_key, &settings.batch.node_identity) {
+            (Some(key), _) => StorageAccess::Sas(StorageAccountKey::new(
+                storage.account_name.clone(),
+                key.expose_secret(),
+            )?),
+            (None, Some(identity)) => StorageAccess::Identity(identity.clone()),
+            // Settings validation guarantees one of the two for the Batch runner; the local
+            // runner always has a key.
+            (None, None) => StorageAccess::Identity(String::new()),
+        };
+        Ok(Planner {
+            account_name: storage.account_name.clone(),
+            account_url: storage
+                .account_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            https_only: storage.account_url.scheme() == "https",
+            output_container: settings.output_container.clone(),
+            access,
+            node_identity: settings.batch.node_identity.clone(),
+            image: settings.task.image.clone(),
+            task: settings.task.clone(),
+            mode: settings.batch.submit_mode,
+            auto_pool_vm_size: settings.batch.auto_pool_vm_size.clone(),
+            auto_pool_low_priority: settings.batch.auto_pool_low_priority,
+        })
+    }
+
+    /// The work for one blob version, with SAS URLs valid from `now`.
+    pub fn plan(&self, blob: &BlobCreated, now: OffsetDateTime) -> Submission {
+        let id = task_id(&self.account_name, &blob.container, &blob.blob, &blob.etag);
+        match self.mode {
+            SubmitMode::Task => Submission::Task(self.task_spec(id, blob, now)),
+            SubmitMode::Job => {
+                let job_id = job_id(&id);
+                let task = self.task_spec(JOB_MANAGER_TASK_ID.into(), blob, now);
+                Submission::Job(JobSpec {
+                    id: job_id,
+                    display_name: task.display_name.clone(),
+                    pool_info: PoolInfo {
+                        pool_id: None,
+                        auto_pool_specification: Some(self.auto_pool()),
+                    },
+                    on_all_tasks_complete: None,
+                    job_manager_task: Some(JobManagerTask {
+                        task,
+                        kill_job_on_completion: true,
+                    }),
+                })
+            }
+        }
+    }
+
+    fn task_spec(&self, id: String, blob: &BlobCreated, now: OffsetDateTime) -> TaskSpec {
+        // In job mode the task id is constant: the logs prefix uses the job's unique id instead.
+        let unique = if id == JOB_MANAGER_TASK_ID {
+            job_id(&task_id(
+                &self.account_name,
+                &blob.container,
+                &blob.blob,
+                &blob.etag,
+            ))
+        } else {
+            id.clone()
+        };
+        let identity = match &self.access {
+            StorageAccess::Identity(resource_id) => Some(IdentityReference {
+                resource_id: resource_id.clone(),
+            }),
+            StorageAccess::Sas(_) => None,
+        };
+        let (input_url, output_container_url) = match &self.access {
+            StorageAccess::Sas(key) => {
+                let options = |permissions: &str| SasOptions {
+                    permissions: permissions.into(),
+                    start: Some(now - SAS_CLOCK_SKEW),
+                    expiry: now + self.task.longest_lifetime() + SAS_CLOCK_SKEW,
+                    protocol: if self.https_only {
+                        SasProtocol::Https
+                    } else {
+                        SasProtocol::HttpsAndHttp
+                    },
+                };
+                let read = key.service_sas(
+                    SasResource::Blob {
+                        container: &blob.container,
+                        blob: &blob.blob,
+                    },
+                    &options("r"),
+                );
+                let write = key.service_sas(
+                    SasResource::Container {
+                        container: &self.output_container,
+                    },
+                    &options("cw"),
+                );
+                (
+                    read.append_to(&blob.url),
+                    write.append_to(&self.output_container_url()),
+                )
+            }
+            StorageAccess::Identity(_) => (blob.url.clone(), self.output_container_url()),
+        };
+        let destination = |path: String, headers: Vec<HttpHeader>| OutputFileDestination {
+            container: OutputFileBlobContainerDestination {
+                container_url: output_container_url.clone(),
+                path: Some(path),
+                identity_reference: identity.clone(),
+                upload_headers: headers,
+            },
+        };
+        TaskSpec {
+            display_name: Some(truncate_chars(
+                &format!("{}/{}", blob.container, blob.blob),
+                MAX_DISPLAY_NAME_CHARS,
+            )),
+            id,
+            command_line: COMMAND_LINE.into(),
+            container_settings: Some(ContainerSettings {
+                image_name: self.image.clone(),
+                container_run_options: None,
+                registry: self.registry(),
+                working_directory: Some(ContainerWorkingDirectory::TaskWorkingDirectory),
+            }),
+            resource_files: vec![ResourceFile {
+                http_url: input_url,
+                file_path: INPUT_PATH.into(),
+                file_mode: None,
+                identity_reference: identity.clone(),
+            }],
+            output_files: vec![
+                OutputFile {
+                    file_pattern: RESULT_FILE.into(),
+                    destination: destination(
+                        output_blob_name(&blob.blob, &unique),
+                        vec![HttpHeader {
+                            name: "Content-Type".into(),
+                            value: "application/json".into(),
+                        }],
+                    ),
+                    upload_options: OutputFileUploadOptions {
+                        upload_condition: UploadCondition::TaskSuccess,
+                    },
+                },
+                OutputFile {
+                    file_pattern: "../std*.txt".into(),
+                    destination: destination(logs_prefix(&blob.blob, &unique), vec![]),
+                    upload_options: OutputFileUploadOptions {
+                        upload_condition: UploadCondition::TaskFailure,
+                    },
+                },
+            ],
+            environment_settings: vec![EnvironmentSetting {
+                name: SOURCE_VARIABLE.into(),
+                value: blob.blob.clone(),
+            }],
+            constraints: Some(TaskConstraints {
+                max_wall_clock_time: Some(self.task.max_wall_clock_time_iso()),
+                retention_time: Some(self.task.retention_time_iso()),
+                max_task_retry_count: Some(self.task.max_retry_count),
+            }),
+            user_identity: Some(UserIdentity {
+                auto_user: Some(AutoUserSpecification {
+                    scope: AutoUserScope::Task,
+                    elevation_level: ElevationLevel::NonAdmin,
+                }),
+            }),
+        }
+    }
+
+    fn output_container_url(&self) -> String {
+        format!("{}/{}", self.account_url, self.output_container)
+    }
+
+    /// The registry is named only when the pool identity can log in to it; otherwise the pool's
+    /// own container configuration (or a public image) has to provide access.
+    fn registry(&self) -> Option<ContainerRegistry> {
+        let identity = self.node_identity.as_ref()?;
+        if self.mode == SubmitMode::Job {
+            return None;
+        }
+        Some(ContainerRegistry {
+            registry_server: registry_server(&self.image)?.to_owned(),
+            identity_reference: Some(IdentityReference {
+                resource_id: identity.clone(),
+            }),
+        })
+    }
+
+    fn auto_pool(&self) -> serde_json::Value {
+        let (dedicated, low_priority) = if self.auto_pool_low_priority {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        serde_json::json!({
+            "autoPoolIdPrefix": "wc",
+            "poolLifetimeOption": "job",
+            "keepAlive": false,
+            "pool": {
+                "vmSize": self.auto_pool_vm_size,
+                "taskSlotsPerNode": 1,
+                "targetDedicatedNodes": dedicated,
+                "targetLowPriorityNodes": low_priority,
+                "virtualMachineConfiguration": {
+                    "imageReference": {
+                        "publisher": "microsoft-dsvm",
+                        "offer": "ubuntu-hpc",
+                        "sku": "2204",
+                        "version": "latest"
+                    },
+                    "nodeAgentSKUId": "batch.node.ubuntu 22.04",
+                    "containerConfiguration": {
+                        "type": "dockerCompatible",
+                        "containerImageNames": [self.image]
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// `wc-` + hex of SHA-256 over (account, container, blob, eTag), cut to Batch's 64 characters.
+/// Each part is length-prefixed so that no two different tuples hash the same bytes. A new
+/// eTag (an overwrite) gives a new id; a redelivery gives the same one.
+pub fn task_id(account: &str, container: &str, blob: &str, etag: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [account, container, blob, etag.trim_matches('"')] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let hex = hex::encode(hasher.finalize());
+    let mut id = String::with_capacity(64);
+    id.push_str(TASK_ID_PREFIX);
+    id.push_str(&hex[..64 - TASK_ID_PREFIX.len()]);
+    id
+}
+
+/// Job id in job-per-blob mode, derived from the task id (so equally deterministic).
+pub fn job_id(task_id: &str) -> String {
+    let hash = task_id.strip_prefix(TASK_ID_PREFIX).unwrap_or(task_id);
+    let mut id = String::from(JOB_ID_PREFIX);
+    id.push_str(&hash[..64 - JOB_ID_PREFIX.len()]);
+    id
+}
+
+/// `{blob}.wordcount.json`, or `long-names/{id}.wordcount.json` when that would be too long.
+pub fn output_blob_name(blob: &str, unique_id: &str) -> String {
+    let natural = format!("{blob}.wordcount.json");
+    if natural.chars().count() <= MAX_BLOB_NAME_CHARS {
+        natural
+    } else {
+        format!("{LONG_NAMES_PREFIX}{unique_id}.wordcount.json")
+    }
+}
+
+/// Virtual directory for a failed task's `stdout.txt` and `stderr.txt`:
+/// `{blob}.wordcount.logs/{id}`, or `long-names/{id}.wordcount.logs` when too long.
+pub fn logs_prefix(blob: &str, unique_id: &str) -> String {
+    let natural = format!("{blob}.wordcount.logs/{unique_id}");
+    if natural.chars().count() + "/stdout.txt".len() <= MAX_BLOB_NAME_CHARS {
+        natural
+    } else {
+        format!("{LONG_NAMES_PREFIX}{unique_id}.wordcount.logs")
+    }
+}
+
+/// The registry host of an image reference, if it names one (`example.azurecr.io/wc:1`), by the
+/// usual rule: the first component is a registry when it has a `.` or `:` or is `localhost`.
+pub fn registry_server(image: &str) -> Option<&str> {
+    let (first, _) = image.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then_some(first)
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => text[..i].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    const UAMI: &str = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool";
+
+    fn settings(extra: &[(&str, &str)]) -> Settings {
+        let mut map: HashMap<String, String> = [
+            ("STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net"),
+            (
+                "BATCH_ACCOUNT_URL",
+                "https://mybatch.westeurope.batch.azure.com",
+            ),
+            ("WORDCOUNT_IMAGE", "example.azurecr.io/wordcount:1.0.0"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            map.insert(k.to_string(), v.to_string());
+        }
+        Settings::from_lookup(|n| map.get(n).cloned()).unwrap()
+    }
+
+    fn blob(name: &str, etag: &str) -> BlobCreated {
+        BlobCreated {
+            event_id: "e-1".into(),
+            container: "input".into(),
+            blob: name.into(),
+            url: format!(
+                "https://acct.blob.core.windows.net/input/{}",
+                percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+            ),
+            etag: etag.into(),
+            api: "PutBlob".into(),
+            content_length: Some(10),
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        time::macros::datetime!(2026-03-14 09:26:53 UTC)
+    }
+
+    fn task(submission: Submission) -> TaskSpec {
+        match submission {
+            Submission::Task(t) => t,
+            other => panic!("expected a task, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ids_are_deterministic_bounded_and_change_with_the_etag() {
+        let a = task_id("acct", "input", "docs/a b.txt", "0x8D1");
+        assert_eq!(a, task_id("acct", "input", "docs/a b.txt", "\"0x8D1\""));
+        assert_ne!(a, task_id("acct", "input", "docs/a b.txt", "0x8D2"));
+        assert_ne!(a, task_id("acct2", "input", "docs/a b.txt", "0x8D1"));
+        assert_ne!(task_id("a", "bc", "d", "e"), task_id("ab", "c", "d", "e"));
+        assert_eq!(a.len(), 64);
+        assert!(a.starts_with("wc-"));
+        assert!(
+            a[3..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        let j = job_id(&a);
+        assert_eq!(j.len(), 64);
+        assert!(j.starts_with("wcj-") && crate::config::is_valid_batch_id(&j));
+    }
+
+    #[test]
+    fn identity_plan_matches_the_documented_body() {
+        let planner = Planner::from_settings(&settings(&[("BATCH_NODE_IDENTITY", UAMI)])).unwrap();
+        let b = blob("docs/a b.txt", "0x8DE62A1B3C4D5E7");
+        let t = task(planner.plan(&b, now()));
+        let id = task_id("acct", "input", "docs/a b.txt", "0x8DE62A1B3C4D5E7");
+        let expected = serde_json::json!({
+            "id": id,
+            "displayName": "input/docs/a b.txt",
+            "commandLine": "/wordcount -o wordcount.json input/data",
+            "containerSettings": {
+                "imageName": "example.azurecr.io/wordcount:1.0.0",
+                "registry": {"registryServer": "example.azurecr.io", "identityReference": {"resourceId": UAMI}},
+                "workingDirectory": "taskWorkingDirectory"
+            },
+            "resourceFiles": [{
+                "httpUrl": "https://acct.blob.core.windows.net/input/docs%2Fa%20b%2Etxt",
+                "filePath": "input/data",
+                "identityReference": {"resourceId": UAMI}
+            }],
+            "outputFiles": [
+                {"filePattern": "wordcount.json",
+                 "destination": {"container": {
+                     "containerUrl": "https://acct.blob.core.windows.net/output",
+                     "path": "docs/a b.txt.wordcount.json",
+                     "identityReference": {"resourceId": UAMI},
+                     "uploadHeaders": [{"name": "Content-Type", "value": "application/json"}]}},
+                 "uploadOptions": {"uploadCondition": "tasksuccess"}},
+                {"filePattern": "../std*.txt",
+                 "destination": {"container": {
+                     "containerUrl": "https://acct.blob.core.windows.net/output",
+                     "path": format!("docs/a b.txt.wordcount.logs/{id}"),
+                     "identityReference": {"resourceId": UAMI}}},
+                 "uploadOptions": {"uploadCondition": "taskfailure"}}
+            ],
+            "environmentSettings": [{"name": "WORDCOUNT_SOURCE", "value": "docs/a b.txt"}],
+            "constraints": {"maxWallClockTime": "PT1H", "retentionTime": "P1D", "maxTaskRetryCount": 2},
+            "userIdentity": {"autoUser": {"scope": "task", "elevationLevel": "nonadmin"}}
+        });
+        assert_eq!(serde_json::to_value(&t).unwrap(), expected);
+    }
+
+    #[test]
+    fn sas_plan_signs_read_for_the_blob_and_write_for_the_output_container() {
+        let planner = Planner::from_settings(&settings(&[("STORAGE_ACCOUNT_KEY", KEY)])).unwrap();
+        let t = task(planner.plan(&blob("a.txt", "0x1"), now()));
+        let input = &t.resource_files[0];
+        assert!(input.identity_reference.is_none());
+        assert!(
+            input
+                .http_url
+                .starts_with("https://acct.blob.core.windows.net/input/a%2Etxt?")
+        );
+        assert!(input.http_url.contains("sp=r&") || input.http_url.contains("sp=r"));
+        assert!(input.http_url.contains("sr=b"));
+        assert!(input.http_url.contains("spr=https&") || input.http_url.ends_with("spr=https"));
+        // Valid from 15 minutes before now until the task's longest lifetime (12 h queue +
+        // 3 tries of 1 h) plus 15 minutes.
+        assert!(
+            input.http_url.contains("st=2026-03-14T09%3A11%3A53Z"),
+            "{}",
+            input.http_url
+        );
+        assert!(
+            input.http_url.contains("se=2026-03-15T00%3A41%3A53Z"),
+            "{}",
+            input.http_url
+        );
+        let out = &t.output_files[0].destination.container;
+        assert!(
+            out.container_url
+                .starts_with("https://acct.blob.core.windows.net/output?")
+        );
+        assert!(out.container_url.contains("sp=cw"));
+        assert!(out.container_url.contains("sr=c"));
+        assert!(out.identity_reference.is_none());
+        // Without an identity the registry comes from the pool's configuration.
+        assert!(t.container_settings.unwrap().registry.is_none());
+    }
+
+    #[test]
+    fn blob_names_never_reach_the_command_line_or_file_paths() {
+        let planner = Planner::from_settings(&settings(&[("STORAGE_ACCOUNT_KEY", KEY)])).unwrap();
+        for name in [
+            "$(reboot).txt",
+            "../../etc/passwd",
+            "a;b",
+            "-o /etc/x",
+            "🎉",
+        ] {
+            let t = task(planner.plan(&blob(name, "0x1"), now()));
+            assert_eq!(t.command_line, COMMAND_LINE);
+            assert_eq!(t.resource_files[0].file_path, INPUT_PATH);
+            assert_eq!(t.output_files[0].file_pattern, RESULT_FILE);
+            assert_eq!(t.environment_settings[0].value, name);
+        }
+    }
+
+    #[test]
+    fn overlong_names_fall_back_to_the_long_names_folder() {
+        let planner = Planner::from_settings(&settings(&[("STORAGE_ACCOUNT_KEY", KEY)])).unwrap();
+        let name = "n".repeat(1024);
+        let t = task(planner.plan(&blob(&name, "0x1"), now()));
+        let result = t.output_files[0]
+            .destination
+            .container
+            .path
+            .as_deref()
+            .unwrap();
+        assert_eq!(result, format!("long-names/{}.wordcount.json", t.id));
+        let logs = t.output_files[1]
+            .destination
+            .container
+            .path
+            .as_deref()
+            .unwrap();
+        assert_eq!(logs, format!("long-names/{}.wordcount.logs", t.id));
+        assert_eq!(t.display_name.unwrap().chars().count(), 1024);
+        let short = task(planner.plan(&blob(&"n".repeat(1000), "0x1"), now()));
+        assert!(
+            short.output_files[0]
+                .destination
+                .container
+                .path
+                .as_deref()
+                .unwrap()
+                .ends_with("n.wordcount.json")
+        );
+    }
+
+    #[test]
+    fn job_mode_creates_a_job_with_an_auto_pool_and_the_task_as_job_manager() {
+        let planner = Planner::from_settings(&settings(&[
+            ("STORAGE_ACCOUNT_KEY", KEY),
+            ("BATCH_SUBMIT_MODE", "job"),
+            ("BATCH_AUTO_POOL_LOW_PRIORITY", "true"),
+        ]))
+        .unwrap();
+        let b = blob("a.txt", "0x1");
+        let Submission::Job(job) = planner.plan(&b, now()) else {
+            panic!("expected a job")
+        };
+        let tid = task_id("acct", "input", "a.txt", "0x1");
+        assert_eq!(job.id, job_id(&tid));
+        let manager = job.job_manager_task.as_ref().unwrap();
+        assert!(manager.kill_job_on_completion);
+        assert_eq!(manager.task.id, JOB_MANAGER_TASK_ID);
+        assert_eq!(
+            manager.task.output_files[1]
+                .destination
+                .container
+                .path
+                .as_deref(),
+            Some(format!("a.txt.wordcount.logs/{}", job.id).as_str())
+        );
+        let body = serde_json::to_value(&job).unwrap();
+        let pool = &body["poolInfo"]["autoPoolSpecification"];
+        assert_eq!(pool["poolLifetimeOption"], "job");
+        assert_eq!(pool["keepAlive"], false);
+        assert_eq!(pool["pool"]["targetLowPriorityNodes"], 1);
+        assert_eq!(
+            pool["pool"]["virtualMachineConfiguration"]["nodeAgentSKUId"],
+            "batch.node.ubuntu 22.04"
+        );
+        assert_eq!(body["jobManagerTask"]["killJobOnCompletion"], true);
+        assert_eq!(body["jobManagerTask"]["commandLine"], COMMAND_LINE);
+    }
+
+    #[test]
+    fn registry_servers() {
+        assert_eq!(
+            registry_server("example.azurecr.io/wordcount:1"),
+            Some("example.azurecr.io")
+        );
+        assert_eq!(registry_server("localhost:5000/wc"), Some("localhost:5000"));
+        assert_eq!(registry_server("library/wordcount"), None);
+        assert_eq!(registry_server("wordcount"), None);
+    }
+}

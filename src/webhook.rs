@@ -1,0 +1,128 @@
+//! Direct Event Grid delivery to `POST /api/events`, for hosting without the Functions host.
+//!
+//! Handles both schemas, batched or not, and both validation handshakes: the Event Grid schema's
+//! `SubscriptionValidation` event (answered with its code) and the CloudEvents `OPTIONS` request
+//! (answered with `WebHook-Allowed-Origin`). Status codes follow Event Grid's retry rules: 200 is
+//! success, 400 is dead-lettered at once, 503 and 500 are retried.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::event::{SUBSCRIPTION_VALIDATION, parse_delivery};
+use crate::intake::Disposition;
+
+#[derive(Debug, Deserialize)]
+pub struct KeyQuery {
+    code: Option<String>,
+}
+
+/// `POST /api/events`.
+pub async fn deliver(
+    State(state): State<AppState>,
+    Query(query): Query<KeyQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_key(&state, &query)?;
+    let kind = header_str(&headers, "aeg-event-type").unwrap_or("Notification");
+    let delivery_count = header_str(&headers, "aeg-delivery-count").unwrap_or("-");
+    let subscription = header_str(&headers, "aeg-subscription-name").unwrap_or("-");
+    let span = tracing::info_span!("delivery", kind, delivery_count, subscription);
+    async move {
+        if kind.eq_ignore_ascii_case("SubscriptionDeletion")
+            || kind.eq_ignore_ascii_case("Unsubscribe")
+        {
+            tracing::info!("subscription deleted");
+            return Ok(Json(json!({})).into_response());
+        }
+        let events = parse_delivery(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if kind.eq_ignore_ascii_case("SubscriptionValidation")
+            || events
+                .iter()
+                .any(|e| e.event_type == SUBSCRIPTION_VALIDATION)
+        {
+            let code = events
+                .iter()
+                .find(|e| e.event_type == SUBSCRIPTION_VALIDATION)
+                .and_then(|e| e.data.get("validationCode"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::BadRequest("a validation delivery without a validationCode".into())
+                })?;
+            tracing::info!("subscription validated");
+            return Ok(Json(json!({ "validationResponse": code })).into_response());
+        }
+        let report = state.intake.handle(events).await;
+        let status = match report.disposition() {
+            Disposition::Handled => StatusCode::OK,
+            Disposition::Rejected => StatusCode::BAD_REQUEST,
+            Disposition::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+            Disposition::Retry => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Ok((status, Json(report)).into_response())
+    }
+    .instrument(span)
+    .await
+}
+
+/// `OPTIONS /api/events`: the CloudEvents abuse-protection handshake.
+pub async fn handshake(
+    State(state): State<AppState>,
+    Query(query): Query<KeyQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_key(&state, &query)?;
+    let origin = header_str(&headers, "webhook-request-origin")
+        .ok_or_else(|| ApiError::BadRequest("WebHook-Request-Origin is missing".into()))?;
+    let origin = HeaderValue::from_str(origin)
+        .map_err(|_| ApiError::BadRequest("WebHook-Request-Origin is not a header value".into()))?;
+    tracing::info!(origin = ?origin, "webhook handshake");
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::HeaderName::from_static("webhook-allowed-origin"),
+                origin,
+            ),
+            (
+                header::HeaderName::from_static("webhook-allowed-rate"),
+                HeaderValue::from_static("*"),
+            ),
+            (header::ALLOW, HeaderValue::from_static("POST, OPTIONS")),
+        ],
+    )
+        .into_response())
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn check_key(state: &AppState, query: &KeyQuery) -> Result<(), ApiError> {
+    let Some(expected) = &state.webhook_key else {
+        return Ok(());
+    };
+    let given = query.code.as_deref().unwrap_or("");
+    if constant_time_eq(given.as_bytes(), expected.expose_secret().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (x, y) in a.iter().zip(b.iter()) {
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
