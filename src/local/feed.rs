@@ -293,11 +293,11 @@ fn event_time(t: OffsetDateTime) -> String {
 }
 
 /// (outcome, task id, detail) from the handler's answer, read tolerantly: the first
-/// `outcome`/`status`, `taskId`/`task_id` and `reason`/`error` strings found in `ReturnValue`.
+/// `outcome`/`status`, `taskId` and `reason`/`error` strings found in `ReturnValue`.
 fn summarize(answer: Value) -> (Option<String>, Option<String>, Option<String>) {
     let root = answer.get("ReturnValue").cloned().unwrap_or(answer);
     let outcome = find_string(&root, &["outcome", "status", "result"]);
-    let task_id = find_string(&root, &["taskId", "task_id", "id"]);
+    let task_id = find_string(&root, &["taskId", "task_id"]);
     let detail = find_string(&root, &["reason", "error", "message"]);
     (outcome, task_id, detail)
 }
