@@ -9,7 +9,9 @@ pub mod cli;
 pub mod input;
 pub mod pipeline;
 pub mod report;
+pub mod scan;
 pub mod split;
+mod table;
 pub mod tally;
 pub mod unicode;
 

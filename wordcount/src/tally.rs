@@ -1,11 +1,46 @@
 //! A tally of one or more pieces of input: totals and a word -> count table, mergeable so that
 //! each worker thread keeps its own and they are combined at the end.
 
-use crate::split::is_space;
+use crate::table::{BATCH, WordTable};
 use crate::{Mode, Options, unicode};
-use hashbrown::HashMap;
 
-type Table = HashMap<Box<[u8]>, u64, foldhash::fast::RandomState>;
+/// Receives the words of a piece. Words that live as long as the piece are queued and looked up
+/// in batches; others (freshly lower-cased) are looked up at once.
+pub trait Sink<'a> {
+    fn borrowed(&mut self, word: &'a [u8]);
+    fn transient(&mut self, word: &[u8]);
+}
+
+struct Batcher<'a, 't> {
+    table: &'t mut WordTable,
+    batch: [&'a [u8]; BATCH],
+    queued: usize,
+    words: u64,
+}
+
+impl Batcher<'_, '_> {
+    fn flush(&mut self) {
+        self.table.add_batch(&self.batch[..self.queued]);
+        self.queued = 0;
+    }
+}
+
+impl<'a> Sink<'a> for Batcher<'a, '_> {
+    #[inline(always)]
+    fn borrowed(&mut self, word: &'a [u8]) {
+        self.words += 1;
+        self.batch[self.queued] = word;
+        self.queued += 1;
+        if self.queued == BATCH {
+            self.flush();
+        }
+    }
+
+    fn transient(&mut self, word: &[u8]) {
+        self.words += 1;
+        self.table.add(word, 1);
+    }
+}
 
 /// Counts for the pieces seen so far.
 #[derive(Debug, Default, Clone)]
@@ -16,7 +51,7 @@ pub struct Tally {
     pub newlines: u64,
     /// Words, with repetitions.
     pub words: u64,
-    table: Table,
+    table: WordTable,
 }
 
 impl Tally {
@@ -30,21 +65,24 @@ impl Tally {
     pub fn add_piece(&mut self, piece: &mut [u8], options: Options) {
         self.bytes += piece.len() as u64;
         self.newlines += count_newlines(piece);
-        let table = &mut self.table;
-        let mut words = 0u64;
-        let mut add = |w: &[u8]| {
-            words += 1;
-            bump(table, w, 1);
+        let mut sink = Batcher {
+            table: &mut self.table,
+            batch: [&[]; BATCH],
+            queued: 0,
+            words: 0,
         };
         match options.mode {
             Mode::Whitespace => {
                 if options.lowercase {
                     piece.make_ascii_lowercase();
                 }
-                whitespace_words(piece, &mut add);
+                let piece: &[u8] = piece;
+                crate::scan::whitespace_words(piece, |w| sink.borrowed(w));
             }
-            Mode::Unicode => unicode::words(piece, &mut add),
+            Mode::Unicode => unicode::words(piece, &mut sink),
         }
+        sink.flush();
+        let words = sink.words;
         self.words += words;
     }
 
@@ -58,15 +96,7 @@ impl Tally {
         } else {
             (std::mem::take(&mut self.table), other.table)
         };
-        big.reserve(small.len());
-        for (word, n) in small {
-            match big.get_mut(&word) {
-                Some(count) => *count += n,
-                None => {
-                    big.insert(word, n);
-                }
-            }
-        }
+        small.for_each(|word, n| big.add(word, n));
         self.table = big;
     }
 
@@ -77,22 +107,14 @@ impl Tally {
 
     /// How often `word` was seen.
     pub fn get(&self, word: &[u8]) -> u64 {
-        self.table.get(word).copied().unwrap_or(0)
+        self.table.get(word)
     }
 
     /// The (word, count) pairs, in no particular order.
     pub fn into_counts(self) -> Vec<(Box<[u8]>, u64)> {
-        self.table.into_iter().collect()
-    }
-}
-
-#[inline]
-fn bump(table: &mut Table, word: &[u8], n: u64) {
-    match table.get_mut(word) {
-        Some(count) => *count += n,
-        None => {
-            table.insert(word.into(), n);
-        }
+        let mut counts = Vec::with_capacity(self.table.len());
+        self.table.for_each(|w, n| counts.push((w.into(), n)));
+        counts
     }
 }
 
@@ -108,26 +130,6 @@ fn count_newlines(piece: &[u8]) -> u64 {
         total += n as u64;
     }
     total + blocks.remainder().iter().filter(|&&b| b == b'\n').count() as u64
-}
-
-/// Calls `f` with every run of non-whitespace bytes.
-#[inline]
-pub fn whitespace_words(text: &[u8], mut f: impl FnMut(&[u8])) {
-    let n = text.len();
-    let mut i = 0;
-    while i < n {
-        while i < n && is_space(text[i]) {
-            i += 1;
-        }
-        if i == n {
-            break;
-        }
-        let start = i;
-        while i < n && !is_space(text[i]) {
-            i += 1;
-        }
-        f(&text[start..i]);
-    }
 }
 
 #[cfg(test)]

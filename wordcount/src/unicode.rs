@@ -4,6 +4,7 @@
 //! digits and `_` join; `:` `.` `'` join two letters; `,` `;` `.` `'` join two digits), so that a
 //! pure-ASCII piece never needs decoding or the segmenter. Tests check it against the segmenter.
 
+use crate::tally::Sink;
 use unicode_segmentation::UnicodeSegmentation;
 
 const OTHER: u8 = 0;
@@ -44,8 +45,9 @@ fn class(b: u8) -> u8 {
     CLASS[b as usize]
 }
 
-/// Calls `f` with every word of an ASCII piece, in order. The piece must start and end at word
-/// boundaries (see `split`).
+/// Calls `f` with every word of an ASCII piece, in order, one byte at a time. The piece must start
+/// and end at word boundaries (see `split`). Counting uses the equivalent block scanner
+/// [`crate::scan::ascii_words`]; this simpler form is its reference in tests.
 #[inline]
 pub fn ascii_words(text: &[u8], mut f: impl FnMut(&[u8])) {
     let n = text.len();
@@ -115,20 +117,22 @@ pub fn general_words(text: &[u8], mut f: impl FnMut(&[u8])) {
     }
 }
 
-/// Calls `f` with every word of a piece in unicode mode, lower-cased, taking the ASCII fast path
-/// line by line where it can. Lower-cases ASCII lines in place.
-pub fn words(text: &mut [u8], mut f: impl FnMut(&[u8])) {
+/// Sends every word of a piece in unicode mode, lower-cased, to `sink`, taking the ASCII fast
+/// path line by line where it can. Lower-cases ASCII lines in place.
+pub fn words<'a>(text: &'a mut [u8], sink: &mut impl Sink<'a>) {
     if text.is_ascii() {
         text.make_ascii_lowercase();
-        ascii_words(text, f);
+        let text: &'a [u8] = text;
+        crate::scan::ascii_words(text, |w| sink.borrowed(w));
         return;
     }
     for line in text.split_inclusive_mut(|&b| b == b'\n') {
         if line.is_ascii() {
             line.make_ascii_lowercase();
-            ascii_words(line, &mut f);
+            let line: &'a [u8] = line;
+            crate::scan::ascii_words(line, |w| sink.borrowed(w));
         } else {
-            general_words(line, &mut f);
+            general_words(line, |w| sink.transient(w));
         }
     }
 }

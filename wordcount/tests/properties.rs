@@ -187,6 +187,15 @@ proptest! {
     }
 
     #[test]
+    fn block_scanner_matches_byte_scanner(data in prop::collection::vec(ascii_text(), 1..4)) {
+        let data = data.concat();
+        let (mut blocks, mut bytes) = (Vec::new(), Vec::new());
+        wordcount::scan::ascii_words(&data, |w| blocks.push(w.to_vec()));
+        unicode::ascii_words(&data, |w| bytes.push(w.to_vec()));
+        prop_assert_eq!(blocks, bytes);
+    }
+
+    #[test]
     fn line_wise_fast_path_matches_segmenter(data in text()) {
         let mut slow: HashMap<Vec<u8>, u64> = HashMap::new();
         unicode::general_words(&data, |w| *slow.entry(w.to_vec()).or_default() += 1);
