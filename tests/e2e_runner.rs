@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use blob2batch::batch::models::{
-    EnvironmentSetting, HttpHeader, IdentityReference, OutputFile,
-    OutputFileBlobContainerDestination, OutputFileDestination, OutputFileUploadOptions,
+    EnvironmentSetting, HttpHeader, IdentityReference, JobManagerTask, JobSpec, OutputFile,
+    OutputFileBlobContainerDestination, OutputFileDestination, OutputFileUploadOptions, PoolInfo,
     ResourceFile, TaskSpec, UploadCondition,
 };
 use blob2batch::local::{Engine, LocalRunner, LocalRunnerOptions, RunnerEvent};
@@ -445,4 +445,36 @@ async fn concurrency_is_bounded() {
         .max()
         .unwrap();
     assert!(max <= 2, "{max} tasks ran at once");
+}
+
+#[tokio::test]
+async fn a_job_runs_its_job_manager_task_under_the_job_id() {
+    let f = fixture("job").await;
+    f.put("j.txt", "x y z").await;
+    let runner = f.runner();
+    let mut events = runner.subscribe();
+    let mut task = f.task("wc-job-task", "j.txt");
+    task.output_files[0].destination.container.path = Some("j.txt.wordcount.json".into());
+    let job = JobSpec {
+        id: "wcjob-1".into(),
+        display_name: None,
+        pool_info: PoolInfo {
+            pool_id: None,
+            auto_pool_specification: Some(serde_json::json!({"poolLifetimeOption": "job"})),
+        },
+        on_all_tasks_complete: None,
+        job_manager_task: Some(JobManagerTask {
+            task,
+            kill_job_on_completion: true,
+        }),
+    };
+    let items = [Submission::Job(job.clone())];
+    assert_eq!(runner.submit(&items).await[0], Ok(Accepted::Submitted));
+    assert_eq!(runner.submit(&items).await[0], Ok(Accepted::Duplicate));
+    match finished(&mut events, "wcjob-1").await {
+        RunnerEvent::Done { .. } => {}
+        other => panic!("expected Done, got {other:?}"),
+    }
+    let json = f.read_output("j.txt.wordcount.json").await.unwrap();
+    assert!(String::from_utf8_lossy(&json).contains("\"task\":\"wcjob-1\""));
 }

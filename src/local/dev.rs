@@ -227,7 +227,7 @@ async fn run_with_storage(
         .work_dir
         .clone()
         .unwrap_or_else(|| match &options.persist {
-            Some(dir) => dir.join("tasks"),
+            Some(dir) => dir.join("work"),
             None => std::env::temp_dir().join("blob2batch-dev"),
         });
     let runner = LocalRunner::new(LocalRunnerOptions {
@@ -275,7 +275,7 @@ async fn run_with_storage(
             account: account.clone(),
             container: input.clone(),
             target: target.clone(),
-            interval: Duration::from_millis(500),
+            interval: Duration::from_millis(250),
             parallel: 16,
         },
         feed_tx,
@@ -398,6 +398,7 @@ fn on_runner_event(
             id,
             display_name,
             duration,
+            phases,
             outputs,
             ..
         } => {
@@ -415,9 +416,12 @@ fn on_runner_event(
                 .collect::<Vec<_>>()
                 .join(", ");
             say(&format!(
-                "done      {} in {} ms{counts} -> {blobs}",
+                "done      {} in {} ms (fetch {}, run {}, upload {}){counts} -> {blobs}",
                 name(&id, &display_name),
-                duration.as_millis()
+                duration.as_millis(),
+                phases.fetch.as_millis(),
+                phases.run.as_millis(),
+                phases.upload.as_millis(),
             ));
         }
         RunnerEvent::Failed {

@@ -7,4 +7,4 @@ pub mod paths;
 pub mod put;
 pub mod runner;
 
-pub use runner::{Engine, LocalRunner, LocalRunnerOptions, RunnerEvent, UploadedOutput};
+pub use runner::{Engine, LocalRunner, LocalRunnerOptions, Phases, RunnerEvent, UploadedOutput};

@@ -1,11 +1,13 @@
 //! `blob2batch put FILE... [--prefix P]`: uploads files into the input container.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::storage::{BlobHttpHeaders, StorageAccount};
+use crate::storage::{BlobHttpHeaders, ContainerClient, StorageAccount};
 
 #[derive(Clone, Debug)]
 pub struct PutOptions {
@@ -56,55 +58,74 @@ pub async fn run(options: PutOptions) -> Result<Vec<String>, PutError> {
                 message: e.to_string(),
             })?;
     }
-    let mut names = Vec::new();
-    for file in &options.files {
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| PutError::NotAFile(file.clone()))?;
-        let blob = format!("{}{name}", options.prefix);
-        let started = Instant::now();
-        let last = Mutex::new(Instant::now() - Duration::from_secs(1));
-        let progress = |sent: u64, total: u64| {
-            if total < PROGRESS_FROM {
-                return;
-            }
-            let mut last = last.lock().expect("progress lock");
-            if sent < total && last.elapsed() < Duration::from_millis(250) {
-                return;
-            }
-            *last = Instant::now();
-            let pct = (sent * 100).checked_div(total).unwrap_or(100);
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r  {blob}: {} / {} ({pct}%)",
-                human_bytes(sent),
-                human_bytes(total)
-            );
-            if sent >= total {
-                let _ = writeln!(err);
-            }
-            let _ = err.flush();
-        };
-        let headers = BlobHttpHeaders::content_type(guess_content_type(&name));
-        let uploaded = container
-            .upload_file(&blob, file, &headers, Some(&progress))
-            .await
-            .map_err(|e| PutError::Upload {
-                path: file.clone(),
-                message: e.to_string(),
-            })?;
-        println!(
-            "uploaded {} -> {}/{blob} ({}, {} ms)",
-            file.display(),
-            options.container,
-            human_bytes(uploaded.size),
-            started.elapsed().as_millis()
+    // Small files go up several at a time; a large one shows its progress.
+    let container = &container;
+    let options = &options;
+    let results: Vec<Result<String, PutError>> = futures_util::stream::iter(
+        options
+            .files
+            .iter()
+            .map(|file| async move { upload_one(container, options, file).await }),
+    )
+    .buffered(PARALLEL_UPLOADS)
+    .collect()
+    .await;
+    results.into_iter().collect()
+}
+
+/// Files uploaded at once.
+const PARALLEL_UPLOADS: usize = 8;
+
+async fn upload_one(
+    container: &ContainerClient,
+    options: &PutOptions,
+    file: &Path,
+) -> Result<String, PutError> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| PutError::NotAFile(file.to_path_buf()))?;
+    let blob = format!("{}{name}", options.prefix);
+    let started = Instant::now();
+    let last = Mutex::new(Instant::now() - Duration::from_secs(1));
+    let progress = |sent: u64, total: u64| {
+        if total < PROGRESS_FROM {
+            return;
+        }
+        let mut last = last.lock().expect("progress lock");
+        if sent < total && last.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        *last = Instant::now();
+        let pct = (sent * 100).checked_div(total).unwrap_or(100);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r  {blob}: {} / {} ({pct}%)",
+            human_bytes(sent),
+            human_bytes(total)
         );
-        names.push(blob);
-    }
-    Ok(names)
+        if sent >= total {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    };
+    let headers = BlobHttpHeaders::content_type(guess_content_type(&name));
+    let uploaded = container
+        .upload_file(&blob, file, &headers, Some(&progress))
+        .await
+        .map_err(|e| PutError::Upload {
+            path: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    println!(
+        "uploaded {} -> {}/{blob} ({}, {} ms)",
+        file.display(),
+        options.container,
+        human_bytes(uploaded.size),
+        started.elapsed().as_millis()
+    );
+    Ok(blob)
 }
 
 fn guess_content_type(name: &str) -> &'static str {

@@ -68,6 +68,17 @@ pub struct UploadedOutput {
     pub bytes: u64,
 }
 
+/// Where a task's time went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Downloading the resource files.
+    pub fetch: Duration,
+    /// The command.
+    pub run: Duration,
+    /// Uploading the output files.
+    pub upload: Duration,
+}
+
 /// What happens to tasks, for whoever watches (the `dev` console, tests).
 #[derive(Clone, Debug)]
 pub enum RunnerEvent {
@@ -84,6 +95,7 @@ pub enum RunnerEvent {
         display_name: Option<String>,
         exit_code: i32,
         duration: Duration,
+        phases: Phases,
         outputs: Vec<UploadedOutput>,
         task_dir: PathBuf,
     },
@@ -286,7 +298,8 @@ impl LocalRunner {
             id: task.id.clone(),
             display_name: task.display_name.clone(),
         });
-        let outcome = self.execute(&task, &task_dir).await;
+        let mut phases = Phases::default();
+        let outcome = self.execute(&task, &task_dir, &mut phases).await;
         let duration = started.elapsed();
         let (event, summary) = match outcome {
             Outcome::Succeeded { exit_code, outputs } => (
@@ -295,10 +308,17 @@ impl LocalRunner {
                     display_name: task.display_name.clone(),
                     exit_code,
                     duration,
+                    phases,
                     outputs,
                     task_dir: task_dir.clone(),
                 },
-                serde_json::json!({"state": "succeeded", "exitCode": exit_code, "durationMs": duration.as_millis() as u64}),
+                serde_json::json!({
+                    "state": "succeeded", "exitCode": exit_code,
+                    "durationMs": duration.as_millis() as u64,
+                    "fetchMs": phases.fetch.as_millis() as u64,
+                    "runMs": phases.run.as_millis() as u64,
+                    "uploadMs": phases.upload.as_millis() as u64,
+                }),
             ),
             Outcome::Failed {
                 exit_code,
@@ -325,7 +345,7 @@ impl LocalRunner {
         let _ = self.inner.events.send(event);
     }
 
-    async fn execute(&self, task: &TaskSpec, task_dir: &Path) -> Outcome {
+    async fn execute(&self, task: &TaskSpec, task_dir: &Path, phases: &mut Phases) -> Outcome {
         let wd = task_dir.join("wd");
         // A task that runs again starts from a clean working directory.
         let _ = std::fs::remove_dir_all(&wd);
@@ -345,6 +365,7 @@ impl LocalRunner {
         };
 
         // Resource files.
+        let fetch_started = Instant::now();
         let mut fetched = Vec::new();
         for file in &task.resource_files {
             let result = self.fetch_resource(&wd, file).await;
@@ -362,8 +383,11 @@ impl LocalRunner {
             }
         }
 
+        phases.fetch = fetch_started.elapsed();
         // The command.
+        let run_started = Instant::now();
         let exit = self.run_command(task, task_dir, &wd, stdout, stderr).await;
+        phases.run = run_started.elapsed();
         // Resource files can be large and are not needed any more.
         for path in fetched {
             let _ = std::fs::remove_file(path);
@@ -377,7 +401,9 @@ impl LocalRunner {
             }
         };
         let success = failure.is_none();
+        let upload_started = Instant::now();
         let uploaded = self.upload_outputs(task, task_dir, &wd, success).await;
+        phases.upload = upload_started.elapsed();
         match (failure, uploaded) {
             (None, Ok(outputs)) => Outcome::Succeeded {
                 exit_code: exit_code.unwrap_or(0),
