@@ -228,6 +228,10 @@ async fn a_failing_task_leaves_its_logs_where_documented() {
         "{output}"
     );
     assert!(output.contains(&stderr_blob), "{output}");
+    assert!(
+        !output.contains("sig="),
+        "a SAS reached the console: {output}"
+    );
 }
 
 #[tokio::test]

@@ -119,3 +119,82 @@ async fn dev_starts_azurite_when_none_answers_and_stops_it() {
         "Azurite still answers after dev stopped"
     );
 }
+
+/// With `--func-host`, events go to the Functions host's Event Grid webhook; a 503 is retried.
+#[tokio::test]
+async fn func_host_deliveries_are_event_grid_notifications_retried_until_accepted() {
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::{Arc, Mutex};
+
+    let azurite = support::azurite::azurite();
+    let received: Arc<Mutex<Vec<(HeaderMap, String, String)>>> = Arc::default();
+    let app = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/runtime/webhooks/eventgrid",
+            axum::routing::post(
+                move |query: axum::extract::RawQuery, headers: HeaderMap, body: String| {
+                    let received = received.clone();
+                    async move {
+                        let mut all = received.lock().unwrap();
+                        all.push((headers, query.0.unwrap_or_default(), body));
+                        // The first delivery fails, as a busy host would.
+                        if all.len() == 1 {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            StatusCode::ACCEPTED
+                        }
+                    }
+                },
+            ),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let work = tempfile::tempdir().unwrap();
+    let mut env = azurite.env();
+    env.push(("INPUT_CONTAINER".into(), "func-in".into()));
+    env.push(("OUTPUT_CONTAINER".into(), "func-out".into()));
+    let dev = Dev::start(&env, &["--func-host", &host_url], work.path());
+    let etag = azurite
+        .account()
+        .container("func-in")
+        .unwrap()
+        .upload_bytes("f g.txt", b"x".to_vec(), &BlobHttpHeaders::default())
+        .await
+        .unwrap()
+        .etag
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while received.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "{}", dev.output().join("\n"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dev.stop().success());
+    let all = received.lock().unwrap().clone();
+    let (headers, query, body) = &all[1];
+    assert_eq!(query, "functionName=BlobCreated");
+    assert_eq!(headers["aeg-event-type"], "Notification");
+    let events: serde_json::Value = serde_json::from_str(body).unwrap();
+    let event = &events.as_array().expect("an array of events")[0];
+    assert_eq!(event["eventType"], "Microsoft.Storage.BlobCreated");
+    assert_eq!(
+        event["subject"],
+        "/blobServices/default/containers/func-in/blobs/f g.txt"
+    );
+    assert_eq!(event["data"]["eTag"], etag);
+    assert_eq!(
+        event["data"]["url"],
+        format!("{}/func-in/f%20g.txt", azurite.url)
+    );
+    // The retry carries the same event id, like an Event Grid redelivery.
+    let first: serde_json::Value = serde_json::from_str(&all[0].2).unwrap();
+    assert_eq!(first[0]["id"], event["id"]);
+    assert!(
+        dev.output()
+            .iter()
+            .any(|l| l.starts_with("retrying") && l.contains("503"))
+    );
+}
