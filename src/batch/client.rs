@@ -124,6 +124,8 @@ struct Reply {
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
+    /// Which attempt of its logical call produced this reply.
+    attempt: u32,
 }
 
 enum AttemptError {
@@ -495,7 +497,8 @@ impl BatchClient {
             let latency_ms = started.elapsed().as_millis() as u64;
             let path = call.url.path();
             let (mut err, server_wait) = match outcome {
-                Ok(Ok(reply)) => {
+                Ok(Ok(mut reply)) => {
+                    reply.attempt = attempt;
                     let request_id = header_string(&reply.headers, "request-id");
                     debug!(
                         method = %call.method,
@@ -630,6 +633,7 @@ impl BatchClient {
             status,
             headers,
             body,
+            attempt: 0,
         })
     }
 }
@@ -704,6 +708,7 @@ fn accepted_or_exists(
 fn error_from_reply(reply: &Reply, call: &Call) -> BatchError {
     let mut err = BatchError::from_response(reply.status, &reply.headers, &reply.body);
     err.client_request_id = Some(call.client_request_id.clone());
+    err.attempts = reply.attempt;
     err
 }
 

@@ -34,13 +34,19 @@ pub struct BatchError {
     pub request_id: Option<String>,
     /// Our `client-request-id` of the logical call (the same on every attempt).
     pub client_request_id: Option<String>,
-    /// HTTP attempts made for this logical call.
+    /// HTTP attempts made for this logical call (for an item of a task collection: how many
+    /// times the item was sent).
     pub attempts: u32,
 }
 
 impl BatchError {
     pub fn is_transient(&self) -> bool {
         self.kind == BatchErrorKind::Transient
+    }
+
+    /// The message on one line (Batch messages end with `RequestId:` and `Time:` lines).
+    pub fn message_line(&self) -> String {
+        one_line(&self.message)
     }
 
     /// True when the service answered with this error code (compared case-insensitively).

@@ -82,7 +82,7 @@ impl BatchTaskRunner {
                 error!(
                     job_id = %self.job_id,
                     code = e.code.as_deref(),
-                    message = %e.message,
+                    batch_message = %e.message_line(),
                     "cannot create the Batch job"
                 );
                 for i in missing_job {
@@ -201,14 +201,14 @@ fn to_submit_result(id: &str, result: Result<Accepted, BatchError>) -> SubmitRes
             error!(
                 id,
                 code = %code,
-                message = %e.message,
+                batch_message = %e.message_line(),
                 status = e.status,
                 request_id = e.request_id.as_deref(),
                 "Batch rejected the submission"
             );
             Err(SubmitError::Rejected {
                 code,
-                message: e.message,
+                message: e.message_line(),
             })
         }
     }
