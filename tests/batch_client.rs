@@ -799,3 +799,68 @@ async fn no_key_signature_or_token_reaches_the_logs_at_trace() {
     assert!(!text.contains("secret-bearer-token"));
     assert!(!text.to_ascii_lowercase().contains("authorization:"));
 }
+
+/// Signs a body-less GET the way the documentation describes, to probe the fake's own checks.
+fn signed_get(
+    fake: &FakeBatch,
+    path: &str,
+    api_version: &str,
+    date: &str,
+) -> reqwest::RequestBuilder {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let string_to_sign = format!(
+        "GET\n\n\n\n\n\n\n\n\n\n\n\nocp-date:{date}\n/{}{path}\napi-version:{api_version}",
+        fake_batch::ACCOUNT
+    );
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(fake_batch::KEY)
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(string_to_sign.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    reqwest::Client::new()
+        .get(format!(
+            "{}{}?api-version={api_version}",
+            fake.url().as_str().trim_end_matches('/'),
+            path
+        ))
+        .header("ocp-date", date)
+        .header(
+            "authorization",
+            format!("SharedKey {}:{signature}", fake_batch::ACCOUNT),
+        )
+}
+
+#[tokio::test]
+async fn the_fake_checks_dates_and_api_versions_like_the_service() {
+    let fake = fake_with_job().await;
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let now = time::OffsetDateTime::now_utc();
+    let fresh = now.format(format).unwrap();
+    let stale = (now - time::Duration::minutes(16)).format(format).unwrap();
+    let path = "/jobs/wordcount/tasks/missing";
+
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let ok = signed_get(&fake, path, "2025-06-01", &fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(ok), 404, "a valid request reaches the handler");
+    let old = signed_get(&fake, path, "2025-06-01", &stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(old), 403);
+    let version = signed_get(&fake, path, "2024-07-01.20.0", &fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.status().as_u16(), 400);
+    let body: serde_json::Value = version.json().await.unwrap();
+    assert_eq!(body["code"], "UnsupportedRequestVersion");
+    assert_eq!(body["message"]["lang"], "en-US");
+    assert!(body["odata.metadata"].is_string());
+}
