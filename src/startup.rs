@@ -7,7 +7,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, app};
-use crate::config::Settings;
+use crate::batch::{
+    BatchClient, BatchClientOptions, BatchConfigError, BatchCredential, BatchTaskRunner,
+    RetryOptions, entra_credential_from_env,
+};
+use crate::config::{RunnerKind, Settings};
 use crate::filter::EventFilter;
 use crate::intake::Intake;
 use crate::plan::Planner;
@@ -23,6 +27,47 @@ pub enum StartupError {
     },
     #[error("STORAGE_ACCOUNT_KEY: {0}")]
     StorageKey(#[from] InvalidAccountKey),
+    #[error("Batch client: {0}")]
+    Batch(#[from] BatchConfigError),
+    #[error("local runner: {0}")]
+    Local(String),
+}
+
+/// The runner `RUNNER` asks for. Builds credentials but fetches no token: start-up stays fast
+/// (the Functions host gives a handler seconds to answer its first probe).
+pub fn runner_from_settings(settings: &Settings) -> Result<Arc<dyn TaskRunner>, StartupError> {
+    match settings.runner {
+        RunnerKind::Batch => Ok(Arc::new(batch_runner(settings)?)),
+        RunnerKind::Local => Err(StartupError::Local(
+            "RUNNER=local is available through `blob2batch dev`".into(),
+        )),
+    }
+}
+
+fn batch_runner(settings: &Settings) -> Result<BatchTaskRunner, StartupError> {
+    use secrecy::ExposeSecret;
+    let batch = &settings.batch;
+    let endpoint = batch
+        .account_url
+        .clone()
+        .expect("settings validation requires BATCH_ACCOUNT_URL with RUNNER=batch");
+    let credential = match (&batch.account_key, &batch.account_name) {
+        (Some(key), Some(account)) => {
+            BatchCredential::shared_key(account.clone(), key.expose_secret())
+        }
+        _ => BatchCredential::Token(entra_credential_from_env()?),
+    };
+    let mut options = BatchClientOptions::new(endpoint, credential);
+    options.retry = RetryOptions {
+        budget: batch.retry_budget,
+        ..RetryOptions::default()
+    };
+    let client = BatchClient::new(options)?;
+    Ok(BatchTaskRunner::new(
+        client,
+        batch.job_id.clone(),
+        batch.pool_id.clone(),
+    ))
 }
 
 /// A bound, not yet serving, handler. Knows its port before it runs, so tests can use port 0.
