@@ -330,6 +330,12 @@ async fn unreachable_batch_is_a_transient_error_within_the_budget() {
     assert_eq!(err.kind, BatchErrorKind::Transient);
     assert_eq!(err.status, None);
     assert!(err.attempts >= 1);
+    let shown = err.to_string();
+    assert!(
+        shown.contains("Connection refused") || shown.contains("connect"),
+        "{shown}"
+    );
+    assert!(!shown.contains("api-version"), "{shown}");
     assert!(
         elapsed < budget + Duration::from_secs(3),
         "took {elapsed:?}"

@@ -1,5 +1,25 @@
 //! Azure Batch REST client: authentication (Shared Key, Entra ID), wire models, errors and retries.
 //! There is no Rust SDK for the Batch data plane, so the few calls we need are written here.
+//!
+//! Start-up builds one [`BatchClient`] and hands a [`BatchTaskRunner`] to the handler:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use blob2batch::batch::{
+//!     BatchClient, BatchClientOptions, BatchCredential, BatchTaskRunner, entra_credential_from_env,
+//! };
+//!
+//! let endpoint = url::Url::parse("https://acct.westeurope.batch.azure.com")?;
+//! let credential = match std::env::var("BATCH_ACCOUNT_KEY") {
+//!     Ok(key) => BatchCredential::shared_key("acct", key),
+//!     Err(_) => BatchCredential::Token(entra_credential_from_env()?),
+//! };
+//! let client = BatchClient::new(BatchClientOptions::new(endpoint, credential))?;
+//! let runner = BatchTaskRunner::new(client, "wordcount", "wordcount");
+//! # let _ = runner;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod client;
 pub mod credential;
