@@ -185,6 +185,7 @@ module batch 'modules/batch.bicep' = {
     functionIdentityPrincipalId: identities.outputs.functionIdentityPrincipalId
     image: wordcountImage
     registryServer: registry.outputs.loginServer
+    userPrincipalId: principalId
   }
 }
 

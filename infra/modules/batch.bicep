@@ -44,8 +44,13 @@ param image string
 @description('Login server of the registry holding the image.')
 param registryServer string
 
+@description('Optional principal id of a user who may read pools, jobs and tasks (Azure Batch Account Reader).')
+param userPrincipalId string = ''
+
 // Azure Batch Job Submitter: data actions on jobs and job schedules only.
 var jobSubmitter = '48e5e92e-a480-4e71-aa9c-2778f4c13781'
+// Azure Batch Account Reader: read-only, for the deploying user to inspect the pool and tasks.
+var accountReader = '11076f67-66f6-4be0-8f6b-f0609fd05cc9'
 
 // Autoscale. $PendingTasks counts active and running tasks, so nodes stay while tasks run.
 // Samples arrive about a minute late: look back 3 minutes, and only trust the samples when at
@@ -139,6 +144,15 @@ resource functionSubmitsJobs 'Microsoft.Authorization/roleAssignments@2022-04-01
     principalId: functionIdentityPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', jobSubmitter)
+  }
+}
+
+resource userReadsAccount 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(account.id, userPrincipalId, accountReader)
+  scope: account
+  properties: {
+    principalId: userPrincipalId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', accountReader)
   }
 }
 

@@ -230,9 +230,10 @@ class Batch(unittest.TestCase):
         self.assertIn("min(${maxNodes}", formula)
 
     def test_function_may_only_submit_jobs(self):
-        (scope, role), = role_assignments(self.batch)
-        self.assertEqual(scope, "account")
-        self.assertIn("jobSubmitter", role)
+        res = self.batch["resources"]["functionSubmitsJobs"]["config"]
+        self.assertEqual(res["scope"], "account")
+        self.assertIn("jobSubmitter", strings(res["properties"]["roleDefinitionId"]))
+        self.assertEqual(res["properties"]["principalId"], "functionIdentityPrincipalId")
         self.assertIn(ROLE["job_submitter"], text("infra/modules/batch.bicep"))
 
 
