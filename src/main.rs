@@ -2,11 +2,14 @@
 //!
 //! Exit codes: 0 success, 1 a runtime failure, 2 a usage or settings error.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use blob2batch::config::Settings;
+use blob2batch::local::dev::{self, DevOptions};
+use blob2batch::local::put::{self, PutOptions};
 use blob2batch::startup::{Application, runner_from_settings, shutdown_signal};
 use blob2batch::telemetry;
 
@@ -19,26 +22,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the custom handler (what host.json starts); settings come from the environment.
+    /// Run the custom handler (what host.json starts); listens on FUNCTIONS_CUSTOMHANDLER_PORT.
     Serve,
+    /// Run the whole pipeline on this machine: Azurite, the handler with the local runner, and a
+    /// feed that turns new blobs in the input container into BlobCreated events.
+    Dev {
+        /// Keep Azurite's data (and the task work directory) in this folder instead of in memory.
+        #[arg(long, value_name = "DIR")]
+        persist: Option<PathBuf>,
+        /// Deliver events through this Functions host (`func start`, e.g. http://localhost:7071).
+        #[arg(long, value_name = "URL")]
+        func_host: Option<String>,
+        /// Run tasks in the container image with podman (LOCAL_PODMAN_IMAGE or WORDCOUNT_IMAGE).
+        #[arg(long)]
+        podman: bool,
+    },
+    /// Upload files into the input container (same settings as `dev`).
+    Put {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Prefix for the blob names (e.g. `docs/`); the blob name is prefix + file name.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve => serve(),
+    let interactive = !matches!(cli.command, Command::Serve);
+    if interactive && std::env::var_os("RUST_LOG").is_none() {
+        // `dev` and `put` print their own progress; logs are for problems only.
+        // SAFETY: still single-threaded; nothing reads the environment concurrently.
+        unsafe { std::env::set_var("RUST_LOG", "warn") };
     }
-}
-
-fn serve() -> ExitCode {
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("blob2batch: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    telemetry::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -46,23 +62,72 @@ fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
-        let result = async {
-            let runner = runner_from_settings(&settings)?;
-            let application = Application::build(settings, runner).await?;
-            application
-                .run_until_stopped(shutdown_signal())
-                .await
-                .map_err(|e| format!("server error: {e}").into())
-        }
-        .await;
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err::<(), Box<dyn std::error::Error>>(error) => {
-                tracing::error!(%error, "stopped");
-                eprintln!("blob2batch: {error}");
-                ExitCode::FAILURE
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve().await,
+            Command::Dev {
+                persist,
+                func_host,
+                podman,
+            } => {
+                telemetry::init_with(false, std::io::stderr);
+                let options = DevOptions {
+                    persist,
+                    func_host,
+                    podman,
+                    ..DevOptions::default()
+                };
+                report("dev", dev::run(options).await.map(drop))
+            }
+            Command::Put { files, prefix } => {
+                telemetry::init_with(false, std::io::stderr);
+                let setup = match dev::resolve(dev::process_env()) {
+                    Ok(setup) => setup,
+                    Err(error) => return settings_error("put", &error),
+                };
+                let options = PutOptions {
+                    container: setup.settings.input_container.clone(),
+                    account: setup.account,
+                    files,
+                    prefix,
+                    create_container: true,
+                };
+                report("put", put::run(options).await.map(drop))
             }
         }
     })
+}
+
+async fn serve() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return settings_error("serve", &error),
+    };
+    telemetry::init();
+    let result: Result<(), Box<dyn std::error::Error>> = async {
+        let runner = runner_from_settings(&settings)?;
+        let application = Application::build(settings, runner).await?;
+        application.run_until_stopped(shutdown_signal()).await?;
+        Ok(())
+    }
+    .await;
+    if let Err(error) = &result {
+        tracing::error!(%error, "stopped");
+    }
+    report("serve", result)
+}
+
+fn settings_error(command: &str, error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("blob2batch {command}: {error}");
+    ExitCode::from(2)
+}
+
+fn report<E: std::fmt::Display>(command: &str, result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("blob2batch {command}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

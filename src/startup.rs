@@ -12,6 +12,9 @@ use crate::batch::{
     RetryOptions, entra_credential_from_env,
 };
 use crate::config::{RunnerKind, Settings};
+use crate::local::dev::find_wordcount;
+use crate::local::runner::default_concurrency;
+use crate::local::{Engine, LocalRunner, LocalRunnerOptions};
 use crate::filter::EventFilter;
 use crate::intake::Intake;
 use crate::plan::Planner;
@@ -38,10 +41,30 @@ pub enum StartupError {
 pub fn runner_from_settings(settings: &Settings) -> Result<Arc<dyn TaskRunner>, StartupError> {
     match settings.runner {
         RunnerKind::Batch => Ok(Arc::new(batch_runner(settings)?)),
-        RunnerKind::Local => Err(StartupError::Local(
-            "RUNNER=local is available through `blob2batch dev`".into(),
-        )),
+        RunnerKind::Local => Ok(Arc::new(local_runner(settings)?)),
     }
+}
+
+fn local_runner(settings: &Settings) -> Result<LocalRunner, StartupError> {
+    let local = &settings.local;
+    let engine = match &local.podman_image {
+        Some(image) => Engine::Podman {
+            image: image.clone(),
+        },
+        None => Engine::Process {
+            wordcount_bin: find_wordcount(local.wordcount_bin.as_deref())
+                .map_err(|e| StartupError::Local(e.to_string()))?,
+        },
+    };
+    LocalRunner::new(LocalRunnerOptions {
+        work_dir: local
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("blob2batch-serve")),
+        concurrency: local.concurrency.unwrap_or_else(default_concurrency),
+        engine,
+    })
+    .map_err(|e| StartupError::Local(e.to_string()))
 }
 
 fn batch_runner(settings: &Settings) -> Result<BatchTaskRunner, StartupError> {

@@ -1,6 +1,5 @@
-//! The `wordcount` command.
+//! The `wordcount` command; everything but the process boundary lives in the library's `cli`.
 
-fn main() {
-    eprintln!("wordcount: not yet implemented");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    wordcount::cli::main(std::env::args_os().skip(1))
 }

@@ -1,0 +1,542 @@
+//! `blob2batch dev`: the whole pipeline on this machine.
+//!
+//! Storage at `STORAGE_ACCOUNT_URL` (default: Azurite's well-known account; started here when
+//! nothing answers on that loopback address), the input and output containers, the handler with
+//! the local runner on an ephemeral port, and the feed that delivers a BlobCreated event for each
+//! new blob. Prints one line per step of each file; stops everything it started on Ctrl-C/SIGTERM.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::feed::{self, FeedEvent, FeedOptions, FeedTarget};
+use super::put::human_bytes;
+use super::runner::{Engine, LocalRunner, LocalRunnerOptions, RunnerEvent, default_concurrency};
+use crate::config::{RunnerKind, Settings};
+use crate::storage::azurite::{self, AzuriteOptions, AzuriteProcess};
+use crate::storage::{StorageAccount, StorageAccountKey};
+use secrecy::ExposeSecret as _;
+
+pub type ShutdownSignal = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+#[derive(Default)]
+pub struct DevOptions {
+    /// Keep Azurite's data in this folder (when `dev` starts Azurite); in memory otherwise.
+    pub persist: Option<PathBuf>,
+    /// Deliver events to this Functions host (`func start`) instead of the handler directly.
+    pub func_host: Option<String>,
+    /// Run tasks in the container image with podman instead of the local `wordcount` binary.
+    pub podman: bool,
+    /// Resolves when `dev` should stop; default: Ctrl-C or SIGTERM.
+    pub shutdown: Option<ShutdownSignal>,
+    /// Environment lookup (default: the process environment).
+    pub env: Option<Env>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DevSummary {
+    /// Blob versions delivered.
+    pub seen: usize,
+    pub done: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "nothing answers at {0}, and it is not a loopback address where Azurite could be started"
+    )]
+    StorageUnreachable(String),
+    #[error(transparent)]
+    Azurite(#[from] azurite::AzuriteError),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error(
+        "the wordcount program was not found ({0}). Build it with `cargo build --release -p wordcount` \
+         (or set LOCAL_WORDCOUNT_BIN to its path)"
+    )]
+    WordcountMissing(String),
+    #[error("local runner: {0}")]
+    Runner(String),
+    #[error("handler: {0}")]
+    Handler(String),
+}
+
+/// Settings for the local pipeline and `put`, with the local defaults: Azurite's well-known
+/// account when `STORAGE_ACCOUNT_URL` is unset (and its key for a loopback URL without
+/// `STORAGE_ACCOUNT_KEY`), `RUNNER=local`, the handler on an ephemeral loopback port.
+pub struct LocalSetup {
+    pub settings: Settings,
+    pub account: StorageAccount,
+    pub url: url::Url,
+    pub loopback: bool,
+}
+
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process environment (empty values count as unset).
+pub fn process_env() -> Env {
+    Arc::new(|k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+pub fn resolve(env: Env) -> Result<LocalSetup, DevError> {
+    let storage_url =
+        env("STORAGE_ACCOUNT_URL").unwrap_or_else(|| azurite::DEFAULT_BLOB_URL.to_string());
+    let parsed = url::Url::parse(&storage_url)
+        .map_err(|e| DevError::Config(format!("STORAGE_ACCOUNT_URL `{storage_url}`: {e}")))?;
+    let loopback = is_loopback(parsed.host_str().unwrap_or_default());
+    let key_default = (loopback && env("STORAGE_ACCOUNT_KEY").is_none())
+        .then(|| azurite::WELL_KNOWN_KEY.to_string());
+    let lookup = {
+        let storage_url = storage_url.clone();
+        move |name: &str| -> Option<String> {
+            match name {
+                "RUNNER" => Some("local".into()),
+                // The handler listens on an ephemeral loopback port.
+                "FUNCTIONS_CUSTOMHANDLER_PORT" => Some("0".into()),
+                "LISTEN_ADDRESS" => Some("127.0.0.1".into()),
+                "STORAGE_ACCOUNT_URL" => Some(storage_url.clone()),
+                "STORAGE_ACCOUNT_KEY" => env(name).or_else(|| key_default.clone()),
+                _ => env(name),
+            }
+        }
+    };
+    let settings = Settings::from_lookup(lookup).map_err(|e| DevError::Config(e.to_string()))?;
+    if settings.runner != RunnerKind::Local {
+        return Err(DevError::Config(
+            "the local pipeline runs with RUNNER=local".into(),
+        ));
+    }
+    let Some(secret) = settings.storage.account_key.as_ref() else {
+        return Err(DevError::Config(
+            "STORAGE_ACCOUNT_KEY is needed here (tasks get SAS URLs signed with it)".into(),
+        ));
+    };
+    let key = StorageAccountKey::new(
+        settings.storage.account_name.clone(),
+        secret.expose_secret(),
+    )
+    .map_err(|e| DevError::Config(format!("STORAGE_ACCOUNT_KEY: {e}")))?;
+    let account = StorageAccount::new(settings.storage.account_url.as_str(), key);
+    Ok(LocalSetup {
+        settings,
+        account,
+        url: parsed,
+        loopback,
+    })
+}
+
+/// Runs until the shutdown signal; returns what happened.
+pub async fn run(options: DevOptions) -> Result<DevSummary, DevError> {
+    let started = Instant::now();
+    let env: Env = options.env.clone().unwrap_or_else(process_env);
+
+    let local = resolve(env.clone())?;
+    let LocalSetup {
+        settings,
+        account,
+        url: parsed,
+        loopback,
+    } = local;
+    let host = parsed.host_str().unwrap_or_default().to_string();
+
+    // Storage: use what answers, or start Azurite on that loopback address.
+    let mut azurite_process: Option<AzuriteProcess> = None;
+    if !azurite::is_reachable(account.url()).await {
+        if !loopback {
+            return Err(DevError::StorageUnreachable(account.url().to_string()));
+        }
+        let port = parsed.port_or_known_default().unwrap_or(10000);
+        let process = azurite::start(AzuriteOptions {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            persist: options.persist.clone(),
+            debug_log: None,
+        })
+        .await?;
+        azurite_process = Some(process);
+    }
+    let storage_note = if azurite_process.is_some() {
+        match &options.persist {
+            Some(dir) => format!("Azurite started, data in {}", dir.display()),
+            None => "Azurite started, in memory".to_string(),
+        }
+    } else {
+        "already running".to_string()
+    };
+
+    let result = run_with_storage(
+        options,
+        settings,
+        account,
+        started,
+        storage_note,
+        env.clone(),
+    )
+    .await;
+    if let Some(process) = azurite_process {
+        process.stop().await;
+    }
+    result
+}
+
+async fn run_with_storage(
+    options: DevOptions,
+    settings: Settings,
+    account: StorageAccount,
+    started: Instant,
+    storage_note: String,
+    env: Env,
+) -> Result<DevSummary, DevError> {
+    for container in [&settings.input_container, &settings.output_container] {
+        account
+            .container(container)
+            .map_err(|e| DevError::Storage(e.to_string()))?
+            .create_if_missing()
+            .await
+            .map_err(|e| DevError::Storage(format!("creating container `{container}`: {e}")))?;
+    }
+
+    // The runner.
+    let engine = if options.podman {
+        Engine::Podman {
+            image: settings
+                .local
+                .podman_image
+                .clone()
+                .or_else(|| env("WORDCOUNT_IMAGE"))
+                .unwrap_or_else(|| "localhost/wordcount:latest".into()),
+        }
+    } else {
+        Engine::Process {
+            wordcount_bin: find_wordcount(settings.local.wordcount_bin.as_deref())?,
+        }
+    };
+    let work_dir = settings
+        .local
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| match &options.persist {
+            Some(dir) => dir.join("tasks"),
+            None => std::env::temp_dir().join("blob2batch-dev"),
+        });
+    let runner = LocalRunner::new(LocalRunnerOptions {
+        work_dir: work_dir.clone(),
+        concurrency: settings
+            .local
+            .concurrency
+            .unwrap_or_else(default_concurrency),
+        engine: engine.clone(),
+    })
+    .map_err(|e| DevError::Runner(e.to_string()))?;
+    let mut runner_events = runner.subscribe();
+
+    // The handler, on an ephemeral port.
+    let input = settings.input_container.clone();
+    let output = settings.output_container.clone();
+    let application = crate::startup::Application::build(settings, Arc::new(runner.clone()))
+        .await
+        .map_err(|e| DevError::Handler(e.to_string()))?;
+    let port = application.port();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let handler_stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let handler = tokio::spawn(application.run_until_stopped(handler_stop));
+
+    // The feed.
+    let handler_url = format!("http://127.0.0.1:{port}");
+    let target = match &options.func_host {
+        Some(url) => FeedTarget::FunctionsHost(url.clone()),
+        None => FeedTarget::Handler(handler_url.clone()),
+    };
+    let (feed_tx, mut feed_events) = mpsc::unbounded_channel();
+    let feed_stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let feed = tokio::spawn(feed::run(
+        FeedOptions {
+            account: account.clone(),
+            container: input.clone(),
+            target: target.clone(),
+            interval: Duration::from_millis(500),
+            parallel: 16,
+        },
+        feed_tx,
+        feed_stop,
+    ));
+
+    let engine_note = match &engine {
+        Engine::Process { wordcount_bin } => format!("wordcount {}", wordcount_bin.display()),
+        Engine::Podman { image } => format!("podman image {image}"),
+    };
+    say(&format!(
+        "ready in {:.2} s\n  storage  {} ({storage_note})\n  input    {}/{input}\n  output   {}/{output}\n  handler  {handler_url}{}\n  runner   {engine_note}, work dir {}\n  drop files with: blob2batch put FILE...  (or Azure Storage Explorer / az storage blob upload against the emulator)",
+        started.elapsed().as_secs_f64(),
+        account.url(),
+        account.url(),
+        account.url(),
+        match &options.func_host {
+            Some(url) => format!(" (events delivered through the Functions host at {url})"),
+            None => String::new(),
+        },
+        work_dir.display(),
+    ));
+
+    let mut shutdown = options
+        .shutdown
+        .unwrap_or_else(|| Box::pin(shutdown_signal()));
+    let mut summary = DevSummary::default();
+    let mut names: HashMap<String, String> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(event) = feed_events.recv() => on_feed_event(event, &mut names, &mut summary),
+            event = runner_events.recv() => match event {
+                Ok(event) => on_runner_event(event, &names, &output, &mut summary),
+                Err(broadcast::error::RecvError::Lagged(n)) => say(&format!("({n} task events not shown)")),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+
+    say("stopping...");
+    let _ = stop_tx.send(true);
+    let _ = feed.await;
+    match tokio::time::timeout(Duration::from_secs(5), handler).await {
+        Ok(Ok(Err(e))) => say(&format!("handler stopped with an error: {e}")),
+        Err(_) => say("handler did not stop within 5 s"),
+        _ => {}
+    }
+    runner.shutdown().await;
+    say(&format!(
+        "summary: {} file(s) seen, {} done, {} failed{}",
+        summary.seen,
+        summary.done,
+        summary.failed,
+        match runner.pending() {
+            0 => String::new(),
+            n => format!(", {n} unfinished (run again when dev restarts with the same work dir)"),
+        }
+    ));
+    Ok(summary)
+}
+
+fn on_feed_event(event: FeedEvent, names: &mut HashMap<String, String>, summary: &mut DevSummary) {
+    match event {
+        FeedEvent::Delivered {
+            blob,
+            size,
+            outcome,
+            task_id,
+            detail,
+            ..
+        } => {
+            summary.seen += 1;
+            if let Some(id) = &task_id {
+                names.insert(id.to_ascii_lowercase(), blob.clone());
+            }
+            let outcome = outcome
+                .unwrap_or_else(|| "delivered".into())
+                .to_ascii_lowercase();
+            let task = task_id.map(|id| format!(" task {id}")).unwrap_or_default();
+            let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
+            say(&format!(
+                "received  {blob} ({}) ->{task} [{outcome}{detail}]",
+                human_bytes(size)
+            ));
+        }
+        FeedEvent::Retrying { blob, error, .. } => {
+            say(&format!(
+                "retrying  {blob}: delivery failed ({error}); will retry"
+            ));
+        }
+        FeedEvent::ListFailed { error } => {
+            say(&format!("listing the input container failed: {error}"))
+        }
+    }
+}
+
+fn on_runner_event(
+    event: RunnerEvent,
+    names: &HashMap<String, String>,
+    output: &str,
+    summary: &mut DevSummary,
+) {
+    let name = |id: &str, display: &Option<String>| -> String {
+        names
+            .get(&id.to_ascii_lowercase())
+            .cloned()
+            .or_else(|| display.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    match event {
+        RunnerEvent::Received { .. } => {}
+        RunnerEvent::Running { id, display_name } => {
+            say(&format!(
+                "running   {} (task {id})",
+                name(&id, &display_name)
+            ));
+        }
+        RunnerEvent::Done {
+            id,
+            display_name,
+            duration,
+            outputs,
+            ..
+        } => {
+            summary.done += 1;
+            let counts = outputs
+                .iter()
+                .find(|o| o.blob.ends_with(".json"))
+                .and_then(|o| read_counts(&o.file));
+            let counts = counts
+                .map(|(w, u)| format!(": {w} words, {u} distinct"))
+                .unwrap_or_default();
+            let blobs = outputs
+                .iter()
+                .map(|o| format!("{output}/{}", o.blob))
+                .collect::<Vec<_>>()
+                .join(", ");
+            say(&format!(
+                "done      {} in {} ms{counts} -> {blobs}",
+                name(&id, &display_name),
+                duration.as_millis()
+            ));
+        }
+        RunnerEvent::Failed {
+            id,
+            display_name,
+            reason,
+            stderr_tail,
+            outputs,
+            task_dir,
+            ..
+        } => {
+            summary.failed += 1;
+            let mut text = format!(
+                "FAILED    {} (task {id}): {reason}",
+                name(&id, &display_name)
+            );
+            let tail: Vec<&str> = stderr_tail.lines().rev().take(5).collect();
+            for line in tail.into_iter().rev() {
+                text.push_str(&format!("\n    stderr| {line}"));
+            }
+            let logs: Vec<String> = outputs
+                .iter()
+                .map(|o| format!("{output}/{}", o.blob))
+                .collect();
+            if logs.is_empty() {
+                text.push_str(&format!("\n    logs: {}", task_dir.display()));
+            } else {
+                text.push_str(&format!(
+                    "\n    logs: {} (local copy in {})",
+                    logs.join(", "),
+                    task_dir.display()
+                ));
+            }
+            say(&text);
+        }
+    }
+}
+
+fn read_counts(path: &Path) -> Option<(u64, u64)> {
+    // The document ends with the counts; `words` and `unique_words` come first, so a prefix does.
+    use std::io::Read as _;
+    let mut buf = vec![0u8; 4096];
+    let n = std::fs::File::open(path).ok()?.read(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    let field = |name: &str| -> Option<u64> {
+        let at = text.find(&format!("\"{name}\":"))? + name.len() + 3;
+        let digits: String = text[at..]
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().ok()
+    };
+    Some((field("words")?, field("unique_words")?))
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `LOCAL_WORDCOUNT_BIN`, else `wordcount` next to the current executable, else on `PATH`.
+pub fn find_wordcount(configured: Option<&Path>) -> Result<PathBuf, DevError> {
+    if let Some(path) = configured {
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(DevError::WordcountMissing(format!(
+                "LOCAL_WORDCOUNT_BIN={} does not exist",
+                path.display()
+            )))
+        };
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        let beside = dir.join("wordcount");
+        if beside.is_file() {
+            return Ok(beside);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("wordcount");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(DevError::WordcountMissing(
+        "not beside the blob2batch executable, not on PATH".into(),
+    ))
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

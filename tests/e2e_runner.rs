@@ -1,0 +1,448 @@
+//! The local runner against a real Azurite: it runs the task specification exactly as written,
+//! and what would fail on Batch fails here. A small shell script stands in for `wordcount`.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use blob2batch::batch::models::{
+    EnvironmentSetting, HttpHeader, IdentityReference, OutputFile,
+    OutputFileBlobContainerDestination, OutputFileDestination, OutputFileUploadOptions,
+    ResourceFile, TaskSpec, UploadCondition,
+};
+use blob2batch::local::{Engine, LocalRunner, LocalRunnerOptions, RunnerEvent};
+use blob2batch::runner::{Accepted, Submission, TaskRunner};
+use blob2batch::storage::{BlobHttpHeaders, StorageAccount};
+use tokio::sync::broadcast;
+
+const STAND_IN: &str = r#"#!/bin/sh
+# Stand-in for wordcount: -o FILE INPUT
+out="$2"; in="$3"
+if grep -q FAIL "$in"; then
+  echo "partial output"
+  echo "stand-in: cannot count '$in'" >&2
+  exit 1
+fi
+w=$(wc -w < "$in" | tr -d ' ')
+printf '{"source":"%s","words":%s,"task":"%s"}' "$WORDCOUNT_SOURCE" "$w" "$AZ_BATCH_TASK_ID" > "$out"
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    work_dir: PathBuf,
+    script: PathBuf,
+    account: StorageAccount,
+    input: String,
+    output: String,
+}
+
+async fn fixture(name: &str) -> Fixture {
+    let azurite = support::azurite::azurite();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("wordcount-stand-in");
+    std::fs::write(&script, STAND_IN).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let account = azurite.account();
+    let input = format!("{name}-in");
+    let output = format!("{name}-out");
+    for c in [&input, &output] {
+        account
+            .container(c)
+            .unwrap()
+            .create_if_missing()
+            .await
+            .unwrap();
+    }
+    Fixture {
+        work_dir: dir.path().join("work"),
+        _dir: dir,
+        script,
+        account,
+        input,
+        output,
+    }
+}
+
+impl Fixture {
+    fn runner(&self) -> LocalRunner {
+        LocalRunner::new(LocalRunnerOptions {
+            work_dir: self.work_dir.clone(),
+            concurrency: 2,
+            engine: Engine::Process {
+                wordcount_bin: self.script.clone(),
+            },
+        })
+        .unwrap()
+    }
+
+    async fn put(&self, blob: &str, content: &str) {
+        self.account
+            .container(&self.input)
+            .unwrap()
+            .upload_bytes(
+                blob,
+                content.as_bytes().to_vec(),
+                &BlobHttpHeaders::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn read_output(&self, blob: &str) -> Option<Vec<u8>> {
+        self.account
+            .container(&self.output)
+            .unwrap()
+            .read_if_exists(blob)
+            .await
+            .unwrap()
+    }
+
+    /// The task the handler plans for `blob` (same shape: fixed paths, SAS URLs).
+    fn task(&self, id: &str, blob: &str) -> TaskSpec {
+        let hour = Duration::from_secs(3600);
+        let read = self.account.blob_sas_url(&self.input, blob, "r", hour);
+        let write = self.account.container_sas_url(&self.output, "cw", hour);
+        TaskSpec {
+            id: id.into(),
+            display_name: Some(blob.into()),
+            command_line: "/wordcount -o wordcount.json input/data".into(),
+            container_settings: None,
+            resource_files: vec![ResourceFile {
+                http_url: read,
+                file_path: "input/data".into(),
+                file_mode: None,
+                identity_reference: None,
+            }],
+            output_files: vec![
+                output(
+                    "wordcount.json",
+                    &write,
+                    &format!("{blob}.wordcount.json"),
+                    UploadCondition::TaskSuccess,
+                    vec![HttpHeader {
+                        name: "Content-Type".into(),
+                        value: "application/json".into(),
+                    }],
+                ),
+                output(
+                    "../std*.txt",
+                    &write,
+                    &format!("{blob}.wordcount.logs/{id}"),
+                    UploadCondition::TaskFailure,
+                    vec![],
+                ),
+            ],
+            environment_settings: vec![EnvironmentSetting {
+                name: "WORDCOUNT_SOURCE".into(),
+                value: blob.into(),
+            }],
+            constraints: None,
+            user_identity: None,
+        }
+    }
+}
+
+fn output(
+    pattern: &str,
+    container_url: &str,
+    path: &str,
+    condition: UploadCondition,
+    headers: Vec<HttpHeader>,
+) -> OutputFile {
+    OutputFile {
+        file_pattern: pattern.into(),
+        destination: OutputFileDestination {
+            container: OutputFileBlobContainerDestination {
+                container_url: container_url.into(),
+                path: Some(path.into()),
+                identity_reference: None,
+                upload_headers: headers,
+            },
+        },
+        upload_options: OutputFileUploadOptions {
+            upload_condition: condition,
+        },
+    }
+}
+
+/// Waits for the final event (Done or Failed) of task `id`.
+async fn finished(events: &mut broadcast::Receiver<RunnerEvent>, id: &str) -> RunnerEvent {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(e @ (RunnerEvent::Done { .. } | RunnerEvent::Failed { .. })) if e.id() == id => {
+                    return e;
+                }
+                Ok(_) => {}
+                Err(e) => panic!("runner events: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("the task finishes within 60 s")
+}
+
+async fn submit(runner: &LocalRunner, task: TaskSpec) -> Accepted {
+    let items = [Submission::Task(task)];
+    runner.submit(&items).await.remove(0).expect("accepted")
+}
+
+#[tokio::test]
+async fn runs_a_task_and_uploads_its_result_with_headers() {
+    let f = fixture("ok").await;
+    let blob = "docs/a b#1 é.txt";
+    f.put(blob, "one two three four").await;
+    let runner = f.runner();
+    let mut events = runner.subscribe();
+    assert_eq!(
+        submit(&runner, f.task("wc-ok-1", blob)).await,
+        Accepted::Submitted
+    );
+    // Case-insensitive duplicate, like Batch.
+    assert_eq!(
+        submit(&runner, f.task("WC-OK-1", blob)).await,
+        Accepted::Duplicate
+    );
+    match finished(&mut events, "wc-ok-1").await {
+        RunnerEvent::Done {
+            exit_code, outputs, ..
+        } => {
+            assert_eq!(exit_code, 0);
+            assert_eq!(outputs.len(), 1);
+            assert_eq!(outputs[0].blob, format!("{blob}.wordcount.json"));
+        }
+        other => panic!("expected Done, got {other:?}"),
+    }
+    let result = f
+        .read_output(&format!("{blob}.wordcount.json"))
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&result).unwrap();
+    assert_eq!(json["words"], 4);
+    assert_eq!(json["source"], blob);
+    assert_eq!(json["task"], "wc-ok-1");
+    let listed = f
+        .account
+        .container(&f.output)
+        .unwrap()
+        .list(None)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "no logs on success: {listed:?}");
+    assert_eq!(listed[0].content_type.as_deref(), Some("application/json"));
+    // Batch's layout on disk; the resource file is removed once the task is done.
+    let task_dir = f.work_dir.join("tasks").join("wc-ok-1");
+    assert!(task_dir.join("stdout.txt").exists() && task_dir.join("stderr.txt").exists());
+    assert!(task_dir.join("wd/wordcount.json").exists());
+    assert!(!task_dir.join("wd/input/data").exists());
+    runner.idle().await;
+}
+
+#[tokio::test]
+async fn a_failing_task_uploads_its_logs_on_taskfailure() {
+    let f = fixture("fail").await;
+    let blob = "bad/input.txt";
+    f.put(blob, "this will FAIL").await;
+    let runner = f.runner();
+    let mut events = runner.subscribe();
+    submit(&runner, f.task("wc-fail-1", blob)).await;
+    match finished(&mut events, "wc-fail-1").await {
+        RunnerEvent::Failed {
+            exit_code,
+            stderr_tail,
+            outputs,
+            reason,
+            ..
+        } => {
+            assert_eq!(exit_code, Some(1));
+            assert!(reason.contains("exit code 1"), "{reason}");
+            assert!(
+                stderr_tail.contains("stand-in: cannot count"),
+                "{stderr_tail}"
+            );
+            let mut blobs: Vec<_> = outputs.iter().map(|o| o.blob.clone()).collect();
+            blobs.sort();
+            assert_eq!(
+                blobs,
+                [
+                    "bad/input.txt.wordcount.logs/wc-fail-1/stderr.txt",
+                    "bad/input.txt.wordcount.logs/wc-fail-1/stdout.txt"
+                ]
+            );
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    let stderr = f
+        .read_output("bad/input.txt.wordcount.logs/wc-fail-1/stderr.txt")
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&stderr).contains("cannot count"));
+    assert!(
+        f.read_output("bad/input.txt.wordcount.json")
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn what_fails_on_batch_fails_here() {
+    let f = fixture("wrong").await;
+    f.put("x.txt", "a b c").await;
+    let runner = f.runner();
+    let mut events = runner.subscribe();
+
+    // A tampered read SAS: the resource file cannot be fetched.
+    let mut task = f.task("wc-bad-sas", "x.txt");
+    let url = &mut task.resource_files[0].http_url;
+    *url = url.replace("sig=", "sig=AAAA");
+    submit(&runner, task).await;
+    let reason = failure_reason(finished(&mut events, "wc-bad-sas").await);
+    assert!(
+        reason.contains("ResourceFileError") && reason.contains("403"),
+        "{reason}"
+    );
+    assert!(!reason.contains("sig=AAAA"), "the SAS leaked: {reason}");
+
+    // A SAS for another blob.
+    let mut task = f.task("wc-wrong-blob", "x.txt");
+    task.resource_files[0].http_url = f
+        .account
+        .blob_sas_url(&f.input, "other.txt", "r", Duration::from_secs(60))
+        .replace("other.txt", "x.txt");
+    submit(&runner, task).await;
+    let reason = failure_reason(finished(&mut events, "wc-wrong-blob").await);
+    assert!(reason.contains("403"), "{reason}");
+
+    // A read-only SAS for the output container: the upload fails.
+    let mut task = f.task("wc-ro-output", "x.txt");
+    task.output_files[0].destination.container.container_url =
+        f.account
+            .container_sas_url(&f.output, "rl", Duration::from_secs(60));
+    submit(&runner, task).await;
+    let reason = failure_reason(finished(&mut events, "wc-ro-output").await);
+    assert!(
+        reason.contains("FileUploadError") && reason.contains("403"),
+        "{reason}"
+    );
+
+    // A pattern that matches nothing (the program writes wordcount.json).
+    let mut task = f.task("wc-no-match", "x.txt");
+    task.output_files[0].file_pattern = "out/wordcount.json".into();
+    submit(&runner, task).await;
+    let reason = failure_reason(finished(&mut events, "wc-no-match").await);
+    assert!(reason.contains("no file matches"), "{reason}");
+
+    // A file path leaving the working directory.
+    let mut task = f.task("wc-escape", "x.txt");
+    task.resource_files[0].file_path = "../escape".into();
+    submit(&runner, task).await;
+    let reason = failure_reason(finished(&mut events, "wc-escape").await);
+    assert!(
+        reason.contains("leaves the task's working directory"),
+        "{reason}"
+    );
+
+    // Managed identity cannot work here.
+    let mut task = f.task("wc-identity", "x.txt");
+    task.resource_files[0].http_url = f.account.blob_url(&f.input, "x.txt");
+    task.resource_files[0].identity_reference = Some(IdentityReference {
+        resource_id: "/subscriptions/0/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id".into(),
+    });
+    submit(&runner, task).await;
+    let reason = failure_reason(finished(&mut events, "wc-identity").await);
+    assert!(reason.contains("identityReference"), "{reason}");
+
+    // An id Batch would refuse.
+    let items = [Submission::Task(f.task("not a valid id", "x.txt"))];
+    assert!(runner.submit(&items).await[0].is_err());
+
+    assert!(f.read_output("x.txt.wordcount.json").await.is_none());
+}
+
+fn failure_reason(event: RunnerEvent) -> String {
+    match event {
+        RunnerEvent::Failed { reason, .. } => reason,
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_restart_remembers_ids_and_reruns_unfinished_tasks() {
+    let f = fixture("restart").await;
+    f.put("r.txt", "alpha beta").await;
+    {
+        let runner = f.runner();
+        let mut events = runner.subscribe();
+        submit(&runner, f.task("wc-r-1", "r.txt")).await;
+        finished(&mut events, "wc-r-1").await;
+    }
+    // A task accepted but not finished when the runner stopped.
+    let unfinished = f.work_dir.join("tasks").join("wc-r-2");
+    std::fs::create_dir_all(&unfinished).unwrap();
+    std::fs::write(
+        unfinished.join("task.json"),
+        serde_json::to_vec(&f.task("wc-r-2", "r.txt")).unwrap(),
+    )
+    .unwrap();
+
+    let runner = f.runner();
+    let mut events = runner.subscribe();
+    assert_eq!(
+        submit(&runner, f.task("wc-r-1", "r.txt")).await,
+        Accepted::Duplicate
+    );
+    assert_eq!(
+        submit(&runner, f.task("WC-R-2", "r.txt")).await,
+        Accepted::Duplicate
+    );
+    // The re-queued task may have finished before we subscribed: check its result file.
+    runner.idle().await;
+    assert!(unfinished.join("result.json").exists());
+    drop(events.try_recv());
+    let json = f.read_output("r.txt.wordcount.json").await.unwrap();
+    assert!(String::from_utf8_lossy(&json).contains("\"words\":2"));
+}
+
+#[tokio::test]
+async fn concurrency_is_bounded() {
+    let f = fixture("bounded").await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("running");
+    std::fs::create_dir_all(&marker).unwrap();
+    // Each task records itself as running for a while; the script checks how many run at once.
+    let script = dir.path().join("slow");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch {m}/$AZ_BATCH_TASK_ID\nls {m} | wc -l >> {m}.max\nsleep 0.3\nrm {m}/$AZ_BATCH_TASK_ID\necho '{{}}' > \"$2\"\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    f.put("c.txt", "x").await;
+    let runner = LocalRunner::new(LocalRunnerOptions {
+        work_dir: f.work_dir.clone(),
+        concurrency: 2,
+        engine: Engine::Process {
+            wordcount_bin: script,
+        },
+    })
+    .unwrap();
+    let items: Vec<Submission> = (0..6)
+        .map(|i| Submission::Task(f.task(&format!("wc-c-{i}"), "c.txt")))
+        .collect();
+    let results = runner.submit(&items).await;
+    assert!(results.iter().all(|r| r == &Ok(Accepted::Submitted)));
+    runner.idle().await;
+    let max = std::fs::read_to_string(Path::new(&format!("{}.max", marker.display()))).unwrap();
+    let max = max
+        .lines()
+        .map(|l| l.trim().parse::<u32>().unwrap())
+        .max()
+        .unwrap();
+    assert!(max <= 2, "{max} tasks ran at once");
+}

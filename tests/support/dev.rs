@@ -1,0 +1,201 @@
+//! Runs the real `blob2batch dev` binary for end-to-end tests.
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Spawns `cmd` from a thread that lives as long as the test binary, with PR_SET_PDEATHSIG, so
+/// that the child dies with the test binary even when a test panics or the binary is killed.
+pub fn spawn_tied_to_this_process(mut cmd: Command) -> std::io::Result<Child> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let ok_child = cmd.spawn();
+        let ok = ok_child.is_ok();
+        let _ = tx.send(ok_child);
+        if ok {
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    rx.recv().expect("spawner thread")
+}
+
+/// The built `wordcount` program of this workspace (`cargo test --workspace` builds it).
+pub fn wordcount_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("LOCAL_WORDCOUNT_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_blob2batch"));
+    let profile_dir = exe.parent().expect("target/<profile>");
+    let target = profile_dir.parent().expect("target");
+    let candidates = [
+        profile_dir.join("wordcount"),
+        target.join("release").join("wordcount"),
+        target.join("debug").join("wordcount"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "the wordcount program is not built (looked for {candidates:?}). Run the tests with \
+                 `cargo test --workspace`, or build it first: `cargo build -p wordcount`"
+            )
+        })
+}
+
+pub struct Dev {
+    child: Mutex<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+    pub handler_url: String,
+    pub work_dir: PathBuf,
+}
+
+impl Dev {
+    /// Starts `blob2batch dev` with `env` (plus a work dir and the wordcount binary) and waits
+    /// until it says it is ready.
+    pub fn start(env: &[(String, String)], args: &[&str], work_dir: &Path) -> Dev {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_blob2batch"));
+        cmd.arg("dev")
+            .args(args)
+            .env_remove("STORAGE_ACCOUNT_URL")
+            .env_remove("STORAGE_ACCOUNT_KEY")
+            .env("LOCAL_WORK_DIR", work_dir)
+            .env("LOCAL_WORDCOUNT_BIN", wordcount_bin())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = spawn_tied_to_this_process(cmd).expect("start blob2batch dev");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut dev = Dev {
+            child: Mutex::new(child),
+            lines,
+            handler_url: String::new(),
+            work_dir: work_dir.to_path_buf(),
+        };
+        dev.wait_for_line(Duration::from_secs(60), |l| l.starts_with("ready in "));
+        let handler = dev.wait_for_line(Duration::from_secs(5), |l| {
+            l.trim_start().starts_with("handler ")
+        });
+        dev.handler_url = handler
+            .split_whitespace()
+            .nth(1)
+            .expect("handler URL")
+            .to_string();
+        dev
+    }
+
+    pub fn output(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits for a line matching `pred`; panics with the whole output on timeout or exit.
+    pub fn wait_for_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.output().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "blob2batch dev exited ({status}):\n{}",
+                    self.output().join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "blob2batch dev: expected line not seen within {timeout:?}:\n{}",
+                    self.output().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for it to exit.
+    pub fn stop(&self) -> ExitStatus {
+        let pid = self.child.lock().unwrap().id() as i32;
+        // SAFETY: sending a signal to our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.lock().unwrap().kill();
+                panic!(
+                    "blob2batch dev did not stop on SIGTERM:\n{}",
+                    self.output().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Task ids the runner recorded for `blob` (its tasks/<id>/task.json name it).
+    pub fn task_ids_for(&self, blob: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.work_dir.join("tasks")) else {
+            return ids;
+        };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path().join("task.json")) else {
+                continue;
+            };
+            let task: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let source = task["environmentSettings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["name"] == "WORDCOUNT_SOURCE")
+                .and_then(|s| s["value"].as_str())
+                .map(str::to_string);
+            if source.as_deref() == Some(blob) {
+                ids.push(task["id"].as_str().unwrap().to_string());
+            }
+        }
+        ids.sort();
+        ids
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap();
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

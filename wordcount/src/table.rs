@@ -1,0 +1,348 @@
+//! The word -> count hash table each counting thread owns.
+//!
+//! A general-purpose map spends most of its time in out-of-line `memcmp` calls, per-key
+//! allocations and cache misses for keys that are mostly a few bytes long. Here a small open
+//! addressing index (linear probing, at most half full, 4 bytes per slot) points into a dense
+//! entry array in first-seen order, so the frequent words share a few hot cache lines. Words of up
+//! to 16 bytes are stored inside their entry as two (overlapping) 8-byte loads and compared with
+//! two integer comparisons; longer words go to a byte arena. The hash is seeded per process so that
+//! crafted input cannot force collisions.
+
+use std::hash::BuildHasher;
+
+/// Words of up to this many bytes are stored inline.
+const INLINE: usize = 16;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Inline words: the first load; long words: the offset in the arena.
+    a: u64,
+    /// Inline words: the second load; long words: the hash.
+    b: u64,
+    len: u64,
+    count: u64,
+}
+
+/// Word -> count.
+#[derive(Clone)]
+pub struct WordTable {
+    /// Entry number + 1, or 0 for an empty slot.
+    index: Vec<u32>,
+    entries: Vec<Entry>,
+    arena: Vec<u8>,
+    seed: [u64; 2],
+    long: foldhash::fast::RandomState,
+}
+
+impl Default for WordTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for WordTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WordTable")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// Words looked up together by [`WordTable::add_batch`].
+pub const BATCH: usize = 16;
+
+const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = (a as u128).wrapping_mul(b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+#[inline(always)]
+fn load64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+#[inline(always)]
+fn load32(b: &[u8], at: usize) -> u64 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as u64
+}
+
+/// Two words that together hold every byte of a key of at most 16 bytes (overlapping loads), so
+/// that equal (parts, length) means equal keys and the key can be rebuilt from them.
+#[inline(always)]
+fn short_parts(k: &[u8]) -> (u64, u64) {
+    let n = k.len();
+    if n >= 8 {
+        (load64(k, 0), load64(k, n - 8))
+    } else if n >= 4 {
+        (load32(k, 0), load32(k, n - 4))
+    } else if n > 0 {
+        (
+            (k[0] as u64) | (k[n / 2] as u64) << 8 | (k[n - 1] as u64) << 16,
+            0,
+        )
+    } else {
+        (0, 0)
+    }
+}
+
+/// The inverse of [`short_parts`].
+fn unparts(a: u64, b: u64, n: usize, out: &mut [u8; INLINE]) -> &[u8] {
+    if n >= 8 {
+        out[..8].copy_from_slice(&a.to_le_bytes());
+        out[n - 8..n].copy_from_slice(&b.to_le_bytes());
+    } else if n >= 4 {
+        out[..4].copy_from_slice(&(a as u32).to_le_bytes());
+        out[n - 4..n].copy_from_slice(&(b as u32).to_le_bytes());
+    } else if n > 0 {
+        out[0] = a as u8;
+        out[n / 2] = (a >> 8) as u8;
+        out[n - 1] = (a >> 16) as u8;
+    }
+    &out[..n]
+}
+
+/// A word ready for lookup: its parts (inline words) or hash (long words), and its hash.
+struct Key {
+    a: u64,
+    b: u64,
+    hash: u64,
+}
+
+impl WordTable {
+    pub fn new() -> Self {
+        let long = foldhash::fast::RandomState::default();
+        let seed = [long.hash_one(1u64) | 1, long.hash_one(2u64)];
+        WordTable {
+            index: vec![0; 1024],
+            entries: Vec::new(),
+            arena: Vec::new(),
+            seed,
+            long,
+        }
+    }
+
+    #[inline(always)]
+    fn short_hash(&self, a: u64, b: u64, n: usize) -> u64 {
+        fold(
+            a ^ self.seed[0],
+            b ^ self.seed[1] ^ (n as u64).wrapping_mul(MUL),
+        )
+    }
+
+    #[inline(always)]
+    fn key(&self, word: &[u8]) -> Key {
+        if word.len() <= INLINE {
+            let (a, b) = short_parts(word);
+            let hash = self.short_hash(a, b, word.len());
+            Key { a, b, hash }
+        } else {
+            let hash = self.long.hash_one(word);
+            Key {
+                a: 0,
+                b: hash,
+                hash,
+            }
+        }
+    }
+
+    /// Number of distinct words.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Adds one to the count of each word. Hashing a batch first and prefetching the index slots
+    /// lets the memory accesses of several words overlap.
+    #[inline]
+    pub fn add_batch(&mut self, words: &[&[u8]]) {
+        let mut keys: [Key; BATCH] = std::array::from_fn(|_| Key {
+            a: 0,
+            b: 0,
+            hash: 0,
+        });
+        for (k, w) in keys.iter_mut().zip(words) {
+            *k = self.key(w);
+            self.prefetch(k.hash);
+        }
+        for (k, w) in keys.iter().zip(words) {
+            self.add_key(w, k, 1);
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let i = (hash as usize) & (self.index.len() - 1);
+            // SAFETY: prefetching is a hint and never faults; the pointer is in bounds anyway.
+            unsafe {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                _mm_prefetch::<_MM_HINT_T0>(self.index.as_ptr().add(i) as *const i8);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
+    /// Adds `n` to the count of `word`.
+    #[inline]
+    pub fn add(&mut self, word: &[u8], n: u64) {
+        let key = self.key(word);
+        self.add_key(word, &key, n);
+    }
+
+    #[inline(always)]
+    fn matches(&self, e: &Entry, word: &[u8], key: &Key) -> bool {
+        e.len == word.len() as u64
+            && e.b == key.b
+            && if word.len() <= INLINE {
+                e.a == key.a
+            } else {
+                &self.arena[e.a as usize..e.a as usize + word.len()] == word
+            }
+    }
+
+    #[inline(always)]
+    fn add_key(&mut self, word: &[u8], key: &Key, n: u64) {
+        let mask = self.index.len() - 1;
+        let mut i = (key.hash as usize) & mask;
+        loop {
+            let slot = self.index[i];
+            if slot == 0 {
+                break;
+            }
+            let e = slot as usize - 1;
+            if self.matches(&self.entries[e], word, key) {
+                self.entries[e].count += n;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+        self.insert_new(i, word, key, n);
+    }
+
+    #[cold]
+    fn insert_new(&mut self, i: usize, word: &[u8], key: &Key, n: u64) {
+        let a = if word.len() <= INLINE {
+            key.a
+        } else {
+            let start = self.arena.len() as u64;
+            self.arena.extend_from_slice(word);
+            start
+        };
+        self.entries.push(Entry {
+            a,
+            b: key.b,
+            len: word.len() as u64,
+            count: n,
+        });
+        // More distinct words than a u32 can number would need hundreds of gigabytes first.
+        self.index[i] = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+        if self.entries.len() * 2 > self.index.len() {
+            self.grow();
+        }
+    }
+
+    fn entry_hash(&self, e: &Entry) -> u64 {
+        if e.len as usize <= INLINE {
+            self.short_hash(e.a, e.b, e.len as usize)
+        } else {
+            e.b
+        }
+    }
+
+    fn grow(&mut self) {
+        let mut index = vec![0u32; self.index.len() * 2];
+        let mask = index.len() - 1;
+        for (n, e) in self.entries.iter().enumerate() {
+            let mut i = (self.entry_hash(e) as usize) & mask;
+            while index[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            index[i] = n as u32 + 1;
+        }
+        self.index = index;
+    }
+
+    /// How often `word` was added.
+    pub fn get(&self, word: &[u8]) -> u64 {
+        let key = self.key(word);
+        let mask = self.index.len() - 1;
+        let mut i = (key.hash as usize) & mask;
+        loop {
+            let slot = self.index[i];
+            if slot == 0 {
+                return 0;
+            }
+            let e = &self.entries[slot as usize - 1];
+            if self.matches(e, word, &key) {
+                return e.count;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Calls `f` with every (word, count) pair, in first-seen order.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], u64)) {
+        let mut buf = [0u8; INLINE];
+        for e in &self.entries {
+            let n = e.len as usize;
+            let word = if n <= INLINE {
+                unparts(e.a, e.b, n, &mut buf)
+            } else {
+                &self.arena[e.a as usize..e.a as usize + n]
+            };
+            f(word, e.count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn counts_like_a_map() {
+        let mut table = WordTable::new();
+        let mut model: HashMap<Vec<u8>, u64> = HashMap::new();
+        for i in 0..5000u64 {
+            let len = (i % 37) as usize;
+            let word: Vec<u8> = (0..len)
+                .map(|j| b'a' + ((i * 7 + j as u64 * 13) % 26) as u8)
+                .collect();
+            table.add(&word, i % 3 + 1);
+            *model.entry(word).or_default() += i % 3 + 1;
+        }
+        assert_eq!(table.len(), model.len());
+        for (word, n) in &model {
+            assert_eq!(table.get(word), *n);
+        }
+        let mut total = 0;
+        let mut seen = HashMap::new();
+        table.for_each(|w, n| {
+            total += n;
+            seen.insert(w.to_vec(), n);
+        });
+        assert_eq!(seen, model);
+        assert_eq!(total, model.values().sum::<u64>());
+        assert_eq!(table.get(b"not there at all"), 0);
+    }
+
+    #[test]
+    fn keys_differing_in_one_byte() {
+        let mut table = WordTable::new();
+        for len in 1..=40 {
+            for pos in 0..len {
+                let mut w = vec![b'x'; len];
+                w[pos] = b'y';
+                table.add(&w, 1);
+            }
+            table.add(&vec![b'x'; len], 1);
+        }
+        assert_eq!(table.len(), (1..=40).map(|l| l + 1).sum::<usize>());
+        assert_eq!(table.get(b"xxyx"), 1);
+    }
+}
