@@ -12,11 +12,11 @@ use crate::batch::{
     RetryOptions, entra_credential_from_env,
 };
 use crate::config::{RunnerKind, Settings};
+use crate::filter::EventFilter;
+use crate::intake::Intake;
 use crate::local::dev::find_wordcount;
 use crate::local::runner::default_concurrency;
 use crate::local::{Engine, LocalRunner, LocalRunnerOptions};
-use crate::filter::EventFilter;
-use crate::intake::Intake;
 use crate::plan::Planner;
 use crate::runner::TaskRunner;
 use crate::storage::key::InvalidAccountKey;

@@ -158,10 +158,7 @@ async fn an_invocation_sends_the_exact_task_body_signed_with_shared_key() {
     let task = request.body.as_ref().unwrap();
     assert_eq!(task["id"], id.as_str());
     assert_eq!(task["displayName"], "input/docs/a b.txt");
-    assert_eq!(
-        task["commandLine"],
-        "/wordcount -o wordcount.json input/data"
-    );
+    assert_eq!(task["commandLine"], "/wordcount input/data");
     assert_eq!(
         task["containerSettings"]["imageName"],
         "example.azurecr.io/wordcount:1.0.0"
@@ -372,10 +369,7 @@ async fn awkward_names_become_well_formed_tasks() {
             .iter()
             .find(|t| t["id"] == expected_id(name).as_str())
             .unwrap();
-        assert_eq!(
-            task["commandLine"],
-            "/wordcount -o wordcount.json input/data"
-        );
+        assert_eq!(task["commandLine"], "/wordcount input/data");
         assert_eq!(task["resourceFiles"][0]["filePath"], "input/data");
         let url = task["resourceFiles"][0]["httpUrl"].as_str().unwrap();
         let verbatim = format!("https://acct.blob.core.windows.net/input/{encoded}?");
