@@ -189,7 +189,6 @@ async fn a_failing_task_leaves_its_logs_where_documented() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let logs = loop {
         let logs = out.list(Some(&prefix)).await.unwrap();
-        // Both files are uploaded one after the other: wait for the pair.
         if logs.iter().any(|e| e.name.ends_with("/stderr.txt"))
             && logs.iter().any(|e| e.name.ends_with("/stdout.txt"))
         {
