@@ -76,6 +76,9 @@ pub struct BatchSettings {
     pub submit_mode: SubmitMode,
     pub auto_pool_vm_size: String,
     pub auto_pool_low_priority: bool,
+    /// Total time one submission may take, retries included (at most 20 s, well inside Event
+    /// Grid's 30 s wait).
+    pub retry_budget: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -373,7 +376,15 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 v.parse::<bool>().ok()
             })
             .unwrap_or(false);
+        let retry_budget = self
+            .parse(
+                "BATCH_RETRY_BUDGET",
+                "an ISO 8601 duration from PT1S to PT20S",
+                |v| parse_iso8601(v).filter(|d| (1..=20).contains(&d.as_secs())),
+            )
+            .unwrap_or(Duration::from_secs(20));
         BatchSettings {
+            retry_budget,
             account_url,
             account_name,
             account_key: account_key.map(SecretString::from),

@@ -1,21 +1,20 @@
 //! The `blob2batch` command: parses the command line and hands over to the library.
+//!
+//! Exit codes: 0 success, 1 a runtime failure, 2 a usage or settings error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use blob2batch::config::{RunnerKind, Settings};
+use blob2batch::config::Settings;
 use blob2batch::local::dev::{self, DevOptions};
 use blob2batch::local::put::{self, PutOptions};
-use blob2batch::local::runner::default_concurrency;
-use blob2batch::local::{Engine, LocalRunner, LocalRunnerOptions};
-use blob2batch::runner::TaskRunner;
-use blob2batch::startup::Application;
+use blob2batch::startup::{Application, runner_from_settings, shutdown_signal};
+use blob2batch::telemetry;
 
 #[derive(Parser)]
-#[command(name = "blob2batch", version, about)]
+#[command(name = "blob2batch", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,18 +49,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet_by_default = !matches!(cli.command, Command::Serve);
-    if quiet_by_default && std::env::var_os("RUST_LOG").is_none() {
+    let interactive = !matches!(cli.command, Command::Serve);
+    if interactive && std::env::var_os("RUST_LOG").is_none() {
+        // `dev` and `put` print their own progress; logs are for problems only.
         // SAFETY: still single-threaded; nothing reads the environment concurrently.
         unsafe { std::env::set_var("RUST_LOG", "warn") };
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("blob2batch: cannot start the async runtime: {e}");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("blob2batch: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -73,29 +70,20 @@ fn main() -> ExitCode {
                 func_host,
                 podman,
             } => {
-                blob2batch::telemetry::init_with(false, std::io::stderr);
+                telemetry::init_with(false, std::io::stderr);
                 let options = DevOptions {
                     persist,
                     func_host,
                     podman,
                     ..DevOptions::default()
                 };
-                match dev::run(options).await {
-                    Ok(_) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("blob2batch dev: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
+                report("dev", dev::run(options).await.map(drop))
             }
             Command::Put { files, prefix } => {
-                blob2batch::telemetry::init_with(false, std::io::stderr);
+                telemetry::init_with(false, std::io::stderr);
                 let setup = match dev::resolve(dev::process_env()) {
                     Ok(setup) => setup,
-                    Err(e) => {
-                        eprintln!("blob2batch put: {e}");
-                        return ExitCode::FAILURE;
-                    }
+                    Err(error) => return settings_error("put", &error),
                 };
                 let options = PutOptions {
                     container: setup.settings.input_container.clone(),
@@ -104,78 +92,41 @@ fn main() -> ExitCode {
                     prefix,
                     create_container: true,
                 };
-                match put::run(options).await {
-                    Ok(_) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("blob2batch put: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
+                report("put", put::run(options).await.map(drop))
             }
         }
     })
 }
 
 async fn serve() -> ExitCode {
-    blob2batch::telemetry::init();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("blob2batch serve: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return settings_error("serve", &error),
     };
-    let runner: Arc<dyn TaskRunner> = match settings.runner {
-        RunnerKind::Local => {
-            let engine = match settings.local.podman_image.clone() {
-                Some(image) => Engine::Podman { image },
-                None => match dev::find_wordcount(settings.local.wordcount_bin.as_deref()) {
-                    Ok(wordcount_bin) => Engine::Process { wordcount_bin },
-                    Err(e) => {
-                        eprintln!("blob2batch serve: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
-            };
-            let work_dir = settings
-                .local
-                .work_dir
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join("blob2batch-serve"));
-            match LocalRunner::new(LocalRunnerOptions {
-                work_dir,
-                concurrency: settings
-                    .local
-                    .concurrency
-                    .unwrap_or_else(default_concurrency),
-                engine,
-            }) {
-                Ok(runner) => Arc::new(runner),
-                Err(e) => {
-                    eprintln!("blob2batch serve: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        RunnerKind::Batch => {
-            eprintln!(
-                "blob2batch serve: the Azure Batch runner is not part of this build yet; \
-                 use RUNNER=local"
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let application = match Application::build(settings, runner).await {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("blob2batch serve: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match application.run_until_stopped(dev::shutdown_signal()).await {
+    telemetry::init();
+    let result: Result<(), Box<dyn std::error::Error>> = async {
+        let runner = runner_from_settings(&settings)?;
+        let application = Application::build(settings, runner).await?;
+        application.run_until_stopped(shutdown_signal()).await?;
+        Ok(())
+    }
+    .await;
+    if let Err(error) = &result {
+        tracing::error!(%error, "stopped");
+    }
+    report("serve", result)
+}
+
+fn settings_error(command: &str, error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("blob2batch {command}: {error}");
+    ExitCode::from(2)
+}
+
+fn report<E: std::fmt::Display>(command: &str, result: Result<(), E>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("blob2batch serve: {e}");
+        Err(error) => {
+            eprintln!("blob2batch {command}: {error}");
             ExitCode::FAILURE
         }
     }

@@ -25,10 +25,14 @@ use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
 
 /// Where the input lands in the task's working directory.
 pub const INPUT_PATH: &str = "input/data";
-/// What the word-count program writes, in the working directory.
-pub const RESULT_FILE: &str = "wordcount.json";
+/// The result is the program's standard output, which Batch captures beside the working
+/// directory: the container needs no write access to the task directory (the image runs as a
+/// non-root user that does not own it).
+pub const RESULT_FILE: &str = "../stdout.txt";
 /// Constant: no part of it comes from an event.
-pub const COMMAND_LINE: &str = "/wordcount -o wordcount.json input/data";
+pub const COMMAND_LINE: &str = "/wordcount input/data";
+/// Readable by the image's non-root user, whatever user Batch downloads the file as.
+pub const INPUT_FILE_MODE: &str = "0644";
 /// Environment variable carrying the blob name into the task (the `source` of the result).
 pub const SOURCE_VARIABLE: &str = "WORDCOUNT_SOURCE";
 /// Where results and logs go when the natural name would exceed the 1,024-character blob name
@@ -203,7 +207,7 @@ impl Planner {
             resource_files: vec![ResourceFile {
                 http_url: input_url,
                 file_path: INPUT_PATH.into(),
-                file_mode: None,
+                file_mode: Some(INPUT_FILE_MODE.into()),
                 identity_reference: identity.clone(),
             }],
             output_files: vec![
@@ -438,7 +442,7 @@ mod tests {
         let expected = serde_json::json!({
             "id": id,
             "displayName": "input/docs/a b.txt",
-            "commandLine": "/wordcount -o wordcount.json input/data",
+            "commandLine": "/wordcount input/data",
             "containerSettings": {
                 "imageName": "example.azurecr.io/wordcount:1.0.0",
                 "registry": {"registryServer": "example.azurecr.io", "identityReference": {"resourceId": UAMI}},
@@ -447,10 +451,11 @@ mod tests {
             "resourceFiles": [{
                 "httpUrl": "https://acct.blob.core.windows.net/input/docs%2Fa%20b%2Etxt",
                 "filePath": "input/data",
+                "fileMode": "0644",
                 "identityReference": {"resourceId": UAMI}
             }],
             "outputFiles": [
-                {"filePattern": "wordcount.json",
+                {"filePattern": "../stdout.txt",
                  "destination": {"container": {
                      "containerUrl": "https://acct.blob.core.windows.net/output",
                      "path": "docs/a b.txt.wordcount.json",

@@ -7,9 +7,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, app};
-use crate::config::Settings;
+use crate::batch::{
+    BatchClient, BatchClientOptions, BatchConfigError, BatchCredential, BatchTaskRunner,
+    RetryOptions, entra_credential_from_env,
+};
+use crate::config::{RunnerKind, Settings};
 use crate::filter::EventFilter;
 use crate::intake::Intake;
+use crate::local::dev::find_wordcount;
+use crate::local::runner::default_concurrency;
+use crate::local::{Engine, LocalRunner, LocalRunnerOptions};
 use crate::plan::Planner;
 use crate::runner::TaskRunner;
 use crate::storage::key::InvalidAccountKey;
@@ -23,6 +30,67 @@ pub enum StartupError {
     },
     #[error("STORAGE_ACCOUNT_KEY: {0}")]
     StorageKey(#[from] InvalidAccountKey),
+    #[error("Batch client: {0}")]
+    Batch(#[from] BatchConfigError),
+    #[error("local runner: {0}")]
+    Local(String),
+}
+
+/// The runner `RUNNER` asks for. Builds credentials but fetches no token: start-up stays fast
+/// (the Functions host gives a handler seconds to answer its first probe).
+pub fn runner_from_settings(settings: &Settings) -> Result<Arc<dyn TaskRunner>, StartupError> {
+    match settings.runner {
+        RunnerKind::Batch => Ok(Arc::new(batch_runner(settings)?)),
+        RunnerKind::Local => Ok(Arc::new(local_runner(settings)?)),
+    }
+}
+
+fn local_runner(settings: &Settings) -> Result<LocalRunner, StartupError> {
+    let local = &settings.local;
+    let engine = match &local.podman_image {
+        Some(image) => Engine::Podman {
+            image: image.clone(),
+        },
+        None => Engine::Process {
+            wordcount_bin: find_wordcount(local.wordcount_bin.as_deref())
+                .map_err(|e| StartupError::Local(e.to_string()))?,
+        },
+    };
+    LocalRunner::new(LocalRunnerOptions {
+        work_dir: local
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("blob2batch-serve")),
+        concurrency: local.concurrency.unwrap_or_else(default_concurrency),
+        engine,
+    })
+    .map_err(|e| StartupError::Local(e.to_string()))
+}
+
+fn batch_runner(settings: &Settings) -> Result<BatchTaskRunner, StartupError> {
+    use secrecy::ExposeSecret;
+    let batch = &settings.batch;
+    let endpoint = batch
+        .account_url
+        .clone()
+        .expect("settings validation requires BATCH_ACCOUNT_URL with RUNNER=batch");
+    let credential = match (&batch.account_key, &batch.account_name) {
+        (Some(key), Some(account)) => {
+            BatchCredential::shared_key(account.clone(), key.expose_secret())
+        }
+        _ => BatchCredential::Token(entra_credential_from_env()?),
+    };
+    let mut options = BatchClientOptions::new(endpoint, credential);
+    options.retry = RetryOptions {
+        budget: batch.retry_budget,
+        ..RetryOptions::default()
+    };
+    let client = BatchClient::new(options)?;
+    Ok(BatchTaskRunner::new(
+        client,
+        batch.job_id.clone(),
+        batch.pool_id.clone(),
+    ))
 }
 
 /// A bound, not yet serving, handler. Knows its port before it runs, so tests can use port 0.

@@ -1,4 +1,39 @@
 //! Azure Batch REST client: authentication (Shared Key, Entra ID), wire models, errors and retries.
 //! There is no Rust SDK for the Batch data plane, so the few calls we need are written here.
+//!
+//! Start-up builds one [`BatchClient`] and hands a [`BatchTaskRunner`] to the handler:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use blob2batch::batch::{
+//!     BatchClient, BatchClientOptions, BatchCredential, BatchTaskRunner, entra_credential_from_env,
+//! };
+//!
+//! let endpoint = url::Url::parse("https://acct.westeurope.batch.azure.com")?;
+//! let credential = match std::env::var("BATCH_ACCOUNT_KEY") {
+//!     Ok(key) => BatchCredential::shared_key("acct", key),
+//!     Err(_) => BatchCredential::Token(entra_credential_from_env()?),
+//! };
+//! let client = BatchClient::new(BatchClientOptions::new(endpoint, credential))?;
+//! let runner = BatchTaskRunner::new(client, "wordcount", "wordcount");
+//! # let _ = runner;
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod client;
+pub mod credential;
+pub mod error;
 pub mod models;
+pub mod retry;
+mod shared_key;
+pub mod task_runner;
+
+pub use client::{API_VERSION, BatchClient, BatchClientOptions};
+pub use credential::{
+    BATCH_SCOPE, BatchCredential, EntraCredentialChoice, entra_credential_from_env,
+    select_entra_credential,
+};
+pub use error::{BatchConfigError, BatchError, BatchErrorKind};
+pub use retry::{MAX_RETRY_BUDGET, RetryOptions};
+pub use task_runner::BatchTaskRunner;

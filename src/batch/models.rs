@@ -276,3 +276,62 @@ pub enum TaskAddStatus {
     ClientError,
     ServerError,
 }
+
+/// The parts of the service's `BatchTask` (Get Task) that we look at. Everything is optional
+/// except the id, so that a field the service adds or omits never breaks the read.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchTask {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub state: Option<TaskState>,
+    #[serde(default)]
+    pub execution_info: Option<TaskExecutionInfo>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Active,
+    Preparing,
+    Running,
+    Completed,
+    /// A state this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskExecutionInfo {
+    /// RFC 3339 timestamps, kept as text.
+    #[serde(default)]
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub end_time: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// `success` or `failure`.
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub failure_info: Option<TaskFailureInfo>,
+    #[serde(default)]
+    pub retry_count: Option<i32>,
+    #[serde(default)]
+    pub requeue_count: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFailureInfo {
+    /// `usererror` or `servererror`.
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}

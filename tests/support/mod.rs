@@ -1,4 +1,8 @@
+//! Shared support for integration tests: a fake Batch service, a dedicated Azurite, and the
+//! `dev` pipeline as a child process.
+// Each test binary uses only part of the support code.
 #![allow(dead_code)]
 
 pub mod azurite;
 pub mod dev;
+pub mod fake_batch;

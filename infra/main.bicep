@@ -1,0 +1,255 @@
+// blob2batch: everything except the Event Grid subscription (infra/subscription.bicep, created by
+// the azd postprovision hook once the function code runs). Deployed by `azd up` / `azd provision`.
+
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; used in the resource group name and to derive unique resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource. It must offer Flex Consumption and Azure Batch.')
+param location string
+
+@description('Object id of the user running azd (AZURE_PRINCIPAL_ID). If set, that user may upload into the input container and read the output and dead-letter containers.')
+param principalId string = ''
+
+@description('Container that receives the files to count.')
+param inputContainerName string = 'input'
+
+@description('Container that receives the word counts and the logs of failed tasks.')
+param outputContainerName string = 'output'
+
+@description('Container that receives events Event Grid could not deliver.')
+param deadLetterContainerName string = 'deadletter'
+
+@description('Only blobs whose name starts with this prefix are counted (INPUT_PREFIX); empty for all.')
+param inputPrefix string = ''
+
+@description('Only blobs whose name ends with this suffix are counted (INPUT_SUFFIX); empty for all.')
+param inputSuffix string = ''
+
+@description('Batch pool id (BATCH_POOL_ID).')
+param batchPoolId string = 'wordcount'
+
+@description('Batch job id (BATCH_JOB_ID); the handler creates the job on first use.')
+param batchJobId string = 'wordcount'
+
+@description('VM size of the Batch nodes. Its family needs Batch quota (see docs/deploy.md).')
+param batchVmSize string = 'Standard_D2s_v3'
+
+@description('Maximum number of Batch nodes.')
+@minValue(1)
+@maxValue(100)
+param batchMaxNodes int = 4
+
+@description('Run tasks on Spot (low-priority) nodes: cheaper, may be preempted (tasks are then requeued).')
+param batchUseSpot bool = true
+
+@description('Tasks run at the same time on one node.')
+@minValue(1)
+@maxValue(256)
+param batchTaskSlotsPerNode int = 1
+
+@description('Repository of the word-count image in the registry.')
+param wordcountImageRepository string = 'wordcount'
+
+@description('Tag of the word-count image. The pool pre-pulls it when a node starts.')
+param wordcountImageTag string = 'latest'
+
+@description('Handler log filter (RUST_LOG).')
+param rustLog string = 'info'
+
+@description('How the handler submits work (BATCH_SUBMIT_MODE): task or job.')
+@allowed([
+  'task'
+  'job'
+])
+param batchSubmitMode string = 'task'
+
+@description('Maximum run time of a task, ISO 8601 (TASK_MAX_WALL_CLOCK_TIME).')
+param taskMaxWallClockTime string = 'PT1H'
+
+@description('Retries of a failed task (TASK_MAX_RETRY_COUNT).')
+@minValue(-1)
+param taskMaxRetryCount int = 2
+
+@description('How long a finished task\'s files stay on the node, ISO 8601 (TASK_RETENTION_TIME).')
+param taskRetentionTime string = 'P1D'
+
+@description('How long a task may wait for a node, ISO 8601 (TASK_MAX_QUEUE_TIME).')
+param taskMaxQueueTime string = 'PT12H'
+
+@description('Maximum number of function app instances.')
+@minValue(1)
+@maxValue(1000)
+param functionMaximumInstanceCount int = 40
+
+@description('Memory per function app instance, MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param functionInstanceMemoryMB int = 2048
+
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'blob2batch'
+}
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identities 'modules/identities.bicep' = {
+  name: 'identities'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    functionIdentityName: 'id-func-${token}'
+    poolIdentityName: 'id-pool-${token}'
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    logAnalyticsName: 'log-${token}'
+    applicationInsightsName: 'appi-${token}'
+    functionIdentityPrincipalId: identities.outputs.functionIdentityPrincipalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'stdata${token}'
+    inputContainerName: inputContainerName
+    outputContainerName: outputContainerName
+    deadLetterContainerName: deadLetterContainerName
+    poolIdentityPrincipalId: identities.outputs.poolIdentityPrincipalId
+    userPrincipalId: principalId
+  }
+}
+
+module events 'modules/events.bicep' = {
+  name: 'events'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    systemTopicName: 'evgt-${token}'
+    storageAccountName: storage.outputs.name
+    deadLetterContainerName: deadLetterContainerName
+  }
+}
+
+module registry 'modules/registry.bicep' = {
+  name: 'registry'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'cr${token}'
+    poolIdentityPrincipalId: identities.outputs.poolIdentityPrincipalId
+  }
+}
+
+var wordcountImage = '${registry.outputs.loginServer}/${wordcountImageRepository}:${wordcountImageTag}'
+
+module batch 'modules/batch.bicep' = {
+  name: 'batch'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    accountName: 'ba${token}'
+    poolId: batchPoolId
+    vmSize: batchVmSize
+    maxNodes: batchMaxNodes
+    useSpot: batchUseSpot
+    taskSlotsPerNode: batchTaskSlotsPerNode
+    poolIdentityId: identities.outputs.poolIdentityId
+    functionIdentityPrincipalId: identities.outputs.functionIdentityPrincipalId
+    image: wordcountImage
+    registryServer: registry.outputs.loginServer
+    userPrincipalId: principalId
+  }
+}
+
+// Handler settings: names and meanings in DESIGN.md section 4 and the README's settings table.
+// STORAGE_ACCOUNT_KEY and BATCH_ACCOUNT_KEY stay unset: tasks use the pool identity, the handler
+// uses its managed identity (Entra ID) for Batch.
+var filterSettings = union(
+  empty(inputPrefix) ? {} : { INPUT_PREFIX: inputPrefix },
+  empty(inputSuffix) ? {} : { INPUT_SUFFIX: inputSuffix }
+)
+var handlerSettings = union(filterSettings, {
+  STORAGE_ACCOUNT_URL: 'https://${storage.outputs.name}.blob.${environment().suffixes.storage}'
+  INPUT_CONTAINER: inputContainerName
+  OUTPUT_CONTAINER: outputContainerName
+  RUNNER: 'batch'
+  BATCH_ACCOUNT_URL: batch.outputs.accountUrl
+  BATCH_ACCOUNT_NAME: batch.outputs.accountName
+  BATCH_POOL_ID: batch.outputs.poolId
+  BATCH_JOB_ID: batchJobId
+  BATCH_NODE_IDENTITY: identities.outputs.poolIdentityId
+  BATCH_SUBMIT_MODE: batchSubmitMode
+  WORDCOUNT_IMAGE: wordcountImage
+  TASK_MAX_WALL_CLOCK_TIME: taskMaxWallClockTime
+  TASK_MAX_RETRY_COUNT: string(taskMaxRetryCount)
+  TASK_RETENTION_TIME: taskRetentionTime
+  TASK_MAX_QUEUE_TIME: taskMaxQueueTime
+  RUST_LOG: rustLog
+})
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    planName: 'plan-${token}'
+    functionAppName: 'func-${token}'
+    hostStorageName: 'stfunc${token}'
+    functionIdentityId: identities.outputs.functionIdentityId
+    functionIdentityPrincipalId: identities.outputs.functionIdentityPrincipalId
+    functionIdentityClientId: identities.outputs.functionIdentityClientId
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    maximumInstanceCount: functionMaximumInstanceCount
+    instanceMemoryMB: functionInstanceMemoryMB
+    handlerSettings: handlerSettings
+  }
+}
+
+// Read by the azd hooks (azd writes outputs into the environment).
+output AZURE_LOCATION string = location
+output AZURE_RESOURCE_GROUP string = rg.name
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+output FUNCTION_APP_ID string = functionApp.outputs.id
+output CONTAINER_REGISTRY_NAME string = registry.outputs.name
+output CONTAINER_REGISTRY_LOGIN_SERVER string = registry.outputs.loginServer
+output WORDCOUNT_IMAGE string = wordcountImage
+output WORDCOUNT_IMAGE_NAME string = '${wordcountImageRepository}:${wordcountImageTag}'
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output STORAGE_ACCOUNT_ID string = storage.outputs.id
+output INPUT_CONTAINER string = inputContainerName
+output OUTPUT_CONTAINER string = outputContainerName
+output DEAD_LETTER_CONTAINER string = deadLetterContainerName
+output EVENT_GRID_SYSTEM_TOPIC_NAME string = events.outputs.name
+output BATCH_ACCOUNT_NAME string = batch.outputs.accountName
+output BATCH_ACCOUNT_URL string = batch.outputs.accountUrl
+output BATCH_POOL_ID string = batch.outputs.poolId
+output BATCH_JOB_ID string = batchJobId

@@ -1,0 +1,883 @@
+//! A fake Azure Batch service on loopback, for integration tests and benchmarks.
+//!
+//! It follows the documented wire contract of Add Task, Add Task Collection, Add Job and Get Task
+//! (api-version 2025-06-01): status codes, `{"value": [...]}` results, OData error bodies, ids
+//! compared case-insensitively, `RequestBodyTooLarge` over 100 tasks or 1 MB. It verifies Shared
+//! Key signatures with its own implementation of the scheme (written apart from the client's
+//! signer, so that the two cannot share a mistake) or accepts a configured bearer token, and it
+//! records every request. Faults are scripted: canned responses served before normal handling,
+//! per-task server errors in collections, and a fixed latency.
+//!
+//! Included with `#[path]`/`mod` by several test crates, so it holds no tests itself.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// The api-version the fake serves.
+pub const API_VERSION: &str = "2025-06-01";
+/// Default account of the fake.
+pub const ACCOUNT: &str = "fakebatch";
+/// Default account key of the fake (base64 of 64 known bytes).
+pub const KEY: &str =
+    "ZmFrZS1iYXRjaC1hY2NvdW50LWtleS1mb3ItdGVzdHMtb25seS0wMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OQ==";
+/// Largest Add Task Collection body the service takes (1 MB).
+pub const MAX_COLLECTION_BYTES: usize = 1024 * 1024;
+/// Most tasks in one Add Task Collection.
+pub const MAX_COLLECTION_TASKS: usize = 100;
+/// Largest `ocp-date` skew the service tolerates.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+
+const ODATA_CONTENT_TYPE: &str = "application/json;odata=minimalmetadata";
+
+/// How the fake is set up. `Default` gives Shared Key with [`ACCOUNT`]/[`KEY`], no jobs, no
+/// latency, results in request order, requests recorded.
+#[derive(Clone, Debug)]
+pub struct FakeBatchConfig {
+    pub account: String,
+    /// Base64 account key; Shared Key requests are accepted (and verified) when set.
+    pub key: Option<String>,
+    /// Bearer token accepted as `Authorization: Bearer <token>` when set.
+    pub bearer_token: Option<String>,
+    /// Create unknown jobs on Add Task instead of answering `JobNotFound`.
+    pub auto_create_jobs: bool,
+    /// Jobs that exist from the start (on a pool called `pool`).
+    pub jobs: Vec<String>,
+    /// Added to every request before it is handled.
+    pub latency: Duration,
+    /// Answer Add Task Collection items in reverse order (the service does not keep the order).
+    pub reverse_collection_results: bool,
+    /// Keep a record of every request (turn off for long benchmarks).
+    pub record_requests: bool,
+}
+
+impl Default for FakeBatchConfig {
+    fn default() -> Self {
+        FakeBatchConfig {
+            account: ACCOUNT.to_string(),
+            key: Some(KEY.to_string()),
+            bearer_token: None,
+            auto_create_jobs: false,
+            jobs: Vec::new(),
+            latency: Duration::ZERO,
+            reverse_collection_results: false,
+            record_requests: true,
+        }
+    }
+}
+
+impl FakeBatchConfig {
+    pub fn with_job(mut self, job_id: &str) -> Self {
+        self.jobs.push(job_id.to_string());
+        self
+    }
+}
+
+/// A response served instead of normal handling, in the order queued.
+#[derive(Clone, Debug)]
+pub struct CannedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// Wait this long before answering (longer than the client's timeout simulates a hang).
+    pub delay: Duration,
+}
+
+impl CannedResponse {
+    /// A Batch error: status, code and message in the service's OData error body.
+    pub fn error(status: u16, code: &str, message: &str) -> Self {
+        CannedResponse {
+            status,
+            headers: vec![("content-type".into(), ODATA_CONTENT_TYPE.into())],
+            body: error_body("http://fake", code, message, "canned").to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A bare status with an empty body (what a gateway in front of the service might send).
+    pub fn status(status: u16) -> Self {
+        CannedResponse {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn body(mut self, body: &str) -> Self {
+        self.body = body.to_string();
+        self
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// One request as it arrived.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    /// The body parsed as JSON, when it was JSON.
+    pub body: Option<Value>,
+    pub body_bytes: Vec<u8>,
+    pub at: Instant,
+    /// Whether the Authorization header was valid (signature, account, date skew, or token).
+    pub authorized: bool,
+    /// Status answered; 0 while the request is still being handled (or was abandoned).
+    pub status: u16,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A running fake; stops when dropped.
+pub struct FakeBatch {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeBatch {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+struct Shared {
+    config: FakeBatchConfig,
+    base_url: String,
+    state: Mutex<FakeState>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    jobs: HashMap<String, Job>,
+    canned: VecDeque<CannedResponse>,
+    /// Lower-case task ids that get `servererror` in their next collection result(s).
+    item_faults: HashMap<String, u32>,
+    latency: Duration,
+    requests: Vec<RecordedRequest>,
+    sequence: u64,
+}
+
+struct Job {
+    spec: Value,
+    task_ids: HashSet<String>,
+    tasks: Vec<Value>,
+}
+
+impl FakeBatch {
+    /// Binds `127.0.0.1:0` and serves until dropped.
+    pub async fn start(config: FakeBatchConfig) -> FakeBatch {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Batch service");
+        let addr = listener.local_addr().expect("local address");
+        let base_url = format!("http://{addr}");
+        let mut state = FakeState {
+            latency: config.latency,
+            ..FakeState::default()
+        };
+        for id in &config.jobs {
+            state.jobs.insert(
+                id.to_ascii_lowercase(),
+                Job::new(json!({"id": id, "poolInfo": {"poolId": "pool"}})),
+            );
+        }
+        let shared = Arc::new(Shared {
+            config,
+            base_url,
+            state: Mutex::new(state),
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeBatch {
+            addr,
+            shared,
+            server,
+        }
+    }
+
+    /// The account endpoint, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(&self.shared.base_url).expect("valid URL")
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn account(&self) -> &str {
+        &self.shared.config.account
+    }
+
+    /// Serves `response` (instead of normal handling) to the next request not already served one.
+    pub fn push_response(&self, response: CannedResponse) {
+        self.state().canned.push_back(response);
+    }
+
+    /// The next `times` collection results for `task_id` are `servererror` (nothing is stored).
+    pub fn fail_task_in_collection(&self, task_id: &str, times: u32) {
+        self.state()
+            .item_faults
+            .insert(task_id.to_ascii_lowercase(), times);
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    pub fn create_job(&self, job_id: &str, pool_id: &str) {
+        self.state().jobs.insert(
+            job_id.to_ascii_lowercase(),
+            Job::new(json!({"id": job_id, "poolInfo": {"poolId": pool_id}})),
+        );
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state().requests.clear();
+    }
+
+    /// The job's body as added, if the job exists.
+    pub fn job(&self, job_id: &str) -> Option<Value> {
+        self.state()
+            .jobs
+            .get(&job_id.to_ascii_lowercase())
+            .map(|j| j.spec.clone())
+    }
+
+    pub fn job_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .state()
+            .jobs
+            .values()
+            .filter_map(|j| j.spec["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// The tasks of a job as added (request bodies), in the order they were stored.
+    pub fn tasks(&self, job_id: &str) -> Vec<Value> {
+        self.state()
+            .jobs
+            .get(&job_id.to_ascii_lowercase())
+            .map(|j| j.tasks.clone())
+            .unwrap_or_default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Job {
+    fn new(spec: Value) -> Self {
+        Job {
+            spec,
+            task_ids: HashSet::new(),
+            tasks: Vec::new(),
+        }
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let at = Instant::now();
+    let (parts, body) = request.into_parts();
+    let body_bytes = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => Vec::new(),
+    };
+    let authorized = authorize(&shared.config, &parts.method, &parts.uri, &parts.headers);
+    let request_id = {
+        let mut state = shared.state();
+        state.sequence += 1;
+        format!("00000000-fa6e-4000-8000-{:012x}", state.sequence)
+    };
+
+    let (latency, canned, record_index) = {
+        let mut state = shared.state();
+        let record_index = if shared.config.record_requests {
+            state.requests.push(RecordedRequest {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().map(str::to_string),
+                headers: parts.headers.clone(),
+                body: serde_json::from_slice(&body_bytes).ok(),
+                body_bytes: body_bytes.clone(),
+                at,
+                authorized,
+                status: 0,
+            });
+            Some(state.requests.len() - 1)
+        } else {
+            None
+        };
+        (state.latency, state.canned.pop_front(), record_index)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    let mut response = match canned {
+        Some(canned) => {
+            if !canned.delay.is_zero() {
+                tokio::time::sleep(canned.delay).await;
+            }
+            let mut builder = Response::builder().status(canned.status);
+            for (name, value) in &canned.headers {
+                builder = builder.header(name, value);
+            }
+            builder
+                .body(Body::from(canned.body))
+                .expect("canned response")
+        }
+        None => {
+            let ctx = Ctx {
+                shared: &shared,
+                request_id: &request_id,
+            };
+            if !authorized {
+                ctx.error(
+                    403,
+                    "AuthenticationFailed",
+                    "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
+                )
+            } else {
+                ctx.route(
+                    &parts.method,
+                    parts.uri.path(),
+                    parts.uri.query(),
+                    &parts.headers,
+                    &body_bytes,
+                )
+            }
+        }
+    };
+
+    let headers = response.headers_mut();
+    headers.insert(
+        "request-id",
+        HeaderValue::from_str(&request_id).expect("header text"),
+    );
+    if parts
+        .headers
+        .get("return-client-request-id")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+        && let Some(id) = parts.headers.get("client-request-id")
+    {
+        headers.insert("client-request-id", id.clone());
+    }
+    if let Some(i) = record_index {
+        let status = response.status().as_u16();
+        if let Some(record) = shared.state().requests.get_mut(i) {
+            record.status = status;
+        }
+    }
+    response
+}
+
+struct Ctx<'a> {
+    shared: &'a Shared,
+    request_id: &'a str,
+}
+
+impl Ctx<'_> {
+    fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Response {
+        let versions: Vec<String> = query_params(query.unwrap_or(""))
+            .into_iter()
+            .filter(|(k, _)| k == "api-version")
+            .map(|(_, v)| v)
+            .collect();
+        if versions.len() != 1 || versions[0] != API_VERSION {
+            return self.error(
+                400,
+                "UnsupportedRequestVersion",
+                "The specified Request Version is not supported.",
+            );
+        }
+        if *method == Method::POST {
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let mut parts = content_type
+                .split(';')
+                .map(|p| p.trim().to_ascii_lowercase());
+            let media = parts.next().unwrap_or_default();
+            let odata = parts.any(|p| p.starts_with("odata="));
+            if media != "application/json" || !odata {
+                return self.error(
+                    400,
+                    "InvalidHeaderValue",
+                    "The value for one of the HTTP headers is not in the correct format.",
+                );
+            }
+        }
+        let segments: Vec<String> = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match (method, segments.as_slice()) {
+            (&Method::POST, ["jobs"]) => self.add_job(body),
+            (&Method::POST, ["jobs", job, "tasks"]) => self.add_task(job, body),
+            (&Method::POST, ["jobs", job, "addtaskcollection"]) => {
+                self.add_task_collection(job, body)
+            }
+            (&Method::GET, ["jobs", job, "tasks", task]) => self.get_task(job, task),
+            _ => self.error(
+                404,
+                "ResourceNotFound",
+                "The specified resource does not exist.",
+            ),
+        }
+    }
+
+    fn add_job(&self, body: &[u8]) -> Response {
+        let Some(spec) = parse_object(body) else {
+            return self.invalid_body();
+        };
+        let Some(id) = valid_id(&spec["id"]) else {
+            return self.invalid_property("id");
+        };
+        if !spec["poolInfo"].is_object() {
+            return self.missing_property("poolInfo");
+        }
+        let mut state = self.shared.state();
+        let key = id.to_ascii_lowercase();
+        if state.jobs.contains_key(&key) {
+            return self.error(409, "JobExists", "The specified job already exists.");
+        }
+        state.jobs.insert(key, Job::new(spec.clone()));
+        drop(state);
+        self.created(&format!("jobs/{id}"))
+    }
+
+    fn add_task(&self, job_id: &str, body: &[u8]) -> Response {
+        let Some(task) = parse_object(body) else {
+            return self.invalid_body();
+        };
+        if let Err((code, property)) = check_task(&task) {
+            return self.property_error(code, property);
+        }
+        let id = task["id"].as_str().unwrap_or_default().to_string();
+        let mut state = self.shared.state();
+        let Some(job) = self.job_mut(&mut state, job_id) else {
+            return self.error(404, "JobNotFound", "The specified job does not exist.");
+        };
+        if !job.task_ids.insert(id.to_ascii_lowercase()) {
+            return self.error(409, "TaskExists", "The specified task already exists.");
+        }
+        job.tasks.push(task);
+        drop(state);
+        self.created(&format!("jobs/{job_id}/tasks/{id}"))
+    }
+
+    fn add_task_collection(&self, job_id: &str, body: &[u8]) -> Response {
+        if body.len() > MAX_COLLECTION_BYTES {
+            return self.too_large();
+        }
+        let Some(group) = parse_object(body) else {
+            return self.invalid_body();
+        };
+        let Some(tasks) = group["value"].as_array() else {
+            return self.missing_property("value");
+        };
+        if tasks.len() > MAX_COLLECTION_TASKS {
+            return self.too_large();
+        }
+        let mut state = self.shared.state();
+        let state = &mut *state;
+        let Some(job) = self.job_mut_in(&mut state.jobs, job_id) else {
+            return self.error(404, "JobNotFound", "The specified job does not exist.");
+        };
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let id = task["id"].as_str().unwrap_or_default().to_string();
+            let key = id.to_ascii_lowercase();
+            if let Err((code, property)) = check_task(task) {
+                results.push(json!({
+                    "status": "clienterror", "taskId": id,
+                    "error": self.error_json(code, &format!("The value provided for {property} is invalid.")),
+                }));
+                continue;
+            }
+            if let Some(left) = state.item_faults.get_mut(&key)
+                && *left > 0
+            {
+                *left -= 1;
+                results.push(json!({
+                    "status": "servererror", "taskId": id,
+                    "error": self.error_json("InternalError", "Server encountered an internal error. Please try again after some time."),
+                }));
+                continue;
+            }
+            if !job.task_ids.insert(key) {
+                results.push(json!({
+                    "status": "clienterror", "taskId": id,
+                    "error": self.error_json("TaskExists", "The specified task already exists."),
+                }));
+                continue;
+            }
+            job.tasks.push(task.clone());
+            results.push(json!({
+                "status": "success", "taskId": id, "eTag": "0x8DE0000FA6E0001",
+                "lastModified": "2026-03-14T09:31:09.0000000Z",
+                "location": format!("{}/jobs/{job_id}/tasks/{id}", self.shared.base_url),
+            }));
+        }
+        if self.shared.config.reverse_collection_results {
+            results.reverse();
+        }
+        let body = json!({
+            "odata.metadata": format!("{}/$metadata#taskaddresult", self.shared.base_url),
+            "value": results,
+        });
+        json_response(200, &body)
+    }
+
+    fn get_task(&self, job_id: &str, task_id: &str) -> Response {
+        let mut state = self.shared.state();
+        let Some(job) = state.jobs.get_mut(&job_id.to_ascii_lowercase()) else {
+            return self.error(404, "JobNotFound", "The specified job does not exist.");
+        };
+        let Some(task) = job
+            .tasks
+            .iter()
+            .find(|t| {
+                t["id"]
+                    .as_str()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(task_id))
+            })
+            .cloned()
+        else {
+            return self.error(404, "TaskNotFound", "The specified task does not exist.");
+        };
+        drop(state);
+        let mut body = task;
+        let id = body["id"].as_str().unwrap_or_default().to_string();
+        body["odata.metadata"] =
+            json!(format!("{}/$metadata#tasks/@Element", self.shared.base_url));
+        body["url"] = json!(format!("{}/jobs/{job_id}/tasks/{id}", self.shared.base_url));
+        body["eTag"] = json!("0x8DE0000FA6E0001");
+        body["creationTime"] = json!("2026-03-14T09:31:09.0000000Z");
+        body["state"] = json!("active");
+        body["stateTransitionTime"] = json!("2026-03-14T09:31:09.0000000Z");
+        json_response(200, &body)
+    }
+
+    fn job_mut<'s>(&self, state: &'s mut FakeState, job_id: &str) -> Option<&'s mut Job> {
+        self.job_mut_in(&mut state.jobs, job_id)
+    }
+
+    fn job_mut_in<'s>(
+        &self,
+        jobs: &'s mut HashMap<String, Job>,
+        job_id: &str,
+    ) -> Option<&'s mut Job> {
+        let key = job_id.to_ascii_lowercase();
+        if self.shared.config.auto_create_jobs && !jobs.contains_key(&key) {
+            jobs.insert(
+                key.clone(),
+                Job::new(json!({"id": job_id, "poolInfo": {"poolId": "pool"}})),
+            );
+        }
+        jobs.get_mut(&key)
+    }
+
+    fn created(&self, relative: &str) -> Response {
+        let location = format!("{}/{relative}", self.shared.base_url);
+        Response::builder()
+            .status(201)
+            .header("etag", "0x8DE0000FA6E0001")
+            .header("last-modified", "Sat, 14 Mar 2026 09:31:09 GMT")
+            .header("dataserviceid", &location)
+            .header("location", &location)
+            .header("dataserviceversion", "3.0")
+            .body(Body::empty())
+            .expect("created response")
+    }
+
+    fn error_json(&self, code: &str, message: &str) -> Value {
+        json!({
+            "code": code,
+            "message": {"lang": "en-US", "value": format!("{message}\nRequestId:{}\nTime:2026-03-14T09:31:09.0000000Z", self.request_id)},
+        })
+    }
+
+    fn error(&self, status: u16, code: &str, message: &str) -> Response {
+        json_response(
+            status,
+            &error_body(&self.shared.base_url, code, message, self.request_id),
+        )
+    }
+
+    fn invalid_body(&self) -> Response {
+        self.error(
+            400,
+            "InvalidRequestBody",
+            "The specified Request Body is not syntactically valid.",
+        )
+    }
+
+    fn missing_property(&self, property: &str) -> Response {
+        self.property_error("MissingRequiredProperty", property)
+    }
+
+    fn invalid_property(&self, property: &str) -> Response {
+        self.property_error("InvalidPropertyValue", property)
+    }
+
+    fn property_error(&self, code: &str, property: &str) -> Response {
+        let mut body = error_body(
+            &self.shared.base_url,
+            code,
+            "A property of the request body is missing or invalid.",
+            self.request_id,
+        );
+        body["values"] = json!([{"key": "PropertyName", "value": property}]);
+        json_response(400, &body)
+    }
+
+    fn too_large(&self) -> Response {
+        self.error(
+            413,
+            "RequestBodyTooLarge",
+            "The request body is too large and exceeds the maximum permissible limit.",
+        )
+    }
+}
+
+fn error_body(base_url: &str, code: &str, message: &str, request_id: &str) -> Value {
+    json!({
+        "odata.metadata": format!("{base_url}/$metadata#Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element"),
+        "code": code,
+        "message": {
+            "lang": "en-US",
+            "value": format!("{message}\nRequestId:{request_id}\nTime:2026-03-14T09:31:09.0000000Z"),
+        },
+    })
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(status).expect("valid status"))
+        .header("content-type", ODATA_CONTENT_TYPE)
+        .header("dataserviceversion", "3.0")
+        .body(Body::from(body.to_string()))
+        .expect("json response")
+}
+
+fn parse_object(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(Value::is_object)
+}
+
+/// Letters, digits, `-` and `_`, 1 to 64 characters.
+fn valid_id(value: &Value) -> Option<&str> {
+    let id = value.as_str()?;
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(id)
+}
+
+fn check_task(task: &Value) -> Result<(), (&'static str, &'static str)> {
+    if task.get("id").is_none() {
+        return Err(("MissingRequiredProperty", "id"));
+    }
+    if valid_id(&task["id"]).is_none() {
+        return Err(("InvalidPropertyValue", "id"));
+    }
+    match task.get("commandLine") {
+        None => Err(("MissingRequiredProperty", "commandLine")),
+        Some(Value::String(s)) if !s.is_empty() => Ok(()),
+        Some(_) => Err(("InvalidPropertyValue", "commandLine")),
+    }
+}
+
+/// `(lower-cased name, decoded value)` pairs of a raw query string.
+fn query_params(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(name).to_ascii_lowercase(), decode(value))
+        })
+        .collect()
+}
+
+fn authorize(
+    config: &FakeBatchConfig,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> bool {
+    let Some(authorization) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    if let Some(token) = authorization.strip_prefix("Bearer ") {
+        return config.bearer_token.as_deref() == Some(token);
+    }
+    let (Some(key), Some(credentials)) = (&config.key, authorization.strip_prefix("SharedKey "))
+    else {
+        return false;
+    };
+    let Some((account, signature)) = credentials.split_once(':') else {
+        return false;
+    };
+    if account != config.account || !date_within_skew(headers) {
+        return false;
+    }
+    let Ok(key) = BASE64.decode(key) else {
+        return false;
+    };
+    let Ok(given) = BASE64.decode(signature) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(expected_string_to_sign(&config.account, method, uri, headers).as_bytes());
+    mac.verify_slice(&given).is_ok()
+}
+
+/// The StringToSign as the service documents it, computed from what arrived.
+fn expected_string_to_sign(
+    account: &str,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> String {
+    let value = |name: &str| -> String {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let date = if headers.contains_key("ocp-date") {
+        String::new()
+    } else {
+        value("date")
+    };
+    let lines = [
+        method.as_str().to_ascii_uppercase(),
+        value("content-encoding"),
+        value("content-language"),
+        value("content-length"),
+        value("content-md5"),
+        value("content-type"),
+        date,
+        value("if-modified-since"),
+        value("if-match"),
+        value("if-none-match"),
+        value("if-unmodified-since"),
+        value("range"),
+    ];
+    let mut ocp: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, v) in headers {
+        let name = name.as_str().to_ascii_lowercase();
+        if name.starts_with("ocp-") {
+            ocp.entry(name)
+                .or_default()
+                .push(String::from_utf8_lossy(v.as_bytes()).trim().to_string());
+        }
+    }
+    let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, v) in query_params(uri.query().unwrap_or("")) {
+        params.entry(name).or_default().push(v);
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    for (name, values) in ocp {
+        out += &format!("{name}:{}\n", values.join(","));
+    }
+    out += &format!("/{account}{}", uri.path());
+    for (name, mut values) in params {
+        values.sort();
+        out += &format!("\n{name}:{}", values.join(","));
+    }
+    out
+}
+
+fn date_within_skew(headers: &HeaderMap) -> bool {
+    let raw = headers
+        .get("ocp-date")
+        .or_else(|| headers.get("date"))
+        .and_then(|v| v.to_str().ok());
+    let Some(at) = raw.and_then(parse_rfc1123) else {
+        return false;
+    };
+    let skew = (time::OffsetDateTime::now_utc() - at).unsigned_abs();
+    skew <= MAX_CLOCK_SKEW
+}
+
+fn parse_rfc1123(value: &str) -> Option<time::OffsetDateTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(value, format)
+        .ok()
+        .map(|t| t.assume_utc())
+}
