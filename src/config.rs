@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::duration::{format_iso8601, parse_iso8601};
+use crate::loopback::is_loopback_url;
 
 /// Azurite's blob endpoint for its well-known development account.
 pub const AZURITE_URL: &str = "http://127.0.0.1:10000/devstoreaccount1";
@@ -333,7 +334,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 .filter(|u| u.host().is_some());
             match parsed {
                 Some(u) if u.scheme() == "https" => Some(u),
-                Some(u) if u.scheme() == "http" && is_loopback(&u) && account_key.is_some() => {
+                Some(u) if u.scheme() == "http" && is_loopback_url(&u) && account_key.is_some() => {
                     Some(u)
                 }
                 Some(u) if u.scheme() == "http" => {
@@ -469,15 +470,6 @@ pub fn storage_account_name(url: &Url) -> Option<String> {
             host.split('.').next().map(str::to_owned)
         }
         _ => None,
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod filter;
 pub mod host;
 pub mod intake;
 pub mod local;
+pub mod loopback;
 pub mod plan;
 pub mod runner;
 pub mod startup;

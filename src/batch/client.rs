@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,8 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode};
 use time::OffsetDateTime;
+
+use crate::loopback::is_loopback_url;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 use url::Url;
@@ -661,7 +662,7 @@ fn validate_endpoint(
     match endpoint.scheme() {
         "https" => {}
         "http" => {
-            if !is_loopback(endpoint) {
+            if !is_loopback_url(endpoint) {
                 return Err(invalid("plain http is allowed only on a loopback host"));
             }
             if matches!(credential, BatchCredential::Token(_)) && !allow_token_over_http {
@@ -673,15 +674,6 @@ fn validate_endpoint(
     let mut url = endpoint.clone();
     url.set_path("");
     Ok(url)
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 /// 2xx is created; 409 with `exists_code` is a duplicate; anything else is an error.

@@ -18,6 +18,8 @@ use super::feed::{self, FeedEvent, FeedOptions, FeedTarget};
 use super::put::human_bytes;
 use super::runner::{Engine, LocalRunner, LocalRunnerOptions, RunnerEvent, default_concurrency};
 use crate::config::{RunnerKind, Settings};
+use crate::loopback::is_loopback_url;
+use crate::startup::shutdown_signal;
 use crate::storage::azurite::{self, AzuriteOptions, AzuriteProcess};
 use crate::storage::{StorageAccount, StorageAccountKey};
 use secrecy::ExposeSecret as _;
@@ -91,7 +93,7 @@ pub fn resolve(env: Env) -> Result<LocalSetup, DevError> {
         env("STORAGE_ACCOUNT_URL").unwrap_or_else(|| azurite::DEFAULT_BLOB_URL.to_string());
     let parsed = url::Url::parse(&storage_url)
         .map_err(|e| DevError::Config(format!("STORAGE_ACCOUNT_URL `{storage_url}`: {e}")))?;
-    let loopback = is_loopback(parsed.host_str().unwrap_or_default());
+    let loopback = is_loopback_url(&parsed);
     let key_default = (loopback && env("STORAGE_ACCOUNT_KEY").is_none())
         .then(|| azurite::WELL_KNOWN_KEY.to_string());
     let lookup = {
@@ -484,15 +486,6 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// `LOCAL_WORDCOUNT_BIN`, else `wordcount` next to the current executable, else on `PATH`.
 pub fn find_wordcount(configured: Option<&Path>) -> Result<PathBuf, DevError> {
     if let Some(path) = configured {
@@ -524,23 +517,4 @@ pub fn find_wordcount(configured: Option<&Path>) -> Result<PathBuf, DevError> {
     Err(DevError::WordcountMissing(
         "not beside the blob2batch executable, not on PATH".into(),
     ))
-}
-
-/// Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::loopback::is_loopback_host;
+
 /// The emulator's well-known account name.
 pub const WELL_KNOWN_ACCOUNT: &str = "devstoreaccount1";
 /// The emulator's well-known account key (public, documented by Microsoft; not a secret).
@@ -199,16 +201,6 @@ fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
-}
-
 /// A port that was free a moment ago on `host`.
 pub fn free_port(host: &str) -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind((host, 0))?;
@@ -217,7 +209,7 @@ pub fn free_port(host: &str) -> std::io::Result<u16> {
 
 /// Starts the project's Azurite blob service and waits until it answers.
 pub async fn start(options: AzuriteOptions) -> Result<AzuriteProcess, AzuriteError> {
-    if !is_loopback(&options.host) {
+    if !is_loopback_host(&options.host) {
         return Err(AzuriteError::NotLoopback(options.host));
     }
     let bin = azurite_bin()?;
@@ -319,16 +311,6 @@ fn collect(stream: impl AsyncRead + Unpin + Send + 'static, sink: Arc<Mutex<VecD
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_hosts() {
-        assert!(is_loopback("127.0.0.1"));
-        assert!(is_loopback("localhost"));
-        assert!(is_loopback("::1"));
-        assert!(is_loopback("[::1]"));
-        assert!(!is_loopback("0.0.0.0"));
-        assert!(!is_loopback("example.com"));
-    }
 
     #[test]
     fn well_known_key_is_valid() {
