@@ -447,20 +447,7 @@ impl ContainerClient {
             .download(None)
             .await
             .map_err(|e| BlobError::azure("download blob", e))?;
-        let mut file = create_download_file(path).await?;
-        let mut body = result.body;
-        let mut written = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| BlobError::azure("download blob", e))?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| BlobError::io("write download file", e))?;
-            written += chunk.len() as u64;
-        }
-        file.flush()
-            .await
-            .map_err(|e| BlobError::io("write download file", e))?;
-        Ok(written)
+        write_download(path, result.body, |e| BlobError::azure("download blob", e)).await
     }
 
     /// The whole content of a (small) blob.
@@ -492,13 +479,34 @@ impl ContainerClient {
 /// large buffers halves the time to fetch a big blob.
 const DOWNLOAD_BUFFER: usize = 4 * 1024 * 1024;
 
-async fn create_download_file(
+/// Writes a download stream into a new file at `path`; returns the number of bytes written.
+async fn write_download<S, B, E>(
     path: &Path,
-) -> Result<tokio::io::BufWriter<tokio::fs::File>, BlobError> {
+    stream: S,
+    on_error: impl Fn(E) -> BlobError,
+) -> Result<u64, BlobError>
+where
+    S: futures_util::Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+{
     let file = tokio::fs::File::create(path)
         .await
         .map_err(|e| BlobError::io("create download file", e))?;
-    Ok(tokio::io::BufWriter::with_capacity(DOWNLOAD_BUFFER, file))
+    let mut file = tokio::io::BufWriter::with_capacity(DOWNLOAD_BUFFER, file);
+    let mut stream = std::pin::pin!(stream);
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(&on_error)?;
+        let chunk = chunk.as_ref();
+        file.write_all(chunk)
+            .await
+            .map_err(|e| BlobError::io("write download file", e))?;
+        written += chunk.len() as u64;
+    }
+    file.flush()
+        .await
+        .map_err(|e| BlobError::io("write download file", e))?;
+    Ok(written)
 }
 
 fn join_query(base: &str, query: &str) -> String {
@@ -540,20 +548,10 @@ pub async fn http_download_to_file(
             message: redact_sas(&first_line_of_message(&body)),
         });
     }
-    let mut file = create_download_file(path).await?;
-    let mut stream = response.bytes_stream();
-    let mut written = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| BlobError::http("download", e))?;
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| BlobError::io("write download file", e))?;
-        written += chunk.len() as u64;
-    }
-    file.flush()
-        .await
-        .map_err(|e| BlobError::io("write download file", e))?;
-    Ok(written)
+    write_download(path, response.bytes_stream(), |e| {
+        BlobError::http("download", e)
+    })
+    .await
 }
 
 /// The `<Message>` of a storage error body, or its start.
