@@ -4,9 +4,10 @@
 //! allocations and cache misses for keys that are mostly a few bytes long. Here a small open
 //! addressing index (linear probing, at most half full, 4 bytes per slot) points into a dense
 //! entry array in first-seen order, so the frequent words share a few hot cache lines. Words of up
-//! to 16 bytes are stored inside their entry as two (overlapping) 8-byte loads and compared with
-//! two integer comparisons; longer words go to a byte arena. The hash is seeded per process so that
-//! crafted input cannot force collisions.
+//! to 16 bytes are stored inside their entry as two zero-padded 8-byte integers and compared with
+//! two integer comparisons; they are read from the input with two loads masked by length, because a
+//! branch on the length of each word is mispredicted about as often as not. Longer words go to a
+//! byte arena. The hash is seeded per process so that crafted input cannot force collisions.
 
 use std::hash::BuildHasher;
 
@@ -64,43 +65,52 @@ fn load64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
-#[inline(always)]
-fn load32(b: &[u8], at: usize) -> u64 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as u64
-}
+/// `LOW[n]` keeps the bytes of the first load that belong to a word of `n` bytes, `HIGH[n]` those
+/// of the second (the load 8 bytes further on).
+const LOW: [u64; INLINE + 1] = {
+    let mut t = [u64::MAX; INLINE + 1];
+    let mut n = 0;
+    while n < 8 {
+        t[n] = (1u64 << (8 * n)) - 1;
+        n += 1;
+    }
+    t
+};
+const HIGH: [u64; INLINE + 1] = {
+    let mut t = [0u64; INLINE + 1];
+    let mut n = 9;
+    while n <= INLINE {
+        t[n] = if n == INLINE {
+            u64::MAX
+        } else {
+            (1u64 << (8 * (n - 8))) - 1
+        };
+        n += 1;
+    }
+    t
+};
 
-/// Two words that together hold every byte of a key of at most 16 bytes (overlapping loads), so
-/// that equal (parts, length) means equal keys and the key can be rebuilt from them.
+/// The word's bytes 0..8 and 8..16 as little-endian integers, zero beyond its end: together with
+/// the length, equal parts mean equal words, and the word can be rebuilt from them.
 #[inline(always)]
 fn short_parts(k: &[u8]) -> (u64, u64) {
-    let n = k.len();
-    if n >= 8 {
-        (load64(k, 0), load64(k, n - 8))
-    } else if n >= 4 {
-        (load32(k, 0), load32(k, n - 4))
-    } else if n > 0 {
-        (
-            (k[0] as u64) | (k[n / 2] as u64) << 8 | (k[n - 1] as u64) << 16,
-            0,
-        )
-    } else {
-        (0, 0)
-    }
+    let mut buf = [0u8; INLINE];
+    buf[..k.len()].copy_from_slice(k);
+    (load64(&buf, 0), load64(&buf, 8))
+}
+
+/// [`short_parts`] of `text[at..at + n]` without copying: two loads masked by length, with no
+/// branch on the length. Needs 16 readable bytes from `at`.
+#[inline(always)]
+fn short_parts_in(text: &[u8], at: usize, n: usize) -> (u64, u64) {
+    let n = n.min(INLINE);
+    (load64(text, at) & LOW[n], load64(text, at + 8) & HIGH[n])
 }
 
 /// The inverse of [`short_parts`].
 fn unparts(a: u64, b: u64, n: usize, out: &mut [u8; INLINE]) -> &[u8] {
-    if n >= 8 {
-        out[..8].copy_from_slice(&a.to_le_bytes());
-        out[n - 8..n].copy_from_slice(&b.to_le_bytes());
-    } else if n >= 4 {
-        out[..4].copy_from_slice(&(a as u32).to_le_bytes());
-        out[n - 4..n].copy_from_slice(&(b as u32).to_le_bytes());
-    } else if n > 0 {
-        out[0] = a as u8;
-        out[n / 2] = (a >> 8) as u8;
-        out[n - 1] = (a >> 16) as u8;
-    }
+    out[..8].copy_from_slice(&a.to_le_bytes());
+    out[8..].copy_from_slice(&b.to_le_bytes());
     &out[..n]
 }
 
@@ -136,15 +146,46 @@ impl WordTable {
     fn key(&self, word: &[u8]) -> Key {
         if word.len() <= INLINE {
             let (a, b) = short_parts(word);
-            let hash = self.short_hash(a, b, word.len());
-            Key { a, b, hash }
+            self.short_key(a, b, word.len())
         } else {
-            let hash = self.long.hash_one(word);
-            Key {
-                a: 0,
-                b: hash,
-                hash,
-            }
+            self.long_key(word)
+        }
+    }
+
+    /// The key of `word`, a sub-slice of `text`: short words far enough from the end of `text`
+    /// are read with [`short_parts_in`].
+    #[inline(always)]
+    fn key_in(&self, text: &[u8], word: &[u8]) -> Key {
+        let n = word.len();
+        if n > INLINE {
+            return self.long_key(word);
+        }
+        // Only a word inside `text` passes this check, and then `text[at..at + n]` is the word.
+        let at = (word.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+        if at.checked_add(INLINE).is_some_and(|end| end <= text.len()) {
+            let (a, b) = short_parts_in(text, at, n);
+            self.short_key(a, b, n)
+        } else {
+            self.key(word)
+        }
+    }
+
+    #[inline(always)]
+    fn short_key(&self, a: u64, b: u64, n: usize) -> Key {
+        Key {
+            a,
+            b,
+            hash: self.short_hash(a, b, n),
+        }
+    }
+
+    #[cold]
+    fn long_key(&self, word: &[u8]) -> Key {
+        let hash = self.long.hash_one(word);
+        Key {
+            a: 0,
+            b: hash,
+            hash,
         }
     }
 
@@ -153,17 +194,17 @@ impl WordTable {
         self.entries.len()
     }
 
-    /// Adds one to the count of each word. Hashing a batch first and prefetching the index slots
-    /// lets the memory accesses of several words overlap.
+    /// Adds one to the count of each word; every word is a sub-slice of `text`. Hashing a batch
+    /// first and prefetching the index slots lets the memory accesses of several words overlap.
     #[inline]
-    pub fn add_batch(&mut self, words: &[&[u8]]) {
+    pub fn add_batch(&mut self, text: &[u8], words: &[&[u8]]) {
         let mut keys: [Key; BATCH] = std::array::from_fn(|_| Key {
             a: 0,
             b: 0,
             hash: 0,
         });
         for (k, w) in keys.iter_mut().zip(words) {
-            *k = self.key(w);
+            *k = self.key_in(text, w);
             self.prefetch(k.hash);
         }
         for (k, w) in keys.iter().zip(words) {
@@ -329,6 +370,35 @@ mod tests {
         assert_eq!(seen, model);
         assert_eq!(total, model.values().sum::<u64>());
         assert_eq!(table.get(b"not there at all"), 0);
+    }
+
+    #[test]
+    fn words_read_in_place_and_copied_share_entries() {
+        // Words of every length from 0 to 20 at every offset, the last ones too close to the end
+        // of the text for the in-place reads.
+        let text: Vec<u8> = (0..200u32)
+            .map(|i| b"abcdefghij"[(i % 10) as usize])
+            .collect();
+        let mut table = WordTable::new();
+        let mut model: HashMap<&[u8], u64> = HashMap::new();
+        for len in 0..=20 {
+            for at in 0..=text.len() - len {
+                let word = &text[at..at + len];
+                table.add_batch(&text, &[word]);
+                table.add(word, 1);
+                *model.entry(word).or_default() += 2;
+            }
+        }
+        assert_eq!(table.len(), model.len());
+        for (word, n) in &model {
+            assert_eq!(table.get(word), *n, "{:?}", String::from_utf8_lossy(word));
+        }
+        let mut rebuilt = 0;
+        table.for_each(|w, n| {
+            assert_eq!(model.get(w), Some(&n));
+            rebuilt += 1;
+        });
+        assert_eq!(rebuilt, model.len());
     }
 
     #[test]

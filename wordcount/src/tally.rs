@@ -13,6 +13,8 @@ pub trait Sink<'a> {
 
 struct Batcher<'a, 't> {
     table: &'t mut WordTable,
+    /// The piece every borrowed word lies in.
+    text: &'a [u8],
     batch: [&'a [u8]; BATCH],
     queued: usize,
     words: u64,
@@ -20,7 +22,7 @@ struct Batcher<'a, 't> {
 
 impl Batcher<'_, '_> {
     fn flush(&mut self) {
-        self.table.add_batch(&self.batch[..self.queued]);
+        self.table.add_batch(self.text, &self.batch[..self.queued]);
         self.queued = 0;
     }
 }
@@ -65,20 +67,21 @@ impl Tally {
     pub fn add_piece(&mut self, piece: &mut [u8], options: Options) {
         self.bytes += piece.len() as u64;
         self.newlines += count_newlines(piece);
+        // Unicode mode lower-cases ASCII here too: the non-ASCII parts are fully lower-cased
+        // later, which gives the same words (ASCII letters are cased in either case).
+        if options.lowercase || options.mode == Mode::Unicode {
+            piece.make_ascii_lowercase();
+        }
+        let piece: &[u8] = piece;
         let mut sink = Batcher {
             table: &mut self.table,
+            text: piece,
             batch: [&[]; BATCH],
             queued: 0,
             words: 0,
         };
         match options.mode {
-            Mode::Whitespace => {
-                if options.lowercase {
-                    piece.make_ascii_lowercase();
-                }
-                let piece: &[u8] = piece;
-                crate::scan::whitespace_words(piece, |w| sink.borrowed(w));
-            }
+            Mode::Whitespace => crate::scan::whitespace_words(piece, |w| sink.borrowed(w)),
             Mode::Unicode => unicode::words(piece, &mut sink),
         }
         sink.flush();

@@ -118,18 +118,14 @@ pub fn general_words(text: &[u8], mut f: impl FnMut(&[u8])) {
 }
 
 /// Sends every word of a piece in unicode mode, lower-cased, to `sink`, taking the ASCII fast
-/// path line by line where it can. Lower-cases ASCII lines in place.
-pub fn words<'a>(text: &'a mut [u8], sink: &mut impl Sink<'a>) {
+/// path line by line where it can. ASCII letters must already be lower-cased.
+pub fn words<'a>(text: &'a [u8], sink: &mut impl Sink<'a>) {
     if text.is_ascii() {
-        text.make_ascii_lowercase();
-        let text: &'a [u8] = text;
         crate::scan::ascii_words(text, |w| sink.borrowed(w));
         return;
     }
-    for line in text.split_inclusive_mut(|&b| b == b'\n') {
+    for line in text.split_inclusive(|&b| b == b'\n') {
         if line.is_ascii() {
-            line.make_ascii_lowercase();
-            let line: &'a [u8] = line;
             crate::scan::ascii_words(line, |w| sink.borrowed(w));
         } else {
             general_words(line, |w| sink.transient(w));
