@@ -114,6 +114,19 @@ fn unparts(a: u64, b: u64, n: usize, out: &mut [u8; INLINE]) -> &[u8] {
     &out[..n]
 }
 
+/// A hint to bring the cache line at `p` closer; `p` may point anywhere (a prefetch never faults).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint: it neither reads nor faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// A word ready for lookup: its parts (inline words) or hash (long words), and its hash.
 struct Key {
     a: u64,
@@ -194,37 +207,32 @@ impl WordTable {
         self.entries.len()
     }
 
-    /// Adds one to the count of each word; every word is a sub-slice of `text`. Hashing a batch
-    /// first and prefetching the index slots lets the memory accesses of several words overlap.
+    /// Adds one to the count of each of [`BATCH`] words, all sub-slices of `text`. The batch is
+    /// hashed first and its index slots prefetched, so that the memory accesses of several words
+    /// overlap instead of waiting one after another.
     #[inline]
-    pub fn add_batch(&mut self, text: &[u8], words: &[&[u8]]) {
-        let mut keys: [Key; BATCH] = std::array::from_fn(|_| Key {
-            a: 0,
-            b: 0,
-            hash: 0,
+    pub fn add_batch(&mut self, text: &[u8], words: &[&[u8]; BATCH]) {
+        let keys: [Key; BATCH] = std::array::from_fn(|i| {
+            let key = self.key_in(text, words[i]);
+            prefetch(self.index.as_ptr().wrapping_add(self.slot_of(key.hash)));
+            key
         });
-        for (k, w) in keys.iter_mut().zip(words) {
-            *k = self.key_in(text, w);
-            self.prefetch(k.hash);
+        for (key, word) in keys.iter().zip(words) {
+            self.add_key(word, key, 1);
         }
-        for (k, w) in keys.iter().zip(words) {
-            self.add_key(w, k, 1);
+    }
+
+    /// Adds one to the count of each word; every word is a sub-slice of `text`.
+    pub fn add_each(&mut self, text: &[u8], words: &[&[u8]]) {
+        for word in words {
+            let key = self.key_in(text, word);
+            self.add_key(word, &key, 1);
         }
     }
 
     #[inline(always)]
-    fn prefetch(&self, hash: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let i = (hash as usize) & (self.index.len() - 1);
-            // SAFETY: prefetching is a hint and never faults; the pointer is in bounds anyway.
-            unsafe {
-                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-                _mm_prefetch::<_MM_HINT_T0>(self.index.as_ptr().add(i) as *const i8);
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = hash;
+    fn slot_of(&self, hash: u64) -> usize {
+        (hash as usize) & (self.index.len() - 1)
     }
 
     /// Adds `n` to the count of `word`.
@@ -248,7 +256,7 @@ impl WordTable {
     #[inline(always)]
     fn add_key(&mut self, word: &[u8], key: &Key, n: u64) {
         let mask = self.index.len() - 1;
-        let mut i = (key.hash as usize) & mask;
+        let mut i = self.slot_of(key.hash);
         loop {
             let slot = self.index[i];
             if slot == 0 {
@@ -382,9 +390,15 @@ mod tests {
         let mut table = WordTable::new();
         let mut model: HashMap<&[u8], u64> = HashMap::new();
         for len in 0..=20 {
-            for at in 0..=text.len() - len {
-                let word = &text[at..at + len];
-                table.add_batch(&text, &[word]);
+            let words: Vec<&[u8]> = (0..=text.len() - len)
+                .map(|at| &text[at..at + len])
+                .collect();
+            let mut batches = words.chunks_exact(BATCH);
+            for batch in &mut batches {
+                table.add_batch(&text, batch.try_into().unwrap());
+            }
+            table.add_each(&text, batches.remainder());
+            for word in words {
                 table.add(word, 1);
                 *model.entry(word).or_default() += 2;
             }

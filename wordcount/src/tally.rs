@@ -22,7 +22,11 @@ struct Batcher<'a, 't> {
 
 impl Batcher<'_, '_> {
     fn flush(&mut self) {
-        self.table.add_batch(self.text, &self.batch[..self.queued]);
+        if self.queued == BATCH {
+            self.table.add_batch(self.text, &self.batch);
+        } else {
+            self.table.add_each(self.text, &self.batch[..self.queued]);
+        }
         self.queued = 0;
     }
 }
