@@ -120,6 +120,35 @@ async fn dev_starts_azurite_when_none_answers_and_stops_it() {
     );
 }
 
+#[tokio::test]
+async fn azurite_started_by_dev_stops_when_dev_is_killed() {
+    support::azurite::azurite();
+    let port = azurite::free_port("127.0.0.1").unwrap();
+    let url = azurite::blob_url("127.0.0.1", port);
+    let work = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("STORAGE_ACCOUNT_URL".to_string(), url.clone()),
+        (
+            "STORAGE_ACCOUNT_KEY".to_string(),
+            WELL_KNOWN_KEY.to_string(),
+        ),
+    ];
+    let dev = Dev::start(&env, &[], work.path());
+    let listening = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(listening());
+    dev.kill_hard();
+    // Only connections, no HTTP requests: an orphaned Azurite dies on its first request anyway
+    // (logging it to the closed pipe), and it must not linger until then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while listening() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Azurite still listens 15 s after dev was killed with SIGKILL"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// With `--func-host`, events go to the Functions host's Event Grid webhook; a 503 is retried.
 #[tokio::test]
 async fn func_host_deliveries_are_event_grid_notifications_retried_until_accepted() {

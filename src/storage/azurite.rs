@@ -132,6 +132,8 @@ pub fn azurite_bin() -> Result<PathBuf, AzuriteError> {
 /// [`AzuriteProcess::stop`] or on drop.
 pub struct AzuriteProcess {
     child: Option<Child>,
+    /// The thread whose end sends Azurite SIGTERM; it outlives the stop in `Drop`.
+    _parent: ParentThread,
     pgid: Option<i32>,
     url: String,
     port: u16,
@@ -245,10 +247,12 @@ pub async fn start(options: AzuriteOptions) -> Result<AzuriteProcess, AzuriteErr
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| AzuriteError::Spawn {
-        bin: bin.clone(),
-        source,
-    })?;
+    let (mut child, parent) = spawn_with_parent_death_signal(cmd)
+        .await
+        .map_err(|source| AzuriteError::Spawn {
+            bin: bin.clone(),
+            source,
+        })?;
     let output = Arc::new(Mutex::new(VecDeque::new()));
     if let Some(out) = child.stdout.take() {
         collect(out, output.clone());
@@ -264,6 +268,7 @@ pub async fn start(options: AzuriteOptions) -> Result<AzuriteProcess, AzuriteErr
     };
     let mut process = AzuriteProcess {
         child: Some(child),
+        _parent: parent,
         pgid,
         url: blob_url(&host, port),
         port,
@@ -293,6 +298,53 @@ pub async fn start(options: AzuriteOptions) -> Result<AzuriteProcess, AzuriteErr
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Keeps alive the thread that spawned Azurite; it ends when this is dropped.
+struct ParentThread {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+/// Spawns `cmd` so that the kernel sends it SIGTERM when this process dies, however it dies
+/// (SIGKILL included, when nothing here can stop Azurite). PR_SET_PDEATHSIG fires when the
+/// spawning *thread* ends, so the spawn happens on a thread of its own that lives as long as the
+/// returned [`ParentThread`], not on a runtime thread whose lifetime is the runtime's business.
+async fn spawn_with_parent_death_signal(
+    mut cmd: Command,
+) -> std::io::Result<(Child, ParentThread)> {
+    let parent = std::process::id();
+    // SAFETY: only async-signal-safe calls (prctl, getppid) run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // This process may have died before the signal was armed.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    let runtime = tokio::runtime::Handle::current();
+    let (child_tx, child_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("azurite-parent".into())
+        .spawn(move || {
+            let _runtime = runtime.enter();
+            let spawned = cmd.spawn();
+            let ok = spawned.is_ok();
+            let _ = child_tx.send(spawned);
+            if ok {
+                // Returns when the sender is dropped.
+                let _ = stop_rx.recv();
+            }
+        })?;
+    let child = child_rx
+        .await
+        .map_err(|_| std::io::Error::other("the thread spawning Azurite ended"))??;
+    Ok((child, ParentThread { _stop: stop_tx }))
 }
 
 fn collect(stream: impl AsyncRead + Unpin + Send + 'static, sink: Arc<Mutex<VecDeque<String>>>) {

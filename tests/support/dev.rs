@@ -139,6 +139,14 @@ impl Dev {
         }
     }
 
+    /// SIGKILL: nothing in `dev` runs afterwards, so whatever it started must stop by itself.
+    #[allow(dead_code)]
+    pub fn kill_hard(&self) -> ExitStatus {
+        let mut child = self.child.lock().unwrap();
+        child.kill().expect("SIGKILL blob2batch dev");
+        child.wait().expect("reap blob2batch dev")
+    }
+
     /// SIGTERM, then waits (at most 30 s) for it to exit.
     pub fn stop(&self) -> ExitStatus {
         let pid = self.child.lock().unwrap().id() as i32;
