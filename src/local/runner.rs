@@ -508,9 +508,21 @@ impl LocalRunner {
                     .unwrap_or_else(|| image.clone());
                 env.push(("AZ_BATCH_TASK_DIR".into(), "/batch/task".into()));
                 env.push(("AZ_BATCH_TASK_WORKING_DIR".into(), "/batch/task/wd".into()));
+                // As on Batch, the container runs as the task's user (Batch maps the task
+                // user's uid and gid into Linux containers), here the user running `dev`. The
+                // explicit limits are needed where the runtime may not copy the caller's.
+                // SAFETY: getuid and getgid cannot fail.
+                let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
                 let mut cmd = tokio::process::Command::new("podman");
                 cmd.args(["run", "--rm", "--runtime", "runc", "--network", "none"])
-                    .args(["--ulimit", "nofile=1024:1024"])
+                    .args([
+                        "--ulimit",
+                        "nofile=1024:1024",
+                        "--ulimit",
+                        "nproc=1024:1024",
+                    ])
+                    .arg("--user")
+                    .arg(format!("{uid}:{gid}"))
                     .arg("-v")
                     .arg(format!("{}:/batch/task:Z", task_dir.display()))
                     .args(["-w", "/batch/task/wd", "--entrypoint"])
