@@ -81,7 +81,7 @@ impl BlobError {
             op,
             status,
             code,
-            message: redact_sas(&err.to_string()),
+            message: redact_sas(&with_causes(&err)),
         }
     }
 
@@ -90,13 +90,29 @@ impl BlobError {
             op,
             status: err.status().map(|s| s.as_u16()),
             code: None,
-            message: redact_sas(&err.without_url().to_string()),
+            message: redact_sas(&with_causes(&err.without_url())),
         }
     }
 
     fn io(op: &'static str, source: std::io::Error) -> Self {
         BlobError::Io { op, source }
     }
+}
+
+/// The error and its causes, so that "retry policy expired" also says what kept failing (a
+/// host name that does not resolve, a refused connection).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// One blob in a listing.
@@ -576,6 +592,32 @@ pub fn block_id_base64(id: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_name_their_causes_once() {
+        let dns = std::io::Error::other("dns error: no records found for no-such-host.invalid");
+        let transport = azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Io,
+            dns,
+            "failed to execute `reqwest` request",
+        );
+        let expired = transport
+            .with_context("retry policy expired and the request will no longer be retried");
+        let text = with_causes(&expired);
+        assert!(
+            text.starts_with("retry policy expired and the request will no longer be retried: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("failed to execute `reqwest` request"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("no records found for no-such-host.invalid"),
+            "{text}"
+        );
+        assert_eq!(text.matches("no records found").count(), 1, "{text}");
+    }
 
     #[test]
     fn blob_names_are_encoded_once_per_segment() {
