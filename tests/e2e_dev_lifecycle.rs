@@ -87,13 +87,13 @@ async fn result_etag(account: &StorageAccount, blob: &str) -> String {
         .etag
 }
 
-#[tokio::test]
-async fn dev_starts_azurite_when_none_answers_and_stops_it() {
+/// `dev` pointed at a free port where nothing answers, so that it starts Azurite itself there.
+/// Returns it with that storage URL and port.
+fn dev_with_its_own_azurite(work_dir: &std::path::Path) -> (Dev, String, u16) {
     // Make sure Azurite is installed (a clear failure otherwise) before asking dev to start it.
     support::azurite::azurite();
     let port = azurite::free_port("127.0.0.1").unwrap();
     let url = azurite::blob_url("127.0.0.1", port);
-    let work = tempfile::tempdir().unwrap();
     let env = vec![
         ("STORAGE_ACCOUNT_URL".to_string(), url.clone()),
         (
@@ -101,7 +101,13 @@ async fn dev_starts_azurite_when_none_answers_and_stops_it() {
             WELL_KNOWN_KEY.to_string(),
         ),
     ];
-    let dev = Dev::start(&env, &[], work.path());
+    (Dev::start(&env, &[], work_dir), url, port)
+}
+
+#[tokio::test]
+async fn dev_starts_azurite_when_none_answers_and_stops_it() {
+    let work = tempfile::tempdir().unwrap();
+    let (dev, url, _) = dev_with_its_own_azurite(work.path());
     let ready = dev.output().join("\n");
     assert!(ready.contains("Azurite started, in memory"), "{ready}");
     let account = StorageAccount::new(&url, azurite::well_known_key());
@@ -122,18 +128,8 @@ async fn dev_starts_azurite_when_none_answers_and_stops_it() {
 
 #[tokio::test]
 async fn azurite_started_by_dev_stops_when_dev_is_killed() {
-    support::azurite::azurite();
-    let port = azurite::free_port("127.0.0.1").unwrap();
-    let url = azurite::blob_url("127.0.0.1", port);
     let work = tempfile::tempdir().unwrap();
-    let env = vec![
-        ("STORAGE_ACCOUNT_URL".to_string(), url.clone()),
-        (
-            "STORAGE_ACCOUNT_KEY".to_string(),
-            WELL_KNOWN_KEY.to_string(),
-        ),
-    ];
-    let dev = Dev::start(&env, &[], work.path());
+    let (dev, _, port) = dev_with_its_own_azurite(work.path());
     let listening = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
     assert!(listening());
     dev.kill_hard();
