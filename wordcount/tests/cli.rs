@@ -11,8 +11,7 @@ use std::process::{Command, Output, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_wordcount");
 
 fn banner() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/bench/the_star_spangled_banner.txt")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/the_star_spangled_banner.txt")
 }
 
 fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {

@@ -14,10 +14,10 @@ const WHITESPACE: Options = Options {
     lowercase: false,
 };
 
-/// `shared/bench` sits beside the repository root.
-fn bench_file(name: &str) -> PathBuf {
+/// A file of `tests/fixtures`.
+fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/bench")
+        .join("tests/fixtures")
         .join(name)
 }
 
@@ -53,7 +53,7 @@ fn list(pairs: &[(&str, u64)]) -> Vec<(String, u64)> {
 
 #[test]
 fn star_spangled_banner_whitespace() {
-    let data = std::fs::read(bench_file("the_star_spangled_banner.txt")).unwrap();
+    let data = std::fs::read(fixture("the_star_spangled_banner.txt")).unwrap();
     let c = count(&data, WHITESPACE);
     assert_eq!(c.tally.bytes, 1754);
     assert_eq!(c.tally.words, 314);
