@@ -10,6 +10,7 @@ pub mod input;
 pub mod pipeline;
 pub mod report;
 pub mod scan;
+pub mod sink;
 pub mod split;
 mod table;
 pub mod tally;

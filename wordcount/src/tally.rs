@@ -1,15 +1,9 @@
 //! A tally of one or more pieces of input: totals and a word -> count table, mergeable so that
 //! each worker thread keeps its own and they are combined at the end.
 
+use crate::sink::Sink;
 use crate::table::{BATCH, WordTable};
 use crate::{Mode, Options, unicode};
-
-/// Receives the words of a piece. Words that live as long as the piece are queued and looked up
-/// in batches; others (freshly lower-cased) are looked up at once.
-pub trait Sink<'a> {
-    fn borrowed(&mut self, word: &'a [u8]);
-    fn transient(&mut self, word: &[u8]);
-}
 
 struct Batcher<'a, 't> {
     table: &'t mut WordTable,

@@ -4,7 +4,7 @@
 //! digits and `_` join; `:` `.` `'` join two letters; `,` `;` `.` `'` join two digits), so that a
 //! pure-ASCII piece never needs decoding or the segmenter. Tests check it against the segmenter.
 
-use crate::tally::Sink;
+use crate::sink::Sink;
 use unicode_segmentation::UnicodeSegmentation;
 
 const OTHER: u8 = 0;
