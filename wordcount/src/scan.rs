@@ -244,18 +244,4 @@ mod tests {
             vec![vec![b'a'; 64]]
         );
     }
-
-    #[test]
-    fn ascii_words_match_scalar_at_block_edges() {
-        for pad in 55..70 {
-            let text = format!("{}a.b 3,4 x_y __ don't 1.a", "-".repeat(pad));
-            let mut scalar = Vec::new();
-            crate::unicode::ascii_words(text.as_bytes(), |w| scalar.push(w.to_vec()));
-            assert_eq!(
-                collect(text.as_bytes(), |t, f| ascii_words(t, f)),
-                scalar,
-                "{pad}"
-            );
-        }
-    }
 }
