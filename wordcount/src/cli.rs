@@ -1,7 +1,10 @@
 //! The command line: argument parsing, running a count end to end, and mapping failures to exit
 //! codes (0 success, 1 input or output error, 2 usage error).
 
-use crate::{Config, Mode, Options, Report, count_reader, input};
+use crate::input;
+use crate::options::{Mode, Options};
+use crate::pipeline::{Config, count_reader};
+use crate::report::Report;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

@@ -5,8 +5,9 @@
 //! Memory stays bounded by the pool (buffers x chunk size) plus the word table. A buffer only grows
 //! when it holds no cut point at all (one word, or one unbroken script run, longer than a chunk).
 
+use crate::options::Options;
 use crate::split::cut_point;
-use crate::{Options, Tally};
+use crate::tally::Tally;
 use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Mutex, PoisonError};
@@ -177,7 +178,7 @@ fn read_pieces<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Mode;
+    use crate::options::Mode;
 
     #[test]
     fn tiny_chunks_give_same_totals() {

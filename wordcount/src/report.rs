@@ -1,7 +1,8 @@
 //! The result document: sorting, `--top`, and rendering as JSON (the project's design, section 4
 //! "Output of a word count") or as TSV.
 
-use crate::{Counted, Mode};
+use crate::options::Mode;
+use crate::pipeline::Counted;
 use std::io::{self, Write};
 
 /// A finished count, ready to be written.

@@ -8,7 +8,7 @@
 //! buffer has none of those (e.g. a long run of CJK text), at a word boundary that is followed by
 //! at least two more segments in the buffer, so no look-ahead rule (WB6, WB7b, WB12) can move it.
 
-use crate::Mode;
+use crate::options::Mode;
 use unicode_segmentation::UnicodeSegmentation;
 
 /// True for the bytes that separate words in whitespace mode: 0x09-0x0D and 0x20.

@@ -1,9 +1,10 @@
 //! A tally of one or more pieces of input: totals and a word -> count table, mergeable so that
 //! each worker thread keeps its own and they are combined at the end.
 
+use crate::options::{Mode, Options};
 use crate::sink::Sink;
 use crate::table::{BATCH, WordTable};
-use crate::{Mode, Options, unicode};
+use crate::unicode;
 
 struct Batcher<'a, 't> {
     table: &'t mut WordTable,
