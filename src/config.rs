@@ -1,8 +1,10 @@
 //! Settings, read from the environment once at start-up and validated as a whole.
 //!
 //! Every problem is collected and reported together, so that a misconfigured app says everything
-//! that is wrong with it in one message instead of one problem per restart. Secrets are held in
-//! `secrecy` types, so neither `Debug` nor a log line can print them.
+//! that is wrong with it in one message instead of one problem per restart. What comes out cannot
+//! be invalid: the runner choice carries its own settings, keys are decoded here once, and every
+//! duration is bounded so that no later arithmetic can overflow. Secrets are held in types whose
+//! `Debug` prints nothing of them.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -12,29 +14,22 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::account_key::AccountKey;
+use crate::batch::MAX_RETRY_BUDGET;
 use crate::duration::{format_iso8601, parse_iso8601};
 use crate::loopback::is_loopback_url;
+use crate::storage::key::StorageAccountKey;
+use crate::task_spec::is_valid_id;
 
 /// Azurite's blob endpoint for its well-known development account.
 pub const AZURITE_URL: &str = "http://127.0.0.1:10000/devstoreaccount1";
 
-/// Where submitted work runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunnerKind {
-    /// Azure Batch, through its REST API.
-    Batch,
-    /// This machine (the `dev` pipeline and tests).
-    Local,
-}
+/// Local image name used when `WORDCOUNT_IMAGE` is not set and tasks run on this machine.
+pub const DEFAULT_LOCAL_IMAGE: &str = "localhost/wordcount:latest";
 
-/// How a blob version becomes Batch work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubmitMode {
-    /// A task added to the long-lived job `BATCH_JOB_ID` on pool `BATCH_POOL_ID`.
-    Task,
-    /// A job per blob with an auto pool that lives and dies with the job.
-    Job,
-}
+/// Batch terminates a task that has not completed 180 days after it was added, so no task
+/// duration setting, and no SAS lifetime derived from them, needs to be longer.
+pub const MAX_TASK_LIFETIME: Duration = Duration::from_secs(180 * 86_400);
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -46,10 +41,9 @@ pub struct Settings {
     pub output_container: String,
     pub input_prefix: Option<String>,
     pub input_suffix: Option<String>,
-    pub runner: RunnerKind,
-    pub batch: BatchSettings,
+    /// Where tasks run, with the settings of that choice.
+    pub runner: RunnerSettings,
     pub task: TaskSettings,
-    pub local: LocalSettings,
     /// When set, `POST /api/events` requires `?code=<key>` (direct webhook hosting).
     pub webhook_key: Option<SecretString>,
 }
@@ -59,47 +53,89 @@ pub struct StorageSettings {
     /// Blob endpoint of the account, without a trailing slash.
     pub account_url: Url,
     pub account_name: String,
-    /// Base64 account key; when present, tasks get service SAS URLs signed with it.
-    pub account_key: Option<SecretString>,
+    /// `STORAGE_ACCOUNT_KEY`, decoded; when present, tasks get service SAS URLs signed with it.
+    pub account_key: Option<StorageAccountKey>,
+}
+
+/// Where submitted work runs (`RUNNER`), and what that choice needs.
+#[derive(Clone, Debug)]
+pub enum RunnerSettings {
+    /// Azure Batch, through its REST API.
+    Batch(BatchSettings),
+    /// This machine (the `dev` pipeline and tests).
+    Local(LocalSettings),
 }
 
 #[derive(Clone, Debug)]
 pub struct BatchSettings {
-    /// Present when `RUNNER=batch`.
-    pub account_url: Option<Url>,
-    pub account_name: Option<String>,
-    /// Shared Key when present, Entra ID otherwise.
-    pub account_key: Option<SecretString>,
+    pub account_url: Url,
+    pub auth: BatchAuth,
     pub pool_id: String,
     pub job_id: String,
-    /// ARM id of the pool's user-assigned identity.
+    /// ARM id of the pool's user-assigned identity (registry and, without a key, storage access).
     pub node_identity: Option<String>,
     pub submit_mode: SubmitMode,
-    pub auto_pool_vm_size: String,
-    pub auto_pool_low_priority: bool,
-    /// Total time one submission may take, retries included (at most 20 s, well inside Event
-    /// Grid's 30 s wait).
+    /// Total time one submission may take, retries included (at most [`MAX_RETRY_BUDGET`]).
     pub retry_budget: Duration,
+}
+
+/// How the Batch client proves who it is.
+#[derive(Clone, Debug)]
+pub enum BatchAuth {
+    /// `BATCH_ACCOUNT_KEY`: Shared Key with the account's name and decoded key.
+    SharedKey { account: String, key: AccountKey },
+    /// No key: an Entra ID credential chosen from the environment at start-up.
+    EntraId,
+}
+
+/// How a blob version becomes Batch work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubmitMode {
+    /// A task added to the long-lived job `BATCH_JOB_ID` on pool `BATCH_POOL_ID`.
+    Task,
+    /// A job per blob with an auto pool that lives and dies with the job.
+    Job(AutoPool),
+}
+
+/// The auto pool of job-per-blob mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoPool {
+    pub vm_size: String,
+    /// A Spot node instead of a dedicated one.
+    pub low_priority: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct LocalSettings {
+    /// Where task directories and records live.
+    pub work_dir: PathBuf,
+    /// Tasks running at once.
+    pub concurrency: usize,
+    /// The `wordcount` program; found beside `blob2batch` or on `PATH` when unset.
+    pub wordcount_bin: Option<PathBuf>,
+    /// Run tasks in this container image with podman instead of the local binary.
+    pub podman_image: Option<String>,
+}
+
+/// How tasks reach storage.
+#[derive(Clone, Debug)]
+pub enum StorageAccess {
+    /// Service SAS URLs signed with the account key (Azurite, simple setups).
+    Sas(StorageAccountKey),
+    /// The pool's user-assigned managed identity, by ARM resource id.
+    Identity(String),
 }
 
 #[derive(Clone, Debug)]
 pub struct TaskSettings {
     /// Container image reference the task runs.
     pub image: String,
+    pub access: StorageAccess,
     pub max_wall_clock_time: Duration,
     pub max_retry_count: i32,
     pub retention_time: Duration,
     /// The longest a task may wait for a node; bounds how long its SAS URLs stay valid.
     pub max_queue_time: Duration,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct LocalSettings {
-    pub work_dir: Option<PathBuf>,
-    pub concurrency: Option<usize>,
-    pub wordcount_bin: Option<PathBuf>,
-    /// Run tasks in this container image with podman instead of the local binary.
-    pub podman_image: Option<String>,
 }
 
 /// Every problem found in the settings, one per line.
@@ -120,9 +156,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Local image name used when `WORDCOUNT_IMAGE` is not set and tasks run on this machine.
-pub const DEFAULT_LOCAL_IMAGE: &str = "localhost/wordcount:latest";
-
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Settings, ConfigError> {
@@ -140,8 +173,7 @@ impl Settings {
         let port = r.parse("FUNCTIONS_CUSTOMHANDLER_PORT", "a TCP port number", |v| {
             v.parse::<u16>().ok()
         });
-
-        let runner = r
+        let runner_kind = r
             .parse("RUNNER", "`batch` or `local`", |v| match v {
                 "batch" => Some(RunnerKind::Batch),
                 "local" => Some(RunnerKind::Local),
@@ -161,63 +193,67 @@ impl Settings {
         let input_prefix = r.get("INPUT_PREFIX");
         let input_suffix = r.get("INPUT_SUFFIX");
 
-        let batch = r.batch(runner);
-        let task = r.task(runner);
-        let local = LocalSettings {
-            work_dir: r.get("LOCAL_WORK_DIR").map(PathBuf::from),
-            concurrency: r.parse("LOCAL_CONCURRENCY", "a positive whole number", |v| {
-                v.parse::<usize>().ok().filter(|n| *n > 0)
-            }),
-            wordcount_bin: r.get("LOCAL_WORDCOUNT_BIN").map(PathBuf::from),
-            podman_image: r.get("LOCAL_PODMAN_IMAGE"),
+        let runner = match runner_kind {
+            RunnerKind::Batch => r.batch().map(RunnerSettings::Batch),
+            RunnerKind::Local => Some(RunnerSettings::Local(r.local())),
         };
+        let image = match runner_kind {
+            RunnerKind::Batch => r.required("WORDCOUNT_IMAGE", " when RUNNER=batch"),
+            RunnerKind::Local => r.get("WORDCOUNT_IMAGE"),
+        }
+        .unwrap_or_else(|| DEFAULT_LOCAL_IMAGE.to_owned());
+        let limits = r.task_limits();
+        let access = storage
+            .as_ref()
+            .and_then(|storage| r.storage_access(storage, runner.as_ref(), runner_kind));
         let webhook_key = r.get("WEBHOOK_KEY").map(SecretString::from);
 
-        if let Some(storage) = &storage {
-            let has_key = storage.account_key.is_some();
-            if runner == RunnerKind::Local && !has_key {
-                r.problem(
-                    "STORAGE_ACCOUNT_KEY is required with RUNNER=local: the local runner reaches \
-                     storage through SAS URLs only"
-                        .into(),
-                );
-            }
-            if runner == RunnerKind::Batch && !has_key && batch.node_identity.is_none() {
-                r.problem(
-                    "tasks need storage access: set STORAGE_ACCOUNT_KEY (SAS URLs) or \
-                     BATCH_NODE_IDENTITY (the pool's managed identity)"
-                        .into(),
-                );
-            }
-            if runner == RunnerKind::Batch && batch.submit_mode == SubmitMode::Job && !has_key {
-                r.problem(
-                    "BATCH_SUBMIT_MODE=job needs STORAGE_ACCOUNT_KEY: an auto pool cannot carry a \
-                     managed identity"
-                        .into(),
-                );
-            }
-        }
-
-        if !r.problems.is_empty() {
-            return Err(ConfigError {
+        match (storage, runner, access) {
+            (Some(storage), Some(runner), Some(access)) if r.problems.is_empty() => Ok(Settings {
+                listen_address: listen_address.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+                port: port.unwrap_or(8080),
+                storage,
+                input_container,
+                output_container,
+                input_prefix,
+                input_suffix,
+                runner,
+                task: TaskSettings {
+                    image,
+                    access,
+                    max_wall_clock_time: limits.max_wall_clock_time,
+                    max_retry_count: limits.max_retry_count,
+                    retention_time: limits.retention_time,
+                    max_queue_time: limits.max_queue_time,
+                },
+                webhook_key,
+            }),
+            _ => Err(ConfigError {
                 problems: r.problems,
-            });
+            }),
         }
-        Ok(Settings {
-            listen_address: listen_address.unwrap_or(IpAddr::from([127, 0, 0, 1])),
-            port: port.unwrap_or(8080),
-            storage: storage.expect("problems reported above"),
-            input_container,
-            output_container,
-            input_prefix,
-            input_suffix,
-            runner,
-            batch,
-            task,
-            local,
-            webhook_key,
-        })
     }
+
+    /// The Batch settings, when `RUNNER=batch`.
+    pub fn batch(&self) -> Option<&BatchSettings> {
+        match &self.runner {
+            RunnerSettings::Batch(batch) => Some(batch),
+            RunnerSettings::Local(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RunnerKind {
+    Batch,
+    Local,
+}
+
+struct TaskLimits {
+    max_wall_clock_time: Duration,
+    max_retry_count: i32,
+    retention_time: Duration,
+    max_queue_time: Duration,
 }
 
 struct Reader<'a, F: Fn(&str) -> Option<String>> {
@@ -266,18 +302,38 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         value
     }
 
-    fn duration(&mut self, name: &str, default: Duration) -> Duration {
-        self.parse(
-            name,
-            "an ISO 8601 duration such as PT1H or P1D",
-            parse_iso8601,
-        )
+    /// An ISO 8601 duration between `min` and `max` (both inclusive).
+    fn duration(
+        &mut self,
+        name: &str,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Duration {
+        let expected = format!(
+            "an ISO 8601 duration from {} to {}",
+            format_iso8601(min),
+            format_iso8601(max)
+        );
+        self.parse(name, &expected, |v| {
+            parse_iso8601(v).filter(|d| (min..=max).contains(d))
+        })
         .unwrap_or(default)
     }
 
+    fn key(&mut self, name: &str) -> Option<AccountKey> {
+        let text = self.get(name)?;
+        let key = AccountKey::from_base64(&text).ok();
+        if key.is_none() {
+            self.problem(format!("{name} must be a base64 account key"));
+        }
+        key
+    }
+
     fn storage(&mut self) -> Option<StorageSettings> {
-        let raw = self.required("STORAGE_ACCOUNT_URL", "")?;
-        let url = match Url::parse(raw.trim_end_matches('/')) {
+        let raw = self.required("STORAGE_ACCOUNT_URL", "");
+        let key = self.key("STORAGE_ACCOUNT_KEY");
+        let url = match Url::parse(raw?.trim_end_matches('/')) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
             _ => {
                 self.problem(
@@ -302,48 +358,30 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             );
             return None;
         };
-        let account_key = self.get("STORAGE_ACCOUNT_KEY");
-        if let Some(key) = &account_key
-            && !is_base64_key(key)
-        {
-            self.problem("STORAGE_ACCOUNT_KEY must be a base64 account key".into());
-        }
         Some(StorageSettings {
+            account_key: key.map(|key| StorageAccountKey::new(account_name.clone(), key)),
             account_url: url,
             account_name,
-            account_key: account_key.map(SecretString::from),
         })
     }
 
-    fn batch(&mut self, runner: RunnerKind) -> BatchSettings {
-        let needed = runner == RunnerKind::Batch;
-        let account_url = if needed {
-            self.required("BATCH_ACCOUNT_URL", " when RUNNER=batch")
-        } else {
-            self.get("BATCH_ACCOUNT_URL")
-        };
-        let account_key = self.get("BATCH_ACCOUNT_KEY");
-        if let Some(key) = &account_key
-            && !is_base64_key(key)
-        {
-            self.problem("BATCH_ACCOUNT_KEY must be a base64 account key".into());
-        }
-        let account_url = account_url.and_then(|raw| {
+    fn batch(&mut self) -> Option<BatchSettings> {
+        let raw_url = self.required("BATCH_ACCOUNT_URL", " when RUNNER=batch");
+        let key = self.key("BATCH_ACCOUNT_KEY");
+        let has_key = key.is_some() || self.get("BATCH_ACCOUNT_KEY").is_some();
+        let account_url = raw_url.and_then(|raw| {
             let parsed = Url::parse(raw.trim_end_matches('/'))
                 .ok()
                 .filter(|u| u.host().is_some());
             match parsed {
                 Some(u) if u.scheme() == "https" => Some(u),
-                Some(u) if u.scheme() == "http" && is_loopback_url(&u) && account_key.is_some() => {
-                    Some(u)
-                }
+                Some(u) if u.scheme() == "http" && is_loopback_url(&u) && has_key => Some(u),
                 Some(u) if u.scheme() == "http" => {
                     self.problem(
                         "BATCH_ACCOUNT_URL may use http only for a loopback address with \
                          BATCH_ACCOUNT_KEY (tests); use https"
                             .into(),
                     );
-                    let _ = u;
                     None
                 }
                 _ => {
@@ -365,44 +403,57 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         });
         let pool_id = self.batch_id("BATCH_POOL_ID", "wordcount");
         let job_id = self.batch_id("BATCH_JOB_ID", "wordcount");
-        let submit_mode = self
+        let job_mode = self
             .parse("BATCH_SUBMIT_MODE", "`task` or `job`", |v| match v {
-                "task" => Some(SubmitMode::Task),
-                "job" => Some(SubmitMode::Job),
+                "task" => Some(false),
+                "job" => Some(true),
                 _ => None,
             })
-            .unwrap_or(SubmitMode::Task);
-        let auto_pool_low_priority = self
+            .unwrap_or(false);
+        let low_priority = self
             .parse("BATCH_AUTO_POOL_LOW_PRIORITY", "`true` or `false`", |v| {
                 v.parse::<bool>().ok()
             })
             .unwrap_or(false);
-        let retry_budget = self
-            .parse(
-                "BATCH_RETRY_BUDGET",
-                "an ISO 8601 duration from PT1S to PT20S",
-                |v| parse_iso8601(v).filter(|d| (1..=20).contains(&d.as_secs())),
-            )
-            .unwrap_or(Duration::from_secs(20));
-        BatchSettings {
-            retry_budget,
-            account_url,
-            account_name,
-            account_key: account_key.map(SecretString::from),
+        let vm_size = self
+            .get("BATCH_AUTO_POOL_VM_SIZE")
+            .unwrap_or_else(|| "standard_d2s_v5".into());
+        let retry_budget = self.duration(
+            "BATCH_RETRY_BUDGET",
+            MAX_RETRY_BUDGET,
+            Duration::from_secs(1),
+            MAX_RETRY_BUDGET,
+        );
+        let auth = match (key, account_name) {
+            (Some(key), Some(account)) => BatchAuth::SharedKey { account, key },
+            (Some(_), None) => {
+                self.problem("BATCH_ACCOUNT_NAME is required with BATCH_ACCOUNT_KEY".into());
+                return None;
+            }
+            (None, _) if has_key => return None,
+            (None, _) => BatchAuth::EntraId,
+        };
+        Some(BatchSettings {
+            account_url: account_url?,
+            auth,
             pool_id,
             job_id,
             node_identity: self.get("BATCH_NODE_IDENTITY"),
-            submit_mode,
-            auto_pool_vm_size: self
-                .get("BATCH_AUTO_POOL_VM_SIZE")
-                .unwrap_or_else(|| "standard_d2s_v5".into()),
-            auto_pool_low_priority,
-        }
+            submit_mode: if job_mode {
+                SubmitMode::Job(AutoPool {
+                    vm_size,
+                    low_priority,
+                })
+            } else {
+                SubmitMode::Task
+            },
+            retry_budget,
+        })
     }
 
     fn batch_id(&mut self, name: &str, default: &str) -> String {
         let value = self.get(name).unwrap_or_else(|| default.to_owned());
-        if !is_valid_batch_id(&value) {
+        if !is_valid_id(&value) {
             self.problem(format!(
                 "{name} must be 1-64 letters, digits, hyphens or underscores"
             ));
@@ -410,13 +461,23 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         value
     }
 
-    fn task(&mut self, runner: RunnerKind) -> TaskSettings {
-        let image = if runner == RunnerKind::Batch {
-            self.required("WORDCOUNT_IMAGE", " when RUNNER=batch")
-        } else {
-            self.get("WORDCOUNT_IMAGE")
+    fn local(&mut self) -> LocalSettings {
+        LocalSettings {
+            work_dir: self
+                .get("LOCAL_WORK_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join("blob2batch-local")),
+            concurrency: self
+                .parse("LOCAL_CONCURRENCY", "a whole number from 1 to 1024", |v| {
+                    v.parse::<usize>().ok().filter(|n| (1..=1024).contains(n))
+                })
+                .unwrap_or_else(default_concurrency),
+            wordcount_bin: self.get("LOCAL_WORDCOUNT_BIN").map(PathBuf::from),
+            podman_image: self.get("LOCAL_PODMAN_IMAGE"),
         }
-        .unwrap_or_else(|| DEFAULT_LOCAL_IMAGE.to_owned());
+    }
+
+    fn task_limits(&mut self) -> TaskLimits {
         let max_retry_count = self
             .parse(
                 "TASK_MAX_RETRY_COUNT",
@@ -424,26 +485,90 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 |v| v.parse::<i32>().ok().filter(|n| (-1..=100).contains(n)),
             )
             .unwrap_or(2);
-        TaskSettings {
-            image,
-            max_wall_clock_time: self
-                .duration("TASK_MAX_WALL_CLOCK_TIME", Duration::from_secs(3600)),
+        let minute = Duration::from_secs(60);
+        TaskLimits {
+            max_wall_clock_time: self.duration(
+                "TASK_MAX_WALL_CLOCK_TIME",
+                Duration::from_secs(3600),
+                minute,
+                MAX_TASK_LIFETIME,
+            ),
             max_retry_count,
-            retention_time: self.duration("TASK_RETENTION_TIME", Duration::from_secs(86_400)),
-            max_queue_time: self.duration("TASK_MAX_QUEUE_TIME", Duration::from_secs(12 * 3600)),
+            retention_time: self.duration(
+                "TASK_RETENTION_TIME",
+                Duration::from_secs(86_400),
+                minute,
+                MAX_TASK_LIFETIME,
+            ),
+            max_queue_time: self.duration(
+                "TASK_MAX_QUEUE_TIME",
+                Duration::from_secs(12 * 3600),
+                minute,
+                MAX_TASK_LIFETIME,
+            ),
+        }
+    }
+
+    fn storage_access(
+        &mut self,
+        storage: &StorageSettings,
+        runner: Option<&RunnerSettings>,
+        kind: RunnerKind,
+    ) -> Option<StorageAccess> {
+        if let Some(key) = &storage.account_key {
+            return Some(StorageAccess::Sas(key.clone()));
+        }
+        if self.get("STORAGE_ACCOUNT_KEY").is_some() {
+            return None; // malformed: reported already
+        }
+        match (kind, runner) {
+            (RunnerKind::Local, _) => {
+                self.problem(
+                    "STORAGE_ACCOUNT_KEY is required with RUNNER=local: the local runner reaches \
+                     storage through SAS URLs only"
+                        .into(),
+                );
+                None
+            }
+            (RunnerKind::Batch, Some(RunnerSettings::Batch(batch))) => {
+                if matches!(batch.submit_mode, SubmitMode::Job(_)) {
+                    self.problem(
+                        "BATCH_SUBMIT_MODE=job needs STORAGE_ACCOUNT_KEY: an auto pool cannot \
+                         carry a managed identity"
+                            .into(),
+                    );
+                    return None;
+                }
+                match &batch.node_identity {
+                    Some(identity) => Some(StorageAccess::Identity(identity.clone())),
+                    None => {
+                        self.problem(
+                            "tasks need storage access: set STORAGE_ACCOUNT_KEY (SAS URLs) or \
+                             BATCH_NODE_IDENTITY (the pool's managed identity)"
+                                .into(),
+                        );
+                        None
+                    }
+                }
+            }
+            (RunnerKind::Batch, _) => None,
         }
     }
 }
 
 impl TaskSettings {
     /// The longest a task can exist before it has finished: queued, then every try running to
-    /// its wall-clock limit. SAS URLs given to a task must outlive it.
+    /// its wall-clock limit, but never beyond the 180 days after which Batch ends any task. SAS
+    /// URLs given to a task must outlive it.
     pub fn longest_lifetime(&self) -> Duration {
         let tries = match self.max_retry_count {
             n if n < 0 => 10, // "unlimited": bound the SAS anyway
-            n => n as u32 + 1,
+            n => n.unsigned_abs() + 1,
         };
-        self.max_queue_time + self.max_wall_clock_time * tries
+        self.max_wall_clock_time
+            .saturating_mul(tries)
+            .saturating_add(self.max_queue_time)
+            .min(MAX_TASK_LIFETIME)
     }
 
     pub fn max_wall_clock_time_iso(&self) -> String {
@@ -453,6 +578,13 @@ impl TaskSettings {
     pub fn retention_time_iso(&self) -> String {
         format_iso8601(self.retention_time)
     }
+}
+
+/// One task per core by default.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// The account name in a blob endpoint: the first label of `acct.blob.core.windows.net`, or the
@@ -473,13 +605,6 @@ pub fn storage_account_name(url: &Url) -> Option<String> {
     }
 }
 
-fn is_base64_key(value: &str) -> bool {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(value)
-        .is_ok_and(|k| !k.is_empty())
-}
-
 /// Blob container naming rules.
 pub fn is_valid_container_name(name: &str) -> bool {
     let bytes = name.as_bytes();
@@ -492,22 +617,14 @@ pub fn is_valid_container_name(name: &str) -> bool {
         && !name.contains("--")
 }
 
-/// Batch job, pool and task ids: letters, digits, `-`, `_`; 1 to 64 characters.
-pub fn is_valid_batch_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
     use std::collections::HashMap;
 
     const KEY: &str =
         "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    const UAMI: &str = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool";
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = pairs
@@ -525,11 +642,23 @@ mod tests {
                 "https://mybatch.westeurope.batch.azure.com",
             ),
             ("WORDCOUNT_IMAGE", "example.azurecr.io/wordcount:1.0.0"),
-            (
-                "BATCH_NODE_IDENTITY",
-                "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool",
-            ),
+            ("BATCH_NODE_IDENTITY", UAMI),
         ]
+    }
+
+    fn with(
+        mut pairs: Vec<(&'static str, &'static str)>,
+        extra: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str)> {
+        for (name, value) in extra {
+            pairs.retain(|(k, _)| k != name);
+            pairs.push((name, value));
+        }
+        pairs
+    }
+
+    fn batch(s: &Settings) -> &BatchSettings {
+        s.batch().expect("RUNNER=batch")
     }
 
     #[test]
@@ -544,14 +673,51 @@ mod tests {
         assert_eq!(s.storage.account_name, "acct");
         assert_eq!(s.input_container, "input");
         assert_eq!(s.output_container, "output");
-        assert_eq!(s.runner, RunnerKind::Batch);
-        assert_eq!(s.batch.account_name.as_deref(), Some("mybatch"));
-        assert_eq!(s.batch.pool_id, "wordcount");
-        assert_eq!(s.batch.job_id, "wordcount");
-        assert_eq!(s.batch.submit_mode, SubmitMode::Task);
+        let b = batch(&s);
+        assert!(matches!(&b.auth, BatchAuth::EntraId));
+        assert_eq!(b.pool_id, "wordcount");
+        assert_eq!(b.job_id, "wordcount");
+        assert_eq!(b.submit_mode, SubmitMode::Task);
+        assert_eq!(b.retry_budget, MAX_RETRY_BUDGET);
+        assert!(matches!(&s.task.access, StorageAccess::Identity(id) if id == UAMI));
         assert_eq!(s.task.max_wall_clock_time, Duration::from_secs(3600));
         assert_eq!(s.task.max_retry_count, 2);
         assert_eq!(s.task.retention_time_iso(), "P1D");
+    }
+
+    #[test]
+    fn the_runner_choice_carries_its_settings() {
+        let s = settings(&with(
+            batch_minimal(),
+            &[("BATCH_ACCOUNT_KEY", KEY), ("STORAGE_ACCOUNT_KEY", KEY)],
+        ))
+        .unwrap();
+        match &batch(&s).auth {
+            BatchAuth::SharedKey { account, .. } => assert_eq!(account, "mybatch"),
+            other => panic!("{other:?}"),
+        }
+        // A key wins over the identity for storage; the identity still pulls the image.
+        assert!(matches!(&s.task.access, StorageAccess::Sas(k) if k.account() == "acct"));
+        assert_eq!(batch(&s).node_identity.as_deref(), Some(UAMI));
+
+        let local = settings(&[
+            ("RUNNER", "local"),
+            ("STORAGE_ACCOUNT_URL", AZURITE_URL),
+            ("STORAGE_ACCOUNT_KEY", KEY),
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "0"),
+            ("LOCAL_CONCURRENCY", "3"),
+            ("LOCAL_WORK_DIR", "/srv/tasks"),
+        ])
+        .unwrap();
+        let RunnerSettings::Local(l) = &local.runner else {
+            panic!("expected the local runner")
+        };
+        assert_eq!(l.concurrency, 3);
+        assert_eq!(l.work_dir, PathBuf::from("/srv/tasks"));
+        assert!(local.batch().is_none());
+        assert_eq!(local.storage.account_name, "devstoreaccount1");
+        assert_eq!(local.task.image, DEFAULT_LOCAL_IMAGE);
+        assert_eq!(local.port, 0);
     }
 
     #[test]
@@ -579,22 +745,23 @@ mod tests {
 
     #[test]
     fn secrets_never_appear_in_debug_or_errors() {
-        let mut pairs = batch_minimal();
-        pairs.push(("STORAGE_ACCOUNT_KEY", KEY));
-        pairs.push(("BATCH_ACCOUNT_KEY", KEY));
-        pairs.push(("WEBHOOK_KEY", "hook-secret-123"));
+        let pairs = with(
+            batch_minimal(),
+            &[
+                ("STORAGE_ACCOUNT_KEY", KEY),
+                ("BATCH_ACCOUNT_KEY", KEY),
+                ("WEBHOOK_KEY", "hook-secret-123"),
+            ],
+        );
         let s = settings(&pairs).unwrap();
         let debug = format!("{s:?}");
         assert!(!debug.contains(KEY));
+        assert!(!debug.contains("Eby8"));
         assert!(!debug.contains("hook-secret-123"));
-        assert_eq!(s.storage.account_key.as_ref().unwrap().expose_secret(), KEY);
 
-        pairs.push(("BATCH_ACCOUNT_KEY", "not base64 !!"));
-        let pairs: Vec<_> = pairs
-            .into_iter()
-            .filter(|(k, v)| *k != "BATCH_ACCOUNT_KEY" || *v != KEY)
-            .collect();
-        let err = settings(&pairs).unwrap_err().to_string();
+        let err = settings(&with(pairs, &[("BATCH_ACCOUNT_KEY", "not base64 !!")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("BATCH_ACCOUNT_KEY must be a base64"));
         assert!(!err.contains("not base64 !!"));
     }
@@ -608,9 +775,9 @@ mod tests {
         let err = settings(&pairs).unwrap_err().to_string();
         assert!(err.contains("STORAGE_ACCOUNT_KEY") && err.contains("BATCH_NODE_IDENTITY"));
 
-        let mut pairs = batch_minimal();
-        pairs.push(("BATCH_SUBMIT_MODE", "job"));
-        let err = settings(&pairs).unwrap_err().to_string();
+        let err = settings(&with(batch_minimal(), &[("BATCH_SUBMIT_MODE", "job")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("BATCH_SUBMIT_MODE=job needs STORAGE_ACCOUNT_KEY"));
 
         let err = settings(&[("RUNNER", "local"), ("STORAGE_ACCOUNT_URL", AZURITE_URL)])
@@ -620,60 +787,77 @@ mod tests {
     }
 
     #[test]
-    fn local_runner_needs_no_batch_settings() {
-        let s = settings(&[
-            ("RUNNER", "local"),
-            ("STORAGE_ACCOUNT_URL", AZURITE_URL),
-            ("STORAGE_ACCOUNT_KEY", KEY),
-            ("FUNCTIONS_CUSTOMHANDLER_PORT", "0"),
-            ("LOCAL_CONCURRENCY", "3"),
-        ])
+    fn job_mode_carries_its_auto_pool() {
+        let s = settings(&with(
+            batch_minimal(),
+            &[
+                ("BATCH_SUBMIT_MODE", "job"),
+                ("STORAGE_ACCOUNT_KEY", KEY),
+                ("BATCH_AUTO_POOL_LOW_PRIORITY", "true"),
+            ],
+        ))
         .unwrap();
-        assert_eq!(s.runner, RunnerKind::Local);
-        assert_eq!(s.storage.account_name, "devstoreaccount1");
-        assert_eq!(s.task.image, DEFAULT_LOCAL_IMAGE);
-        assert_eq!(s.local.concurrency, Some(3));
-        assert_eq!(s.port, 0);
+        assert_eq!(
+            batch(&s).submit_mode,
+            SubmitMode::Job(AutoPool {
+                vm_size: "standard_d2s_v5".into(),
+                low_priority: true
+            })
+        );
     }
 
     #[test]
     fn plain_http_batch_endpoints_only_on_loopback_with_shared_key() {
-        let mut pairs = batch_minimal();
-        pairs.retain(|(k, _)| *k != "BATCH_ACCOUNT_URL");
-        pairs.push(("BATCH_ACCOUNT_URL", "http://127.0.0.1:9999"));
-        assert!(settings(&pairs).is_err());
-        pairs.push(("BATCH_ACCOUNT_KEY", KEY));
-        pairs.push(("BATCH_ACCOUNT_NAME", "mybatch"));
-        let s = settings(&pairs).unwrap();
-        assert_eq!(s.batch.account_name.as_deref(), Some("mybatch"));
+        let loopback = with(
+            batch_minimal(),
+            &[("BATCH_ACCOUNT_URL", "http://127.0.0.1:9999")],
+        );
+        assert!(settings(&loopback).is_err());
+        let s = settings(&with(
+            loopback,
+            &[
+                ("BATCH_ACCOUNT_KEY", KEY),
+                ("BATCH_ACCOUNT_NAME", "mybatch"),
+            ],
+        ))
+        .unwrap();
+        assert!(
+            matches!(&batch(&s).auth, BatchAuth::SharedKey { account, .. } if account == "mybatch")
+        );
 
-        let mut pairs = batch_minimal();
-        pairs.retain(|(k, _)| *k != "BATCH_ACCOUNT_URL");
-        pairs.push(("BATCH_ACCOUNT_URL", "http://mybatch.example.com"));
-        pairs.push(("BATCH_ACCOUNT_KEY", KEY));
-        assert!(settings(&pairs).is_err());
+        let remote = with(
+            batch_minimal(),
+            &[
+                ("BATCH_ACCOUNT_URL", "http://mybatch.example.com"),
+                ("BATCH_ACCOUNT_KEY", KEY),
+            ],
+        );
+        assert!(settings(&remote).is_err());
     }
 
     #[test]
     fn same_input_and_output_container_is_refused() {
-        let mut pairs = batch_minimal();
-        pairs.push(("INPUT_CONTAINER", "data"));
-        pairs.push(("OUTPUT_CONTAINER", "data"));
-        let err = settings(&pairs).unwrap_err().to_string();
+        let err = settings(&with(
+            batch_minimal(),
+            &[("INPUT_CONTAINER", "data"), ("OUTPUT_CONTAINER", "data")],
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("would trigger new tasks"));
     }
 
     #[test]
-    fn container_and_id_rules() {
+    fn container_rules() {
         assert!(is_valid_container_name("input"));
         assert!(is_valid_container_name("a-1"));
         assert!(!is_valid_container_name("ab"));
         assert!(!is_valid_container_name("-abc"));
         assert!(!is_valid_container_name("a--b"));
         assert!(!is_valid_container_name("Input"));
-        assert!(is_valid_batch_id("wc-0f_A"));
-        assert!(!is_valid_batch_id(&"a".repeat(65)));
-        assert!(!is_valid_batch_id("a.b"));
+        let err = settings(&with(batch_minimal(), &[("BATCH_JOB_ID", "a.b")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BATCH_JOB_ID must be 1-64 letters"), "{err}");
     }
 
     #[test]
@@ -696,6 +880,46 @@ mod tests {
         assert_eq!(
             s.task.longest_lifetime(),
             Duration::from_secs(12 * 3600 + 3 * 3600)
+        );
+    }
+
+    #[test]
+    fn durations_that_would_overflow_are_refused_at_start_up() {
+        // Each of these parses as ISO 8601; none may reach the arithmetic that derives lifetimes.
+        for (name, value) in [
+            ("TASK_MAX_QUEUE_TIME", "P99999999999999D"),
+            ("TASK_MAX_WALL_CLOCK_TIME", "PT18446744073709551615S"),
+            ("TASK_MAX_WALL_CLOCK_TIME", "P181D"),
+            ("TASK_RETENTION_TIME", "P100000000D"),
+            ("BATCH_RETRY_BUDGET", "PT21S"),
+            ("BATCH_RETRY_BUDGET", "PT0S"),
+        ] {
+            let err = settings(&with(batch_minimal(), &[(name, value)])).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{name}={value}: {err}");
+            assert!(
+                err.problems[0].starts_with(&format!("{name} must be an ISO 8601 duration from ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_longest_lifetime_never_exceeds_what_batch_allows() {
+        let s = settings(&with(
+            batch_minimal(),
+            &[
+                ("TASK_MAX_QUEUE_TIME", "P180D"),
+                ("TASK_MAX_WALL_CLOCK_TIME", "P180D"),
+                ("TASK_MAX_RETRY_COUNT", "100"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(s.task.longest_lifetime(), MAX_TASK_LIFETIME);
+        let unlimited =
+            settings(&with(batch_minimal(), &[("TASK_MAX_RETRY_COUNT", "-1")])).unwrap();
+        assert_eq!(
+            unlimited.task.longest_lifetime(),
+            Duration::from_secs(12 * 3600 + 10 * 3600)
         );
     }
 }

@@ -9,16 +9,9 @@ use serde_json::Value;
 pub const BLOB_CREATED: &str = "Microsoft.Storage.BlobCreated";
 pub const SUBSCRIPTION_VALIDATION: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Schema {
-    EventGrid,
-    CloudEvents,
-}
-
 /// One event, either schema.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
-    pub schema: Schema,
     pub id: String,
     pub event_type: String,
     pub subject: Option<String>,
@@ -60,13 +53,12 @@ pub fn parse_event(value: Value) -> Result<Event, EventError> {
     let Value::Object(mut map) = value else {
         return Err(EventError::NotAnObject(kind(&value)));
     };
-    let (schema, type_field) = if map.contains_key("eventType") {
-        (Schema::EventGrid, "eventType")
-    } else if map.contains_key("type") && map.contains_key("specversion") {
-        (Schema::CloudEvents, "type")
+    // Event Grid schema: `eventType`; CloudEvents: `type` (without `specversion` a CloudEvent is
+    // malformed, but its type is unambiguous).
+    let type_field = if map.contains_key("eventType") {
+        "eventType"
     } else if map.contains_key("type") {
-        // CloudEvents without `specversion` is malformed, but the type is unambiguous.
-        (Schema::CloudEvents, "type")
+        "type"
     } else {
         return Err(EventError::UnknownSchema);
     };
@@ -79,7 +71,6 @@ pub fn parse_event(value: Value) -> Result<Event, EventError> {
     let subject = string("subject").ok();
     let data = map.remove("data").unwrap_or(Value::Null);
     Ok(Event {
-        schema,
         id,
         event_type,
         subject,
@@ -120,15 +111,16 @@ mod tests {
                          "metadataVersion": "1"}]);
         let events = parse_delivery(eg.to_string().as_bytes()).unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].schema, Schema::EventGrid);
+        assert_eq!(events[0].event_type, BLOB_CREATED);
         assert_eq!(events[0].id, "e-1");
         assert_eq!(events[0].data, json!({"a": 1}));
 
         let ce = json!({"id": "c-1", "type": BLOB_CREATED, "specversion": "1.0", "source": "/t",
                         "subject": "/s", "data": {}});
         let events = parse_delivery(ce.to_string().as_bytes()).unwrap();
-        assert_eq!(events[0].schema, Schema::CloudEvents);
+        assert_eq!(events[0].id, "c-1");
         assert_eq!(events[0].event_type, BLOB_CREATED);
+        assert_eq!(events[0].subject.as_deref(), Some("/s"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::Value;
 use url::Url;
 
+use crate::config::Settings;
 use crate::event::{BLOB_CREATED, Event, parse_blob_subject};
 
 /// The `data.api` values of a committed blob. `CreateFile` (ADLS: an empty file was created, the
@@ -25,7 +26,6 @@ pub const ACTIONABLE_APIS: [&str; 5] = [
 /// A blob version to count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobCreated {
-    pub event_id: String,
     pub container: String,
     /// Raw blob name, as in the subject.
     pub blob: String,
@@ -34,7 +34,6 @@ pub struct BlobCreated {
     /// Without surrounding quotes.
     pub etag: String,
     pub api: String,
-    pub content_length: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +96,16 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
+    /// The filter of `STORAGE_ACCOUNT_URL`, `INPUT_CONTAINER`, `INPUT_PREFIX` and `INPUT_SUFFIX`.
+    pub fn from_settings(settings: &Settings) -> EventFilter {
+        EventFilter::new(
+            &settings.storage.account_url,
+            settings.input_container.clone(),
+            settings.input_prefix.clone(),
+            settings.input_suffix.clone(),
+        )
+    }
+
     pub fn new(
         account_url: &Url,
         input_container: impl Into<String>,
@@ -159,13 +168,11 @@ impl EventFilter {
             return Err(RejectReason::UrlMismatch);
         }
         Ok(BlobCreated {
-            event_id: event.id.clone(),
             container: container.to_owned(),
             blob: blob.to_owned(),
             url: url.to_owned(),
             etag: etag.to_owned(),
             api: api.to_owned(),
-            content_length: data.get("contentLength").and_then(Value::as_u64),
         })
     }
 
@@ -235,7 +242,7 @@ fn origin_of(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Schema, parse_event};
+    use crate::event::parse_event;
     use serde_json::json;
 
     fn filter() -> EventFilter {
@@ -276,7 +283,7 @@ mod tests {
             "https://acct.blob.core.windows.net/input/docs/a%20b.txt"
         );
         assert_eq!(blob.etag, "0x8DE62A1B3C4D5E7");
-        assert_eq!(blob.content_length, Some(5231));
+        assert_eq!(blob.api, "PutBlob");
     }
 
     #[test]
@@ -429,7 +436,6 @@ mod tests {
             f.classify(&no_etag),
             Verdict::Reject(RejectReason::MissingData("eTag"))
         );
-        assert_eq!(no_etag.schema, Schema::EventGrid);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+use crate::config::Settings;
 use crate::event::Event;
 use crate::filter::{EventFilter, Verdict};
 use crate::plan::Planner;
@@ -75,8 +76,9 @@ pub struct DeliveryReport {
     pub events: Vec<EventReport>,
 }
 
-/// How the delivery as a whole should be answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the delivery as a whole should be answered, from best to worst: the worst outcome of its
+/// events decides (the order of the variants is that ranking).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Disposition {
     /// Every event was submitted, a duplicate, or deliberately ignored.
     Handled,
@@ -93,19 +95,18 @@ impl DeliveryReport {
     /// The worst outcome decides, and a retry beats the rest: a redelivery is harmless
     /// (submission is idempotent) while a dead-letter would drop the good events with the bad.
     pub fn disposition(&self) -> Disposition {
-        let mut worst = Disposition::Handled;
-        for e in &self.events {
-            let d = match &e.outcome {
+        self.events
+            .iter()
+            .map(|e| match &e.outcome {
                 Outcome::Failed {
                     transient: true, ..
                 } => Disposition::Retry,
                 Outcome::Failed { .. } => Disposition::Failed,
                 Outcome::Rejected { .. } => Disposition::Rejected,
                 _ => Disposition::Handled,
-            };
-            worst = worst.max_by_rank(d);
-        }
-        worst
+            })
+            .max()
+            .unwrap_or(Disposition::Handled)
     }
 
     /// One human-readable line per event, for the Functions invocation log.
@@ -134,25 +135,28 @@ impl DeliveryReport {
 }
 
 impl Disposition {
-    fn rank(self) -> u8 {
+    /// The HTTP answer, the same for the Functions host and for Event Grid: 200 success; 400 is
+    /// dead-lettered at once by a direct subscription; 500 and 503 are retried.
+    pub fn status(self) -> http::StatusCode {
         match self {
-            Disposition::Handled => 0,
-            Disposition::Rejected => 1,
-            Disposition::Failed => 2,
-            Disposition::Retry => 3,
-        }
-    }
-
-    fn max_by_rank(self, other: Disposition) -> Disposition {
-        if other.rank() > self.rank() {
-            other
-        } else {
-            self
+            Disposition::Handled => http::StatusCode::OK,
+            Disposition::Rejected => http::StatusCode::BAD_REQUEST,
+            Disposition::Failed => http::StatusCode::INTERNAL_SERVER_ERROR,
+            Disposition::Retry => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
 
 impl Intake {
+    /// The intake the settings describe: their filter, their planner, and `runner`.
+    pub fn from_settings(settings: &Settings, runner: Arc<dyn TaskRunner>) -> Intake {
+        Intake::new(
+            EventFilter::from_settings(settings),
+            Planner::from_settings(settings),
+            runner,
+        )
+    }
+
     pub fn new(filter: EventFilter, planner: Planner, runner: Arc<dyn TaskRunner>) -> Intake {
         Intake {
             filter,
@@ -168,12 +172,13 @@ impl Intake {
         let now = OffsetDateTime::now_utc();
         let mut reports = Vec::with_capacity(events.len());
         let mut submissions: Vec<Submission> = Vec::new();
-        let mut submitted_at: Vec<usize> = Vec::new();
+        // Where each submission's report is, and the id it was planned with.
+        let mut submitted_at: Vec<(usize, String)> = Vec::new();
         for event in &events {
             match self.filter.classify(event) {
                 Verdict::Act(blob) => {
                     let submission = self.planner.plan(&blob, now);
-                    submitted_at.push(reports.len());
+                    submitted_at.push((reports.len(), submission.id().to_owned()));
                     reports.push(EventReport {
                         id: event.id.clone(),
                         blob: Some(format!("{}/{}", blob.container, blob.blob)),
@@ -202,25 +207,27 @@ impl Intake {
 
         if !submissions.is_empty() {
             let span = tracing::info_span!("submit", tasks = submissions.len());
-            let results = self.runner.submit(&submissions).instrument(span).await;
-            for (index, result) in submitted_at.into_iter().zip(results) {
-                let report = &mut reports[index];
-                let task_id = match &report.outcome {
-                    Outcome::Submitted { task_id } => task_id.clone(),
-                    _ => unreachable!("only submitted reports are updated"),
-                };
-                report.outcome = match result {
+            let mut results = self
+                .runner
+                .submit(&submissions)
+                .instrument(span)
+                .await
+                .into_iter();
+            for (index, task_id) in submitted_at {
+                // A runner owes one result per item; an item it left without one was not
+                // submitted as far as anyone can tell, so it asks for a redelivery.
+                let result = results.next().unwrap_or_else(|| {
+                    Err(SubmitError::transient(
+                        "the runner returned no result for this task",
+                    ))
+                });
+                reports[index].outcome = match result {
                     Ok(Accepted::Submitted) => Outcome::Submitted { task_id },
                     Ok(Accepted::Duplicate) => Outcome::Duplicate { task_id },
-                    Err(SubmitError::Transient(reason)) => Outcome::Failed {
+                    Err(error) => Outcome::Failed {
                         task_id,
-                        transient: true,
-                        reason,
-                    },
-                    Err(error @ SubmitError::Rejected { .. }) => Outcome::Failed {
-                        task_id,
-                        transient: false,
-                        reason: error.to_string(),
+                        transient: error.is_transient(),
+                        reason: error.reason(),
                     },
                 };
             }
@@ -253,5 +260,104 @@ impl Intake {
             }
         }
         DeliveryReport { events: reports }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_event;
+    use crate::runner::{BoxFuture, SubmitResult};
+    use serde_json::json;
+
+    /// Accepts the first item only and forgets the rest, as a faulty runner might.
+    struct ShortRunner;
+
+    impl TaskRunner for ShortRunner {
+        fn submit<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<SubmitResult>> {
+            let results = items
+                .iter()
+                .take(1)
+                .map(|_| Ok(Accepted::Submitted))
+                .collect();
+            Box::pin(async move { results })
+        }
+    }
+
+    fn intake(runner: Arc<dyn TaskRunner>) -> Intake {
+        let settings = Settings::from_lookup(|name| match name {
+            "STORAGE_ACCOUNT_URL" => Some("https://acct.blob.core.windows.net".into()),
+            "BATCH_ACCOUNT_URL" => Some("https://b.westeurope.batch.azure.com".into()),
+            "WORDCOUNT_IMAGE" => Some("example.azurecr.io/wordcount:1".into()),
+            "BATCH_NODE_IDENTITY" => Some("/subscriptions/s/uami".into()),
+            _ => None,
+        })
+        .unwrap();
+        Intake::from_settings(&settings, runner)
+    }
+
+    fn event(id: &str, name: &str) -> Event {
+        parse_event(json!({
+            "id": id, "eventType": "Microsoft.Storage.BlobCreated",
+            "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
+            "data": {"api": "PutBlob", "eTag": "0x1", "url": format!("https://acct.blob.core.windows.net/input/{name}")}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn events_a_runner_leaves_without_a_result_ask_for_a_redelivery() {
+        let report = intake(Arc::new(ShortRunner))
+            .handle(vec![event("e-1", "a"), event("e-2", "b")])
+            .await;
+        assert!(matches!(
+            report.events[0].outcome,
+            Outcome::Submitted { .. }
+        ));
+        match &report.events[1].outcome {
+            Outcome::Failed {
+                transient, reason, ..
+            } => {
+                assert!(*transient);
+                assert!(reason.contains("no result"), "{reason}");
+            }
+            other => panic!("expected a transient failure, got {other:?}"),
+        }
+        assert_eq!(report.disposition(), Disposition::Retry);
+    }
+
+    #[test]
+    fn the_worst_outcome_decides_and_a_retry_beats_the_rest() {
+        let report = |outcomes: Vec<Outcome>| DeliveryReport {
+            events: outcomes
+                .into_iter()
+                .map(|outcome| EventReport {
+                    id: "e".into(),
+                    blob: None,
+                    outcome,
+                })
+                .collect(),
+        };
+        let ignored = || Outcome::Ignored { reason: "r".into() };
+        let rejected = || Outcome::Rejected { reason: "r".into() };
+        let failed = |transient| Outcome::Failed {
+            task_id: "t".into(),
+            transient,
+            reason: "r".into(),
+        };
+        assert_eq!(report(vec![]).disposition(), Disposition::Handled);
+        assert_eq!(report(vec![ignored()]).disposition(), Disposition::Handled);
+        assert_eq!(
+            report(vec![ignored(), rejected()]).disposition(),
+            Disposition::Rejected
+        );
+        assert_eq!(
+            report(vec![rejected(), failed(false)]).disposition(),
+            Disposition::Failed
+        );
+        assert_eq!(
+            report(vec![failed(true), rejected(), failed(false)]).disposition(),
+            Disposition::Retry
+        );
     }
 }

@@ -3,22 +3,28 @@
 //! tasks on this machine.
 //!
 //! The binary (`src/main.rs`) only parses the command line; everything else lives here so that
-//! tests and benchmarks drive the same code the binary runs.
+//! tests and benchmarks drive the same code the binary runs. Data flows one way: `http` decodes a
+//! request, `event` and `filter` read the events, `plan` turns a blob version into a
+//! `task_spec`, `intake` submits it through a `runner` (`batch` or `local`); `config` and
+//! `startup` wire it together (`commands` holds `dev` and `put`), `storage` reaches blobs.
 
-pub mod app;
+pub mod account_key;
 pub mod batch;
+pub mod commands;
 pub mod config;
 pub mod duration;
-pub mod error;
+pub mod error_chain;
 pub mod event;
 pub mod filter;
-pub mod host;
+pub mod headers;
+pub mod http;
 pub mod intake;
 pub mod local;
 pub mod loopback;
 pub mod plan;
 pub mod runner;
+pub mod shutdown;
 pub mod startup;
 pub mod storage;
+pub mod task_spec;
 pub mod telemetry;
-pub mod webhook;

@@ -7,10 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use blob2batch::commands::dev::{self, DevOptions, LocalDefaults};
+use blob2batch::commands::put::{self, PutOptions};
 use blob2batch::config::Settings;
-use blob2batch::local::dev::{self, DevOptions};
-use blob2batch::local::put::{self, PutOptions};
-use blob2batch::startup::{Application, runner_from_settings, shutdown_signal};
+use blob2batch::error_chain::error_chain;
+use blob2batch::shutdown::shutdown_signal;
+use blob2batch::startup::{Application, runner_from_settings};
 use blob2batch::telemetry;
 
 #[derive(Parser)]
@@ -47,6 +49,9 @@ enum Command {
     },
 }
 
+/// Exit code of a usage or settings error.
+const USAGE: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let interactive = !matches!(cli.command, Command::Serve);
@@ -77,13 +82,16 @@ fn main() -> ExitCode {
                     podman,
                     ..DevOptions::default()
                 };
-                report("dev", dev::run(options).await.map(drop))
+                match dev::run(options).await {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(error) => failed("dev", &error, error.is_usage()),
+                }
             }
             Command::Put { files, prefix } => {
                 telemetry::init_with(false, std::io::stderr);
-                let setup = match dev::resolve(dev::process_env()) {
+                let setup = match dev::resolve(dev::process_env(), &LocalDefaults::default()) {
                     Ok(setup) => setup,
-                    Err(error) => return settings_error("put", &error),
+                    Err(error) => return failed("put", &error, true),
                 };
                 let options = PutOptions {
                     container: setup.settings.input_container.clone(),
@@ -92,7 +100,10 @@ fn main() -> ExitCode {
                     prefix,
                     create_container: true,
                 };
-                report("put", put::run(options).await.map(drop))
+                match put::run(options).await {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(error) => failed("put", &error, error.is_usage()),
+                }
             }
         }
     })
@@ -101,7 +112,7 @@ fn main() -> ExitCode {
 async fn serve() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
-        Err(error) => return settings_error("serve", &error),
+        Err(error) => return failed("serve", &error, true),
     };
     telemetry::init();
     let result: Result<(), Box<dyn std::error::Error>> = async {
@@ -111,23 +122,21 @@ async fn serve() -> ExitCode {
         Ok(())
     }
     .await;
-    if let Err(error) = &result {
-        tracing::error!(%error, "stopped");
-    }
-    report("serve", result)
-}
-
-fn settings_error(command: &str, error: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("blob2batch {command}: {error}");
-    ExitCode::from(2)
-}
-
-fn report<E: std::fmt::Display>(command: &str, result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("blob2batch {command}: {error}");
-            ExitCode::FAILURE
+            tracing::error!(error = %error_chain(error.as_ref()), "stopped");
+            failed("serve", error.as_ref(), false)
         }
+    }
+}
+
+/// Names the error and its causes on stderr; exit code 2 for a usage error, else 1.
+fn failed(command: &str, error: &(dyn std::error::Error + 'static), usage: bool) -> ExitCode {
+    eprintln!("blob2batch {command}: {}", error_chain(error));
+    if usage {
+        ExitCode::from(USAGE)
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -10,18 +10,17 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::batch::models::{
+use crate::config::{AutoPool, RunnerSettings, Settings, StorageAccess, SubmitMode, TaskSettings};
+use crate::filter::BlobCreated;
+use crate::runner::Submission;
+use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
+use crate::task_spec::{
     AutoUserScope, AutoUserSpecification, ContainerRegistry, ContainerSettings,
     ContainerWorkingDirectory, ElevationLevel, EnvironmentSetting, HttpHeader, IdentityReference,
     JobManagerTask, JobSpec, OutputFile, OutputFileBlobContainerDestination, OutputFileDestination,
     OutputFileUploadOptions, PoolInfo, ResourceFile, TaskConstraints, TaskSpec, UploadCondition,
     UserIdentity,
 };
-use crate::config::{Settings, SubmitMode, TaskSettings};
-use crate::filter::BlobCreated;
-use crate::runner::Submission;
-use crate::storage::key::{InvalidAccountKey, StorageAccountKey};
-use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
 
 /// Where the input lands in the task's working directory.
 pub const INPUT_PATH: &str = "input/data";
@@ -50,15 +49,6 @@ const MAX_DISPLAY_NAME_CHARS: usize = 1024;
 /// Clock skew tolerated between us and storage for a SAS's start time.
 const SAS_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
-/// How tasks reach storage.
-#[derive(Clone, Debug)]
-pub enum StorageAccess {
-    /// Service SAS URLs signed with the account key (Azurite, simple setups).
-    Sas(StorageAccountKey),
-    /// The pool's user-assigned managed identity, by ARM resource id.
-    Identity(String),
-}
-
 #[derive(Clone, Debug)]
 pub struct Planner {
     account_name: String,
@@ -66,30 +56,22 @@ pub struct Planner {
     account_url: String,
     https_only: bool,
     output_container: String,
-    access: StorageAccess,
-    node_identity: Option<String>,
-    image: String,
     task: TaskSettings,
+    /// The identity that logs in to the registry, when the pool has one.
+    registry_identity: Option<String>,
     mode: SubmitMode,
-    auto_pool_vm_size: String,
-    auto_pool_low_priority: bool,
 }
 
 impl Planner {
-    pub fn from_settings(settings: &Settings) -> Result<Planner, InvalidAccountKey> {
-        use secrecy::ExposeSecret;
+    pub fn from_settings(settings: &Settings) -> Planner {
         let storage = &settings.storage;
-        let access = match (&storage.account_key, &settings.batch.node_identity) {
-            (Some(key), _) => StorageAccess::Sas(StorageAccountKey::new(
-                storage.account_name.clone(),
-                key.expose_secret(),
-            )?),
-            (None, Some(identity)) => StorageAccess::Identity(identity.clone()),
-            // Settings validation guarantees one of the two for the Batch runner; the local
-            // runner always has a key.
-            (None, None) => StorageAccess::Identity(String::new()),
+        let (registry_identity, mode) = match &settings.runner {
+            RunnerSettings::Batch(batch) => {
+                (batch.node_identity.clone(), batch.submit_mode.clone())
+            }
+            RunnerSettings::Local(_) => (None, SubmitMode::Task),
         };
-        Ok(Planner {
+        Planner {
             account_name: storage.account_name.clone(),
             account_url: storage
                 .account_url
@@ -98,22 +80,18 @@ impl Planner {
                 .to_owned(),
             https_only: storage.account_url.scheme() == "https",
             output_container: settings.output_container.clone(),
-            access,
-            node_identity: settings.batch.node_identity.clone(),
-            image: settings.task.image.clone(),
             task: settings.task.clone(),
-            mode: settings.batch.submit_mode,
-            auto_pool_vm_size: settings.batch.auto_pool_vm_size.clone(),
-            auto_pool_low_priority: settings.batch.auto_pool_low_priority,
-        })
+            registry_identity,
+            mode,
+        }
     }
 
     /// The work for one blob version, with SAS URLs valid from `now`.
     pub fn plan(&self, blob: &BlobCreated, now: OffsetDateTime) -> Submission {
         let id = task_id(&self.account_name, &blob.container, &blob.blob, &blob.etag);
-        match self.mode {
+        match &self.mode {
             SubmitMode::Task => Submission::Task(self.task_spec(id, blob, now)),
-            SubmitMode::Job => {
+            SubmitMode::Job(auto_pool) => {
                 let job_id = job_id(&id);
                 let task = self.task_spec(JOB_MANAGER_TASK_ID.into(), blob, now);
                 Submission::Job(JobSpec {
@@ -121,7 +99,7 @@ impl Planner {
                     display_name: task.display_name.clone(),
                     pool_info: PoolInfo {
                         pool_id: None,
-                        auto_pool_specification: Some(self.auto_pool()),
+                        auto_pool_specification: Some(self.auto_pool(auto_pool)),
                     },
                     on_all_tasks_complete: None,
                     job_manager_task: Some(JobManagerTask {
@@ -145,13 +123,13 @@ impl Planner {
         } else {
             id.clone()
         };
-        let identity = match &self.access {
+        let identity = match &self.task.access {
             StorageAccess::Identity(resource_id) => Some(IdentityReference {
                 resource_id: resource_id.clone(),
             }),
             StorageAccess::Sas(_) => None,
         };
-        let (input_url, output_container_url) = match &self.access {
+        let (input_url, output_container_url) = match &self.task.access {
             StorageAccess::Sas(key) => {
                 let options = |permissions: &str| SasOptions {
                     permissions: permissions.into(),
@@ -199,7 +177,7 @@ impl Planner {
             id,
             command_line: COMMAND_LINE.into(),
             container_settings: Some(ContainerSettings {
-                image_name: self.image.clone(),
+                image_name: self.task.image.clone(),
                 container_run_options: None,
                 registry: self.registry(),
                 working_directory: Some(ContainerWorkingDirectory::TaskWorkingDirectory),
@@ -257,20 +235,20 @@ impl Planner {
     /// The registry is named only when the pool identity can log in to it; otherwise the pool's
     /// own container configuration (or a public image) has to provide access.
     fn registry(&self) -> Option<ContainerRegistry> {
-        let identity = self.node_identity.as_ref()?;
-        if self.mode == SubmitMode::Job {
+        let identity = self.registry_identity.as_ref()?;
+        if self.mode != SubmitMode::Task {
             return None;
         }
         Some(ContainerRegistry {
-            registry_server: registry_server(&self.image)?.to_owned(),
+            registry_server: registry_server(&self.task.image)?.to_owned(),
             identity_reference: Some(IdentityReference {
                 resource_id: identity.clone(),
             }),
         })
     }
 
-    fn auto_pool(&self) -> serde_json::Value {
-        let (dedicated, low_priority) = if self.auto_pool_low_priority {
+    fn auto_pool(&self, auto_pool: &AutoPool) -> serde_json::Value {
+        let (dedicated, low_priority) = if auto_pool.low_priority {
             (0, 1)
         } else {
             (1, 0)
@@ -280,7 +258,7 @@ impl Planner {
             "poolLifetimeOption": "job",
             "keepAlive": false,
             "pool": {
-                "vmSize": self.auto_pool_vm_size,
+                "vmSize": auto_pool.vm_size,
                 "taskSlotsPerNode": 1,
                 "targetDedicatedNodes": dedicated,
                 "targetLowPriorityNodes": low_priority,
@@ -294,7 +272,7 @@ impl Planner {
                     "nodeAgentSKUId": "batch.node.ubuntu 22.04",
                     "containerConfiguration": {
                         "type": "dockerCompatible",
-                        "containerImageNames": [self.image]
+                        "containerImageNames": [self.task.image]
                     }
                 }
             }
@@ -390,7 +368,6 @@ mod tests {
 
     fn blob(name: &str, etag: &str) -> BlobCreated {
         BlobCreated {
-            event_id: "e-1".into(),
             container: "input".into(),
             blob: name.into(),
             url: format!(
@@ -399,8 +376,18 @@ mod tests {
             ),
             etag: etag.into(),
             api: "PutBlob".into(),
-            content_length: Some(10),
         }
+    }
+
+    /// The SAS query parameters of a URL, decoded, each name exactly once.
+    fn sas_params(url: &str) -> HashMap<String, String> {
+        let url = url::Url::parse(url).unwrap();
+        let mut params = HashMap::new();
+        for (name, value) in url.query_pairs() {
+            let previous = params.insert(name.into_owned(), value.into_owned());
+            assert!(previous.is_none(), "a SAS parameter repeated in {url}");
+        }
+        params
     }
 
     fn now() -> OffsetDateTime {
@@ -430,12 +417,12 @@ mod tests {
         );
         let j = job_id(&a);
         assert_eq!(j.len(), 64);
-        assert!(j.starts_with("wcj-") && crate::config::is_valid_batch_id(&j));
+        assert!(j.starts_with("wcj-") && crate::task_spec::is_valid_id(&j));
     }
 
     #[test]
     fn identity_plan_matches_the_documented_body() {
-        let planner = Planner::from_settings(&settings(&[("BATCH_NODE_IDENTITY", UAMI)])).unwrap();
+        let planner = Planner::from_settings(&settings(&[("BATCH_NODE_IDENTITY", UAMI)]));
         let b = blob("docs/a b.txt", "0x8DE62A1B3C4D5E7");
         let t = task(planner.plan(&b, now()));
         let id = task_id("acct", "input", "docs/a b.txt", "0x8DE62A1B3C4D5E7");
@@ -478,7 +465,7 @@ mod tests {
 
     #[test]
     fn sas_plan_signs_read_for_the_blob_and_write_for_the_output_container() {
-        let planner = Planner::from_settings(&settings(&[("STORAGE_ACCOUNT_KEY", KEY)])).unwrap();
+        let planner = Planner::from_settings(&settings(&[("STORAGE_ACCOUNT_KEY", KEY)]));
         let t = task(planner.plan(&blob("a.txt", "0x1"), now()));
         let input = &t.resource_files[0];
         assert!(input.identity_reference.is_none());
@@ -487,36 +474,38 @@ mod tests {
                 .http_url
                 .starts_with("https://acct.blob.core.windows.net/input/a%2Etxt?")
         );
-        assert!(input.http_url.contains("sp=r&") || input.http_url.contains("sp=r"));
-        assert!(input.http_url.contains("sr=b"));
-        assert!(input.http_url.contains("spr=https&") || input.http_url.ends_with("spr=https"));
         // Valid from 15 minutes before now until the task's longest lifetime (12 h queue +
-        // 3 tries of 1 h) plus 15 minutes.
-        assert!(
-            input.http_url.contains("st=2026-03-14T09%3A11%3A53Z"),
-            "{}",
-            input.http_url
-        );
-        assert!(
-            input.http_url.contains("se=2026-03-15T00%3A41%3A53Z"),
-            "{}",
-            input.http_url
-        );
+        // 3 tries of 1 h) plus 15 minutes; read only, on that one blob, over https only.
+        let read = sas_params(&input.http_url);
+        assert_eq!(read["sp"], "r");
+        assert_eq!(read["sr"], "b");
+        assert_eq!(read["spr"], "https");
+        assert_eq!(read["sv"], crate::storage::sas::SAS_VERSION);
+        assert_eq!(read["st"], "2026-03-14T09:11:53Z");
+        assert_eq!(read["se"], "2026-03-15T00:41:53Z");
+        assert!(!read["sig"].is_empty());
         let out = &t.output_files[0].destination.container;
         assert!(
             out.container_url
                 .starts_with("https://acct.blob.core.windows.net/output?")
         );
-        assert!(out.container_url.contains("sp=cw"));
-        assert!(out.container_url.contains("sr=c"));
+        let write = sas_params(&out.container_url);
+        assert_eq!(write["sp"], "cw", "create and write, nothing more");
+        assert_eq!(write["sr"], "c");
+        assert_eq!(write["se"], read["se"]);
         assert!(out.identity_reference.is_none());
+        // Both result and logs go through the same container SAS.
+        assert_eq!(
+            t.output_files[1].destination.container.container_url,
+            out.container_url
+        );
         // Without an identity the registry comes from the pool's configuration.
         assert!(t.container_settings.unwrap().registry.is_none());
     }
 
     #[test]
     fn blob_names_never_reach_the_command_line_or_file_paths() {
-        let planner = Planner::from_settings(&settings(&[("STORAGE_ACCOUNT_KEY", KEY)])).unwrap();
+        let planner = Planner::from_settings(&settings(&[("STORAGE_ACCOUNT_KEY", KEY)]));
         for name in [
             "$(reboot).txt",
             "../../etc/passwd",
@@ -534,7 +523,7 @@ mod tests {
 
     #[test]
     fn overlong_names_fall_back_to_the_long_names_folder() {
-        let planner = Planner::from_settings(&settings(&[("STORAGE_ACCOUNT_KEY", KEY)])).unwrap();
+        let planner = Planner::from_settings(&settings(&[("STORAGE_ACCOUNT_KEY", KEY)]));
         let name = "n".repeat(1024);
         let t = task(planner.plan(&blob(&name, "0x1"), now()));
         let result = t.output_files[0]
@@ -570,8 +559,7 @@ mod tests {
             ("STORAGE_ACCOUNT_KEY", KEY),
             ("BATCH_SUBMIT_MODE", "job"),
             ("BATCH_AUTO_POOL_LOW_PRIORITY", "true"),
-        ]))
-        .unwrap();
+        ]));
         let b = blob("a.txt", "0x1");
         let Submission::Job(job) = planner.plan(&b, now()) else {
             panic!("expected a job")

@@ -4,10 +4,13 @@
 //! Azure Batch (`crate::batch`) or this machine (`crate::local`). Both honour the same contract: an id
 //! seen before is a duplicate, never a second run.
 
+use std::error::Error;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use crate::batch::models::{JobSpec, TaskSpec};
+use crate::error_chain::error_chain;
+use crate::task_spec::{JobSpec, TaskSpec};
 
 /// One unit of work, as planned for one blob version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,17 +48,57 @@ pub enum Accepted {
     Duplicate,
 }
 
+/// The cause of a failed submission, shared because one failed request fails every item it carried.
+pub type Cause = Arc<dyn Error + Send + Sync>;
+
 /// Why a submission failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SubmitError {
     /// Throttling, a server error, a timeout or an unreachable service, still failing when the retry
     /// budget ran out. Worth a redelivery.
-    #[error("transient failure: {0}")]
-    Transient(String),
+    #[error("transient failure")]
+    Transient(#[source] Cause),
     /// The service refused the request for a reason retrying will not fix (bad credentials, a
     /// completed job, a malformed task). `code` is the service's error code when it gave one.
-    #[error("rejected ({code}): {message}")]
-    Rejected { code: String, message: String },
+    #[error("rejected ({code})")]
+    Rejected {
+        code: String,
+        #[source]
+        cause: Cause,
+    },
+}
+
+impl SubmitError {
+    pub fn transient(cause: impl Into<Box<dyn Error + Send + Sync>>) -> SubmitError {
+        SubmitError::Transient(Arc::from(cause.into()))
+    }
+
+    pub fn rejected(
+        code: impl Into<String>,
+        cause: impl Into<Box<dyn Error + Send + Sync>>,
+    ) -> SubmitError {
+        SubmitError::Rejected {
+            code: code.into(),
+            cause: Arc::from(cause.into()),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SubmitError::Transient(_))
+    }
+
+    /// The error and its causes on one line, for reports and logs.
+    pub fn reason(&self) -> String {
+        error_chain(self)
+    }
+}
+
+/// Two failures are equal when they are of one kind and give the same reason.
+impl PartialEq for SubmitError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.reason() == other.reason()
+    }
 }
 
 pub type SubmitResult = Result<Accepted, SubmitError>;
@@ -66,4 +109,25 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait TaskRunner: Send + Sync + 'static {
     /// Submits every item; returns one result per item, in the same order.
     fn submit<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<SubmitResult>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_carry_the_cause() {
+        let transient = SubmitError::transient("Batch answered 503 three times");
+        assert!(transient.is_transient());
+        assert_eq!(
+            transient.reason(),
+            "transient failure: Batch answered 503 three times"
+        );
+        let rejected = SubmitError::rejected("AuthenticationFailed", "the signature is wrong");
+        assert!(!rejected.is_transient());
+        assert_eq!(
+            rejected.reason(),
+            "rejected (AuthenticationFailed): the signature is wrong"
+        );
+    }
 }

@@ -6,88 +6,60 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::app::{AppState, app};
 use crate::batch::{
     BatchClient, BatchClientOptions, BatchConfigError, BatchCredential, BatchTaskRunner,
     RetryOptions, entra_credential_from_env,
 };
-use crate::config::{RunnerKind, Settings};
-use crate::filter::EventFilter;
+use crate::config::{BatchAuth, BatchSettings, RunnerSettings, Settings};
+use crate::http::{AppState, WebhookKey, app};
 use crate::intake::Intake;
-use crate::local::dev::find_wordcount;
-use crate::local::runner::default_concurrency;
-use crate::local::{Engine, LocalRunner, LocalRunnerOptions};
-use crate::plan::Planner;
+use crate::local::{LocalRunner, LocalRunnerError, LocalRunnerOptions};
 use crate::runner::TaskRunner;
-use crate::storage::key::InvalidAccountKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}")]
     Bind {
         address: SocketAddr,
+        #[source]
         source: std::io::Error,
     },
-    #[error("STORAGE_ACCOUNT_KEY: {0}")]
-    StorageKey(#[from] InvalidAccountKey),
-    #[error("Batch client: {0}")]
+    #[error("Batch client")]
     Batch(#[from] BatchConfigError),
-    #[error("local runner: {0}")]
-    Local(String),
+    #[error("local runner")]
+    Local(#[from] LocalRunnerError),
 }
 
 /// The runner `RUNNER` asks for. Builds credentials but fetches no token: start-up stays fast
 /// (the Functions host gives a handler seconds to answer its first probe).
 pub fn runner_from_settings(settings: &Settings) -> Result<Arc<dyn TaskRunner>, StartupError> {
-    match settings.runner {
-        RunnerKind::Batch => Ok(Arc::new(batch_runner(settings)?)),
-        RunnerKind::Local => Ok(Arc::new(local_runner(settings)?)),
+    match &settings.runner {
+        RunnerSettings::Batch(batch) => Ok(Arc::new(batch_runner(batch)?)),
+        RunnerSettings::Local(local) => Ok(Arc::new(LocalRunner::new(
+            LocalRunnerOptions::from_settings(local)?,
+        )?)),
     }
 }
 
-fn local_runner(settings: &Settings) -> Result<LocalRunner, StartupError> {
-    let local = &settings.local;
-    let engine = match &local.podman_image {
-        Some(image) => Engine::Podman {
-            image: image.clone(),
-        },
-        None => Engine::Process {
-            wordcount_bin: find_wordcount(local.wordcount_bin.as_deref())
-                .map_err(|e| StartupError::Local(e.to_string()))?,
-        },
-    };
-    LocalRunner::new(LocalRunnerOptions {
-        work_dir: local
-            .work_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("blob2batch-serve")),
-        concurrency: local.concurrency.unwrap_or_else(default_concurrency),
-        engine,
-    })
-    .map_err(|e| StartupError::Local(e.to_string()))
-}
-
-fn batch_runner(settings: &Settings) -> Result<BatchTaskRunner, StartupError> {
-    use secrecy::ExposeSecret;
-    let batch = &settings.batch;
-    let endpoint = batch
-        .account_url
-        .clone()
-        .expect("settings validation requires BATCH_ACCOUNT_URL with RUNNER=batch");
-    let credential = match (&batch.account_key, &batch.account_name) {
-        (Some(key), Some(account)) => {
-            BatchCredential::shared_key(account.clone(), key.expose_secret())
+/// The Batch client the settings describe.
+pub fn batch_client(batch: &BatchSettings) -> Result<BatchClient, BatchConfigError> {
+    let credential = match &batch.auth {
+        BatchAuth::SharedKey { account, key } => {
+            BatchCredential::shared_key(account.clone(), key.clone())
         }
-        _ => BatchCredential::Token(entra_credential_from_env()?),
+        BatchAuth::EntraId => BatchCredential::Token(entra_credential_from_env()?),
     };
-    let mut options = BatchClientOptions::new(endpoint, credential);
+    let mut options = BatchClientOptions::new(batch.account_url.clone(), credential);
     options.retry = RetryOptions {
         budget: batch.retry_budget,
         ..RetryOptions::default()
     };
-    let client = BatchClient::new(options)?;
+    BatchClient::new(options)
+}
+
+fn batch_runner(batch: &BatchSettings) -> Result<BatchTaskRunner, BatchConfigError> {
     Ok(BatchTaskRunner::new(
-        client,
+        batch_client(batch)?,
         batch.job_id.clone(),
         batch.pool_id.clone(),
     ))
@@ -105,16 +77,9 @@ impl Application {
         settings: Settings,
         runner: Arc<dyn TaskRunner>,
     ) -> Result<Application, StartupError> {
-        let filter = EventFilter::new(
-            &settings.storage.account_url,
-            settings.input_container.clone(),
-            settings.input_prefix.clone(),
-            settings.input_suffix.clone(),
-        );
-        let planner = Planner::from_settings(&settings)?;
         let state = AppState {
-            intake: Arc::new(Intake::new(filter, planner, runner)),
-            webhook_key: settings.webhook_key.clone(),
+            intake: Arc::new(Intake::from_settings(&settings, runner)),
+            webhook_key: settings.webhook_key.clone().map(WebhookKey::new),
         };
         let address = SocketAddr::new(settings.listen_address, settings.port);
         let listener = TcpListener::bind(address)
@@ -145,27 +110,4 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
     }
-}
-
-/// Completes on Ctrl-C or SIGTERM (what the Functions host and container runtimes send).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -9,17 +9,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use blob2batch::batch::models::{
-    AutoUserScope, AutoUserSpecification, ContainerSettings, ContainerWorkingDirectory,
-    ElevationLevel, IdentityReference, JobManagerTask, JobSpec, OnAllTasksComplete, OutputFile,
-    OutputFileBlobContainerDestination, OutputFileDestination, OutputFileUploadOptions, PoolInfo,
-    ResourceFile, TaskConstraints, TaskSpec, TaskState, UploadCondition, UserIdentity,
-};
+use blob2batch::account_key::AccountKey;
+use blob2batch::batch::models::TaskState;
 use blob2batch::batch::{
     BATCH_SCOPE, BatchClient, BatchClientOptions, BatchCredential, BatchErrorKind, BatchTaskRunner,
     RetryOptions,
 };
 use blob2batch::runner::{Accepted, Submission, SubmitError, TaskRunner};
+use blob2batch::task_spec::{
+    AutoUserScope, AutoUserSpecification, ContainerSettings, ContainerWorkingDirectory,
+    ElevationLevel, IdentityReference, JobManagerTask, JobSpec, OnAllTasksComplete, OutputFile,
+    OutputFileBlobContainerDestination, OutputFileDestination, OutputFileUploadOptions, PoolInfo,
+    ResourceFile, TaskConstraints, TaskSpec, UploadCondition, UserIdentity,
+};
 use serde_json::json;
 use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig};
 
@@ -29,12 +31,16 @@ const POOL: &str = "wordcount-pool";
 fn options(fake: &FakeBatch) -> BatchClientOptions {
     let mut options = BatchClientOptions::new(
         fake.url(),
-        BatchCredential::shared_key(fake_batch::ACCOUNT, fake_batch::KEY),
+        BatchCredential::shared_key(fake_batch::ACCOUNT, fake_key()),
     );
     // Short waits keep the retry tests fast; the budget logic is the same.
     options.retry.initial_delay = Duration::from_millis(20);
     options.retry.max_delay = Duration::from_millis(200);
     options
+}
+
+fn fake_key() -> AccountKey {
+    AccountKey::from_base64(fake_batch::KEY).unwrap()
 }
 
 fn client(fake: &FakeBatch) -> BatchClient {
@@ -314,7 +320,7 @@ async fn unreachable_batch_is_a_transient_error_within_the_budget() {
     let budget = Duration::from_millis(1500);
     let mut options = BatchClientOptions::new(
         url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
-        BatchCredential::shared_key(fake_batch::ACCOUNT, fake_batch::KEY),
+        BatchCredential::shared_key(fake_batch::ACCOUNT, fake_key()),
     );
     options.retry = RetryOptions {
         budget,
@@ -330,7 +336,7 @@ async fn unreachable_batch_is_a_transient_error_within_the_budget() {
     assert_eq!(err.kind, BatchErrorKind::Transient);
     assert_eq!(err.status, None);
     assert!(err.attempts >= 1);
-    let shown = err.to_string();
+    let shown = blob2batch::error_chain::error_chain(&err);
     assert!(
         shown.contains("Connection refused") || shown.contains("connect"),
         "{shown}"
@@ -544,9 +550,15 @@ async fn other_client_errors_are_permanent_with_code_and_message() {
         .submit(&[Submission::Task(simple_task("wc-1"))])
         .await;
     match &results[..] {
-        [Err(SubmitError::Rejected { code, message })] => {
+        [Err(error @ SubmitError::Rejected { code, .. })] => {
             assert_eq!(code, "JobCompleted");
-            assert!(message.starts_with("The specified job is already in a completed state."));
+            assert!(
+                error
+                    .reason()
+                    .contains("JobCompleted: The specified job is already in a completed state."),
+                "{}",
+                error.reason()
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -556,7 +568,10 @@ async fn other_client_errors_are_permanent_with_code_and_message() {
 async fn a_wrong_key_is_refused_by_the_fake_and_not_retried() {
     let fake = fake_with_job().await;
     let mut options = options(&fake);
-    options.credential = BatchCredential::shared_key(fake_batch::ACCOUNT, "d3Jvbmcta2V5");
+    options.credential = BatchCredential::shared_key(
+        fake_batch::ACCOUNT,
+        AccountKey::from_base64("d3Jvbmcta2V5").unwrap(),
+    );
     let err = BatchClient::new(options)
         .unwrap()
         .add_task(JOB, &simple_task("wc-1"))
@@ -762,7 +777,7 @@ async fn no_key_signature_or_token_reaches_the_logs_at_trace() {
             Submission::Task(simple_task("not valid!")),
         ])
         .await;
-    runner.client().get_task(JOB, "wc-2").await.unwrap();
+    client(&fake).get_task(JOB, "wc-2").await.unwrap();
 
     // Bearer.
     let bearer_fake = FakeBatch::start(FakeBatchConfig {

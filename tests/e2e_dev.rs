@@ -7,8 +7,9 @@ mod support;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use blob2batch::local::feed::{blob_created_event, invocation_body};
-use blob2batch::storage::{BlobHttpHeaders, ContainerClient};
+use blob2batch::commands::dev::feed::{blob_created_event, invocation_body};
+use blob2batch::plan::task_id;
+use blob2batch::storage::{BlobEntry, BlobHttpHeaders, ContainerClient};
 use serde_json::{Value, json};
 use support::dev::Dev;
 
@@ -57,7 +58,7 @@ async fn result(blob: &str, bytes: Option<u64>, timeout: Duration) -> Value {
     let name = format!("{blob}.wordcount.json");
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(body) = out.read_if_exists(&name).await.unwrap() {
+        if let Some(body) = support::storage::read_if_exists(&out, &name).await.unwrap() {
             let doc: Value =
                 serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name}: not JSON ({e})"));
             if bytes.is_none_or(|b| doc["bytes"] == b) {
@@ -212,7 +213,7 @@ async fn a_failing_task_leaves_its_logs_where_documented() {
     let stderr = String::from_utf8(out.read(&stderr_blob).await.unwrap()).unwrap();
     assert!(stderr.starts_with("wordcount: "), "{stderr}");
     assert!(
-        out.read_if_exists(&format!("{blob}.wordcount.json"))
+        support::storage::read_if_exists(&out, &format!("{blob}.wordcount.json"))
             .await
             .unwrap()
             .is_none()
@@ -238,17 +239,15 @@ async fn a_failing_task_leaves_its_logs_where_documented() {
 async fn redelivered_events_run_once() {
     let dev = dev();
     let blob = "redelivered.txt";
-    put(blob, b"red red delivered").await;
-    let doc = result(blob, None, Duration::from_secs(60)).await;
-    assert_eq!(doc["words"], 3);
-    let entry = container("e2e-in")
-        .list(Some(blob))
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|e| e.name == blob)
-        .unwrap();
-    // The very same invocation, ten times, straight to the handler (as the host retries).
+    let etag = put(blob, b"red red delivered").await;
+    // The very same invocation, ten times at once, straight to the handler (as the host retries),
+    // racing the feed's own delivery of this blob version.
+    let entry = BlobEntry {
+        name: blob.into(),
+        etag: etag.clone(),
+        size: 17,
+        content_type: Some("text/plain".into()),
+    };
     let account = support::azurite::azurite().account();
     let event = blob_created_event(&account, "e2e-in", &entry, "redelivered-event", 1);
     let body = invocation_body(&event);
@@ -263,12 +262,37 @@ async fn redelivered_events_run_once() {
             .body(body.clone())
             .send()
     });
+    let mut outcomes = Vec::new();
     for response in futures_util::future::join_all(posts).await {
         let response = response.unwrap();
         assert!(response.status().is_success(), "{}", response.status());
+        let answer: Value = response.json().await.unwrap();
+        let event = &answer["ReturnValue"]["events"][0];
+        assert_eq!(
+            event["taskId"],
+            task_id("devstoreaccount1", "e2e-in", blob, &etag)
+        );
+        outcomes.push(event["outcome"].as_str().unwrap().to_string());
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(dev.task_ids_for(blob).len(), 1);
+    let doc = result(blob, None, Duration::from_secs(60)).await;
+    assert_eq!(doc["words"], 3);
+    // The feed's delivery of the same version is the eleventh.
+    let feed_line = dev.wait_for_line(Duration::from_secs(30), |l| {
+        l.starts_with("received") && l.contains(blob)
+    });
+    let feed_submitted = feed_line.contains("[submitted]");
+    assert!(
+        feed_submitted || feed_line.contains("[duplicate]"),
+        "{feed_line}"
+    );
+    let submitted =
+        outcomes.iter().filter(|o| *o == "submitted").count() + usize::from(feed_submitted);
+    let duplicates = outcomes.iter().filter(|o| *o == "duplicate").count();
+    assert_eq!(
+        (submitted, duplicates + usize::from(!feed_submitted)),
+        (1, 10),
+        "{outcomes:?} and the feed's {feed_line}"
+    );
     let runs = dev
         .output()
         .iter()

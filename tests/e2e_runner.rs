@@ -7,14 +7,16 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use blob2batch::batch::models::{
+use blob2batch::local::{
+    Engine, FailureCategory, FailureCode, LocalRunner, LocalRunnerOptions, RunnerEvent, TaskFailure,
+};
+use blob2batch::runner::{Accepted, Submission, TaskRunner};
+use blob2batch::storage::{BlobHttpHeaders, StorageAccount};
+use blob2batch::task_spec::{
     EnvironmentSetting, HttpHeader, IdentityReference, JobManagerTask, JobSpec, OutputFile,
     OutputFileBlobContainerDestination, OutputFileDestination, OutputFileUploadOptions, PoolInfo,
     ResourceFile, TaskSpec, UploadCondition,
 };
-use blob2batch::local::{Engine, LocalRunner, LocalRunnerOptions, RunnerEvent};
-use blob2batch::runner::{Accepted, Submission, TaskRunner};
-use blob2batch::storage::{BlobHttpHeaders, StorageAccount};
 use tokio::sync::broadcast;
 
 const STAND_IN: &str = r#"#!/bin/sh
@@ -91,10 +93,8 @@ impl Fixture {
     }
 
     async fn read_output(&self, blob: &str) -> Option<Vec<u8>> {
-        self.account
-            .container(&self.output)
-            .unwrap()
-            .read_if_exists(blob)
+        let container = self.account.container(&self.output).unwrap();
+        support::storage::read_if_exists(&container, blob)
             .await
             .unwrap()
     }
@@ -102,8 +102,8 @@ impl Fixture {
     /// The task the handler plans for `blob` (same shape: fixed paths, SAS URLs).
     fn task(&self, id: &str, blob: &str) -> TaskSpec {
         let hour = Duration::from_secs(3600);
-        let read = self.account.blob_sas_url(&self.input, blob, "r", hour);
-        let write = self.account.container_sas_url(&self.output, "cw", hour);
+        let read = support::storage::blob_sas_url(&self.account, &self.input, blob, "r", hour);
+        let write = support::storage::container_sas_url(&self.account, &self.output, "cw", hour);
         TaskSpec {
             id: id.into(),
             display_name: Some(blob.into()),
@@ -254,11 +254,13 @@ async fn a_failing_task_uploads_its_logs_on_taskfailure() {
             exit_code,
             stderr_tail,
             outputs,
-            reason,
+            failure,
             ..
         } => {
             assert_eq!(exit_code, Some(1));
-            assert!(reason.contains("exit code 1"), "{reason}");
+            assert_eq!(failure.code, FailureCode::FailureExitCode);
+            assert_eq!(failure.category, FailureCategory::UserError);
+            assert_eq!(failure.message, "exit code 1");
             assert!(
                 stderr_tail.contains("stand-in: cannot count"),
                 "{stderr_tail}"
@@ -299,50 +301,52 @@ async fn what_fails_on_batch_fails_here() {
     let url = &mut task.resource_files[0].http_url;
     *url = url.replace("sig=", "sig=AAAA");
     submit(&runner, task).await;
-    let reason = failure_reason(finished(&mut events, "wc-bad-sas").await);
-    assert!(
-        reason.contains("ResourceFileError") && reason.contains("403"),
-        "{reason}"
-    );
-    assert!(!reason.contains("sig=AAAA"), "the SAS leaked: {reason}");
+    let why = failure(finished(&mut events, "wc-bad-sas").await);
+    assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
+    assert!(why.message.contains("403"), "{why}");
+    assert!(!why.message.contains("sig=AAAA"), "the SAS leaked: {why}");
 
     // A SAS for another blob.
     let mut task = f.task("wc-wrong-blob", "x.txt");
-    task.resource_files[0].http_url = f
-        .account
-        .blob_sas_url(&f.input, "other.txt", "r", Duration::from_secs(60))
-        .replace("other.txt", "x.txt");
+    task.resource_files[0].http_url = support::storage::blob_sas_url(
+        &f.account,
+        &f.input,
+        "other.txt",
+        "r",
+        Duration::from_secs(60),
+    )
+    .replace("other.txt", "x.txt");
     submit(&runner, task).await;
-    let reason = failure_reason(finished(&mut events, "wc-wrong-blob").await);
-    assert!(reason.contains("403"), "{reason}");
+    let why = failure(finished(&mut events, "wc-wrong-blob").await);
+    assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
+    assert!(why.message.contains("403"), "{why}");
 
     // A read-only SAS for the output container: the upload fails.
     let mut task = f.task("wc-ro-output", "x.txt");
     task.output_files[0].destination.container.container_url =
-        f.account
-            .container_sas_url(&f.output, "rl", Duration::from_secs(60));
+        support::storage::container_sas_url(&f.account, &f.output, "rl", Duration::from_secs(60));
     submit(&runner, task).await;
-    let reason = failure_reason(finished(&mut events, "wc-ro-output").await);
-    assert!(
-        reason.contains("FileUploadError") && reason.contains("403"),
-        "{reason}"
-    );
+    let why = failure(finished(&mut events, "wc-ro-output").await);
+    assert_eq!(why.code, FailureCode::FileUploadError, "{why}");
+    assert!(why.message.contains("403"), "{why}");
 
     // A pattern that matches nothing (the program writes wordcount.json).
     let mut task = f.task("wc-no-match", "x.txt");
     task.output_files[0].file_pattern = "out/wordcount.json".into();
     submit(&runner, task).await;
-    let reason = failure_reason(finished(&mut events, "wc-no-match").await);
-    assert!(reason.contains("no file matches"), "{reason}");
+    let why = failure(finished(&mut events, "wc-no-match").await);
+    assert_eq!(why.code, FailureCode::FileUploadError, "{why}");
+    assert!(why.message.contains("no file matches"), "{why}");
 
     // A file path leaving the working directory.
     let mut task = f.task("wc-escape", "x.txt");
     task.resource_files[0].file_path = "../escape".into();
     submit(&runner, task).await;
-    let reason = failure_reason(finished(&mut events, "wc-escape").await);
+    let why = failure(finished(&mut events, "wc-escape").await);
+    assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
     assert!(
-        reason.contains("leaves the task's working directory"),
-        "{reason}"
+        why.message.contains("leaves the task's working directory"),
+        "{why}"
     );
 
     // Managed identity cannot work here.
@@ -352,8 +356,9 @@ async fn what_fails_on_batch_fails_here() {
         resource_id: "/subscriptions/0/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id".into(),
     });
     submit(&runner, task).await;
-    let reason = failure_reason(finished(&mut events, "wc-identity").await);
-    assert!(reason.contains("identityReference"), "{reason}");
+    let why = failure(finished(&mut events, "wc-identity").await);
+    assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
+    assert!(why.message.contains("identityReference"), "{why}");
 
     // An id Batch would refuse.
     let items = [Submission::Task(f.task("not a valid id", "x.txt"))];
@@ -362,9 +367,9 @@ async fn what_fails_on_batch_fails_here() {
     assert!(f.read_output("x.txt.wordcount.json").await.is_none());
 }
 
-fn failure_reason(event: RunnerEvent) -> String {
+fn failure(event: RunnerEvent) -> TaskFailure {
     match event {
-        RunnerEvent::Failed { reason, .. } => reason,
+        RunnerEvent::Failed { failure, .. } => failure,
         other => panic!("expected Failed, got {other:?}"),
     }
 }

@@ -5,11 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use blob2batch::app::{AppState, app};
 use blob2batch::config::Settings;
-use blob2batch::filter::EventFilter;
+use blob2batch::http::{AppState, WebhookKey, app};
 use blob2batch::intake::Intake;
-use blob2batch::plan::{Planner, task_id};
+use blob2batch::plan::task_id;
 use blob2batch::runner::{Accepted, BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -58,11 +57,9 @@ fn build_router(answer: SubmitResult, extra: &[(&str, &str)]) -> (axum::Router, 
         submitted: Mutex::new(Vec::new()),
         answer,
     });
-    let filter = EventFilter::new(&settings.storage.account_url, "input", None, None);
-    let planner = Planner::from_settings(&settings).unwrap();
     let state = AppState {
-        intake: Arc::new(Intake::new(filter, planner, recorder.clone())),
-        webhook_key: settings.webhook_key.clone(),
+        intake: Arc::new(Intake::from_settings(&settings, recorder.clone())),
+        webhook_key: settings.webhook_key.clone().map(WebhookKey::new),
     };
     (app(state), recorder)
 }
@@ -225,10 +222,7 @@ async fn foreign_and_malformed_events_are_rejected_without_a_submission() {
 
 #[tokio::test]
 async fn transient_failures_ask_for_a_redelivery_and_rejections_fail() {
-    let (router, _) = build_router(
-        Err(SubmitError::Transient("Batch answered 503".into())),
-        &[],
-    );
+    let (router, _) = build_router(Err(SubmitError::transient("Batch answered 503")), &[]);
     let (status, _, body) = send(
         &router,
         post("/BlobCreated", &invocation(blob_event("e", "a", "a"))),
@@ -237,10 +231,10 @@ async fn transient_failures_ask_for_a_redelivery_and_rejections_fail() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["ReturnValue"]["events"][0]["transient"], true);
 
-    let rejected = SubmitError::Rejected {
-        code: "AuthenticationFailed".into(),
-        message: "Server failed to authenticate the request.".into(),
-    };
+    let rejected = SubmitError::rejected(
+        "AuthenticationFailed",
+        "Server failed to authenticate the request.",
+    );
     let (router, _) = build_router(Err(rejected), &[]);
     let (status, _, body) = send(
         &router,

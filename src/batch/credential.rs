@@ -18,6 +18,7 @@ use azure_identity::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::BatchConfigError;
+use crate::account_key::AccountKey;
 
 /// The v2 scope of the Batch data plane. The double slash is deliberate: the resource is
 /// `https://batch.core.windows.net/` and a token for the audience without the slash is refused.
@@ -26,18 +27,18 @@ pub const BATCH_SCOPE: &str = "https://batch.core.windows.net//.default";
 /// Credentials the Batch client signs or authorizes requests with.
 #[derive(Clone)]
 pub enum BatchCredential {
-    /// The account name and one of its two keys (base64, as the portal shows it).
-    SharedKey { account: String, key: SecretString },
+    /// The account name and one of its two keys.
+    SharedKey { account: String, key: AccountKey },
     /// An Entra ID credential; tokens are requested for [`BATCH_SCOPE`] on every attempt and
     /// cached by the credential.
     Token(Arc<dyn TokenCredential>),
 }
 
 impl BatchCredential {
-    pub fn shared_key(account: impl Into<String>, key: impl Into<String>) -> Self {
+    pub fn shared_key(account: impl Into<String>, key: AccountKey) -> Self {
         BatchCredential::SharedKey {
             account: account.into(),
-            key: SecretString::from(key.into()),
+            key,
         }
     }
 }
@@ -122,10 +123,8 @@ impl EntraCredentialChoice {
 
     pub fn build(self) -> Result<Arc<dyn TokenCredential>, BatchConfigError> {
         let credential = self.name();
-        let failed = |e: azure_core::Error| BatchConfigError::Credential {
-            credential,
-            message: e.to_string(),
-        };
+        let failed =
+            |source: azure_core::Error| BatchConfigError::Credential { credential, source };
         Ok(match self {
             EntraCredentialChoice::ManagedIdentity { client_id } => {
                 let options = ManagedIdentityCredentialOptions {
@@ -357,7 +356,10 @@ mod tests {
 
     #[test]
     fn debug_of_a_shared_key_credential_hides_the_key() {
-        let credential = BatchCredential::shared_key("acct", "c2VjcmV0LWtleS1ieXRlcw==");
+        let credential = BatchCredential::shared_key(
+            "acct",
+            AccountKey::from_base64("c2VjcmV0LWtleS1ieXRlcw==").unwrap(),
+        );
         let printed = format!("{credential:?}");
         assert!(printed.contains("acct"));
         assert!(!printed.contains("c2VjcmV0LWtleS1ieXRlcw=="), "{printed}");

@@ -4,12 +4,16 @@
 //! A [`BatchError`] is either transient (worth a redelivery: throttling, server errors, timeouts,
 //! unreachable service) or permanent (the service refused the request). Nothing in these types may
 //! carry a secret: messages come from the service's error body or from our own wording, never from
-//! request headers, and URLs are reduced to their path.
+//! request headers; a transport failure keeps its cause, whose text names at most a URL's path.
 
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
+
+use crate::headers::header_str;
 
 /// Whether retrying later may help.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +25,7 @@ pub enum BatchErrorKind {
 }
 
 /// A failed Batch call.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct BatchError {
     pub kind: BatchErrorKind,
     /// HTTP status of the last response, if there was one.
@@ -37,7 +41,13 @@ pub struct BatchError {
     /// HTTP attempts made for this logical call (for an item of a task collection: how many
     /// times the item was sent).
     pub attempts: u32,
+    /// What failed underneath when there was no usable answer (a connection, a credential).
+    pub source: Option<Source>,
 }
+
+/// The cause of a [`BatchError`]: shared, since one failed request fails every task it carried,
+/// and a thin pointer, so that the error stays small.
+pub type Source = Arc<Box<dyn Error + Send + Sync>>;
 
 impl BatchError {
     pub fn is_transient(&self) -> bool {
@@ -71,9 +81,10 @@ impl BatchError {
             status: Some(status.as_u16()),
             code: parsed.code,
             message,
-            request_id: header_string(headers, "request-id"),
+            request_id: header_str(headers, "request-id").map(str::to_string),
             client_request_id: None,
             attempts: 0,
+            source: None,
         }
     }
 
@@ -87,20 +98,36 @@ impl BatchError {
             request_id: None,
             client_request_id: None,
             attempts: 0,
+            source: None,
         }
     }
 
     /// An error detected before anything was sent (for example an id the service would refuse).
     pub(crate) fn permanent(code: &str, message: impl Into<String>) -> Self {
         BatchError {
-            kind: BatchErrorKind::Permanent,
-            status: None,
             code: Some(code.to_string()),
-            message: message.into(),
-            request_id: None,
-            client_request_id: None,
-            attempts: 0,
+            kind: BatchErrorKind::Permanent,
+            ..BatchError::transient(message)
         }
+    }
+
+    /// The error of one item of an Add Task Collection answer, from the item's `error` object.
+    pub(crate) fn from_item(kind: BatchErrorKind, error: Option<&serde_json::Value>) -> Self {
+        let parsed = error.map(ErrorBody::from_value).unwrap_or_default();
+        BatchError {
+            code: parsed.code,
+            kind,
+            ..BatchError::transient(
+                parsed
+                    .message
+                    .unwrap_or_else(|| "no error detail".to_string()),
+            )
+        }
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(Box::new(source)));
+        self
     }
 }
 
@@ -129,7 +156,28 @@ impl fmt::Display for BatchError {
     }
 }
 
-impl std::error::Error for BatchError {}
+/// Two errors are equal when they say the same; their causes are compared by what they say too.
+impl PartialEq for BatchError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.status == other.status
+            && self.code == other.code
+            && self.message == other.message
+            && self.request_id == other.request_id
+            && self.client_request_id == other.client_request_id
+            && self.attempts == other.attempts
+            && self.source.as_ref().map(ToString::to_string)
+                == other.source.as_ref().map(ToString::to_string)
+    }
+}
+
+impl Error for BatchError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e.as_ref() as &(dyn Error + 'static))
+    }
+}
 
 /// A client configuration the service would refuse or that would leak a secret.
 #[derive(Debug, thiserror::Error)]
@@ -138,8 +186,6 @@ pub enum BatchConfigError {
     InvalidEndpoint(String),
     #[error("Batch account name is empty")]
     EmptyAccountName,
-    #[error("Batch account key is not valid base64")]
-    InvalidAccountKey,
     #[error("Batch retry budget {budget:?} exceeds the maximum of {max:?}")]
     RetryBudgetTooLong {
         budget: std::time::Duration,
@@ -152,13 +198,14 @@ pub enum BatchConfigError {
         credential: &'static str,
         missing: Vec<&'static str>,
     },
-    #[error("cannot create {credential}: {message}")]
+    #[error("cannot create {credential}")]
     Credential {
         credential: &'static str,
-        message: String,
+        #[source]
+        source: azure_core::Error,
     },
-    #[error("cannot create the HTTP client: {0}")]
-    HttpClient(String),
+    #[error("cannot create the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
 }
 
 /// 429 and every 5xx are worth a redelivery, though only some 5xx are retried within one call
@@ -169,13 +216,6 @@ pub(crate) fn kind_of_status(status: StatusCode) -> BatchErrorKind {
     } else {
         BatchErrorKind::Permanent
     }
-}
-
-pub(crate) fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
 }
 
 fn one_line(message: &str) -> String {
@@ -215,9 +255,14 @@ impl ErrorBody {
                 ..ErrorBody::default()
             };
         };
+        ErrorBody::from_value(&value)
+    }
+
+    /// The same, from a body already parsed (an item of an Add Task Collection answer).
+    pub(crate) fn from_value(value: &serde_json::Value) -> Self {
         let object = match value.get("error") {
             Some(inner) if inner.is_object() => inner,
-            _ => &value,
+            _ => value,
         };
         let code = object
             .get("code")

@@ -5,13 +5,14 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use blob2batch::account_key::AccountKey;
 //! use blob2batch::batch::{
 //!     BatchClient, BatchClientOptions, BatchCredential, BatchTaskRunner, entra_credential_from_env,
 //! };
 //!
 //! let endpoint = url::Url::parse("https://acct.westeurope.batch.azure.com")?;
 //! let credential = match std::env::var("BATCH_ACCOUNT_KEY") {
-//!     Ok(key) => BatchCredential::shared_key("acct", key),
+//!     Ok(key) => BatchCredential::shared_key("acct", AccountKey::from_base64(&key)?),
 //!     Err(_) => BatchCredential::Token(entra_credential_from_env()?),
 //! };
 //! let client = BatchClient::new(BatchClientOptions::new(endpoint, credential))?;
@@ -20,14 +21,22 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Module by module: `client` holds the operations, `collection` the Add Task Collection
+//! chunking and per-item retries, `transport` one logical request and its attempts, `shared_key`
+//! and `credential` the two ways to authorize, `retry` the backoff and budget, `error` what a
+//! failed call says, `models` the answers we read, `task_runner` the [`crate::runner::TaskRunner`]
+//! on top of it all.
 
 pub mod client;
+pub mod collection;
 pub mod credential;
 pub mod error;
 pub mod models;
 pub mod retry;
 mod shared_key;
 pub mod task_runner;
+mod transport;
 
 pub use client::{API_VERSION, BatchClient, BatchClientOptions};
 pub use credential::{

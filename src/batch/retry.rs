@@ -10,8 +10,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use super::error::BatchConfigError;
+use crate::headers::header_str;
 
 /// The longest a logical call may take, attempts and waits included.
 pub const MAX_RETRY_BUDGET: Duration = Duration::from_secs(20);
@@ -75,20 +77,28 @@ impl RetryOptions {
     }
 }
 
+/// Whether waiting `wait` from now still ends before `deadline`. A wait too long to represent
+/// (a server may ask for anything) does not.
+pub(crate) fn fits_before(wait: Duration, deadline: Instant) -> bool {
+    Instant::now()
+        .checked_add(wait)
+        .is_some_and(|end| end < deadline)
+}
+
 /// 429 and the 5xx answers that mean "try again" (a 501 will not change by retrying).
 pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
 /// The wait a server asked for: `retry-after-ms` and `x-ms-retry-after-ms` (milliseconds) first,
-/// then `Retry-After` as seconds or as an HTTP-date (relative to `now`).
+/// then `Retry-After` as seconds or as an HTTP-date (relative to `now`). A wait too long for a
+/// `Duration` is [`Duration::MAX`]: longer than any budget.
 pub(crate) fn server_retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
         if let Some(ms) = header_str(headers, name).and_then(|v| v.trim().parse::<f64>().ok())
-            && ms.is_finite()
             && ms >= 0.0
         {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+            return Some(Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX));
         }
     }
     let value = header_str(headers, "retry-after")?.trim();
@@ -102,10 +112,6 @@ pub(crate) fn server_retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Op
     } else {
         wait.unsigned_abs()
     })
-}
-
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 const HTTP_DATE: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
@@ -213,6 +219,39 @@ mod tests {
             None
         );
         assert_eq!(server_retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn waits_too_long_for_a_duration_are_longer_than_any_budget() {
+        let now = datetime!(2026-03-14 09:31:09 UTC);
+        for (name, value) in [
+            ("retry-after-ms", "1e300"),
+            ("retry-after-ms", "inf"),
+            ("x-ms-retry-after-ms", "18446744073709551616000"),
+        ] {
+            assert_eq!(
+                server_retry_after(&headers(&[(name, value)]), now),
+                Some(Duration::MAX),
+                "{name}: {value}"
+            );
+        }
+        assert_eq!(
+            server_retry_after(&headers(&[("retry-after", "18446744073709551615")]), now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            server_retry_after(&headers(&[("retry-after-ms", "NaN")]), now),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn only_waits_that_end_before_the_deadline_fit() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert!(fits_before(Duration::from_millis(10), deadline));
+        assert!(!fits_before(Duration::from_secs(6), deadline));
+        assert!(!fits_before(Duration::from_secs(u64::MAX), deadline));
+        assert!(!fits_before(Duration::MAX, deadline));
     }
 
     #[test]

@@ -10,8 +10,9 @@ use tracing::{error, info, warn};
 
 use super::client::BatchClient;
 use super::error::BatchError;
-use super::models::{JobSpec, OnAllTasksComplete, PoolInfo, TaskSpec};
+use crate::error_chain::error_chain;
 use crate::runner::{Accepted, BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
+use crate::task_spec::{JobSpec, OnAllTasksComplete, PoolInfo, TaskSpec};
 
 /// Submits to one Batch account: tasks into `job_id` on `pool_id`.
 #[derive(Clone, Debug)]
@@ -28,10 +29,6 @@ impl BatchTaskRunner {
             job_id: job_id.into(),
             pool_id: pool_id.into(),
         }
-    }
-
-    pub fn client(&self) -> &BatchClient {
-        &self.client
     }
 
     /// The long-lived job: `noaction` when all tasks complete, since it keeps receiving tasks.
@@ -179,7 +176,13 @@ impl TaskRunner for BatchTaskRunner {
             }
             results
                 .into_iter()
-                .map(|r| r.expect("every item has a result"))
+                .map(|r| {
+                    r.unwrap_or_else(|| {
+                        Err(SubmitError::transient(
+                            "the Batch client returned no result",
+                        ))
+                    })
+                })
                 .collect()
         })
     }
@@ -189,8 +192,8 @@ fn to_submit_result(id: &str, result: Result<Accepted, BatchError>) -> SubmitRes
     match result {
         Ok(accepted) => Ok(accepted),
         Err(e) if e.is_transient() => {
-            warn!(id, error = %e, "Batch submission failed transiently");
-            Err(SubmitError::Transient(e.to_string()))
+            warn!(id, error = %error_chain(&e), "Batch submission failed transiently");
+            Err(SubmitError::transient(e))
         }
         Err(e) => {
             let code = e
@@ -206,10 +209,7 @@ fn to_submit_result(id: &str, result: Result<Accepted, BatchError>) -> SubmitRes
                 request_id = e.request_id.as_deref(),
                 "Batch rejected the submission"
             );
-            Err(SubmitError::Rejected {
-                code,
-                message: e.message_line(),
-            })
+            Err(SubmitError::rejected(code, e))
         }
     }
 }

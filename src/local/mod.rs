@@ -1,10 +1,18 @@
-//! The local pipeline: a runner that executes Batch task specifications on this machine, and the
-//! `dev` command that wires Azurite, the handler and a blob feed together.
+//! The local runner: executes Batch task specifications on this machine, the way a Batch node
+//! would, so that the local pipeline (`blob2batch dev`) proves the Batch one.
+//!
+//! `runner` accepts and schedules tasks, `task_dir` keeps their records, `engine` runs their
+//! command, `outputs` uploads their results, `paths` holds Batch's path rules, `failure` the
+//! typed reason a task failed.
 
-pub mod dev;
-pub mod feed;
+pub mod engine;
+pub mod failure;
+pub mod outputs;
 pub mod paths;
-pub mod put;
 pub mod runner;
+pub mod task_dir;
 
-pub use runner::{Engine, LocalRunner, LocalRunnerOptions, Phases, RunnerEvent, UploadedOutput};
+pub use engine::Engine;
+pub use failure::{FailureCategory, FailureCode, TaskFailure};
+pub use outputs::UploadedOutput;
+pub use runner::{LocalRunner, LocalRunnerError, LocalRunnerOptions, Phases, RunnerEvent};

@@ -26,8 +26,8 @@ pub const AZURITE_BIN_ENV: &str = "AZURITE_BIN";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The well-known account's key.
-pub fn well_known_key() -> super::StorageAccountKey {
-    super::StorageAccountKey::new(WELL_KNOWN_ACCOUNT, WELL_KNOWN_KEY)
+pub fn well_known_key() -> super::key::StorageAccountKey {
+    super::key::StorageAccountKey::from_base64(WELL_KNOWN_ACCOUNT, WELL_KNOWN_KEY)
         .expect("the well-known key is valid base64")
 }
 

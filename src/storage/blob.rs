@@ -16,33 +16,18 @@ use azure_storage_blob::models::{
     BlockBlobClientUploadOptions, BlockLookupList,
 };
 use azure_storage_blob::{BlobClient, BlobContainerClient};
-use base64::Engine as _;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::key::StorageAccountKey;
-use super::sas::{SasOptions, SasProtocol, SasResource, redact_sas};
-
-/// Characters left as they are in a path segment: RFC 3986 unreserved.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+use super::sas::{SasOptions, SasProtocol, redact_sas};
+use super::url::{encode_blob_name, join_query};
+use crate::error_chain::error_chain;
 
 /// Files up to this size are uploaded in one request; larger ones in blocks of this size.
 pub const SINGLE_UPLOAD_LIMIT: u64 = 8 * 1024 * 1024;
 const BLOCK_SIZE: usize = 8 * 1024 * 1024;
-
-/// Percent-encodes a blob name for a URL path: each `/`-separated segment once, `/` kept.
-pub fn encode_blob_name(name: &str) -> String {
-    name.split('/')
-        .map(|segment| utf8_percent_encode(segment, PATH_SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 /// A failed storage call. The message never holds a SAS signature.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +66,7 @@ impl BlobError {
             op,
             status,
             code,
-            message: redact_sas(&with_causes(&err)),
+            message: redact_sas(&error_chain(&err)),
         }
     }
 
@@ -90,29 +75,13 @@ impl BlobError {
             op,
             status: err.status().map(|s| s.as_u16()),
             code: None,
-            message: redact_sas(&with_causes(&err.without_url())),
+            message: redact_sas(&error_chain(&err.without_url())),
         }
     }
 
     fn io(op: &'static str, source: std::io::Error) -> Self {
         BlobError::Io { op, source }
     }
-}
-
-/// The error and its causes, so that "retry policy expired" also says what kept failing (a
-/// host name that does not resolve, a refused connection).
-fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// One blob in a listing.
@@ -222,30 +191,6 @@ impl StorageAccount {
             expiry: now + ttl,
             protocol: self.protocol(),
         }
-    }
-
-    /// A container URL with a service SAS.
-    pub fn container_sas_url(&self, container: &str, permissions: &str, ttl: Duration) -> String {
-        let token = self.key.service_sas(
-            SasResource::Container { container },
-            &self.sas_options(permissions, ttl),
-        );
-        token.append_to(&self.container_url(container))
-    }
-
-    /// A blob URL with a service SAS for that one blob.
-    pub fn blob_sas_url(
-        &self,
-        container: &str,
-        blob: &str,
-        permissions: &str,
-        ttl: Duration,
-    ) -> String {
-        let token = self.key.service_sas(
-            SasResource::Blob { container, blob },
-            &self.sas_options(permissions, ttl),
-        );
-        token.append_to(&self.blob_url(container, blob))
     }
 
     /// A client for `container` with an account SAS granting everything (creating the container
@@ -456,16 +401,6 @@ impl ContainerClient {
         Ok(Uploaded { etag, size: sent })
     }
 
-    /// Streams `blob` into a new file at `path`; returns the number of bytes written.
-    pub async fn download_to_file(&self, blob: &str, path: &Path) -> Result<u64, BlobError> {
-        let result = self
-            .blob_client(blob)?
-            .download(None)
-            .await
-            .map_err(|e| BlobError::azure("download blob", e))?;
-        write_download(path, result.body, |e| BlobError::azure("download blob", e)).await
-    }
-
     /// The whole content of a (small) blob.
     pub async fn read(&self, blob: &str) -> Result<Vec<u8>, BlobError> {
         let result = self
@@ -479,15 +414,6 @@ impl ContainerClient {
             .await
             .map_err(|e| BlobError::azure("download blob", e))?;
         Ok(bytes.to_vec())
-    }
-
-    /// The blob's content, or `None` when it does not exist.
-    pub async fn read_if_exists(&self, blob: &str) -> Result<Option<Vec<u8>>, BlobError> {
-        match self.read(blob).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.status() == Some(404) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }
 
@@ -523,14 +449,6 @@ where
         .await
         .map_err(|e| BlobError::io("write download file", e))?;
     Ok(written)
-}
-
-fn join_query(base: &str, query: &str) -> String {
-    if query.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{query}")
-    }
 }
 
 fn parse_url(url: &str) -> Result<Url, BlobError> {
@@ -584,48 +502,9 @@ fn first_line_of_message(body: &str) -> String {
     body.chars().take(200).collect()
 }
 
-/// Base64 of a block id, as the service shows it (exposed for tests).
-pub fn block_id_base64(id: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn errors_name_their_causes_once() {
-        let dns = std::io::Error::other("dns error: no records found for no-such-host.invalid");
-        let transport = azure_core::Error::with_error(
-            azure_core::error::ErrorKind::Io,
-            dns,
-            "failed to execute `reqwest` request",
-        );
-        let expired = transport
-            .with_context("retry policy expired and the request will no longer be retried");
-        let text = with_causes(&expired);
-        assert!(
-            text.starts_with("retry policy expired and the request will no longer be retried: "),
-            "{text}"
-        );
-        assert!(
-            text.contains("failed to execute `reqwest` request"),
-            "{text}"
-        );
-        assert!(
-            text.ends_with("no records found for no-such-host.invalid"),
-            "{text}"
-        );
-        assert_eq!(text.matches("no records found").count(), 1, "{text}");
-    }
-
-    #[test]
-    fn blob_names_are_encoded_once_per_segment() {
-        assert_eq!(encode_blob_name("docs/a b.txt"), "docs/a%20b.txt");
-        assert_eq!(encode_blob_name("50%#?.txt"), "50%25%23%3F.txt");
-        assert_eq!(encode_blob_name("é/😀"), "%C3%A9/%F0%9F%98%80");
-        assert_eq!(encode_blob_name("a+b=c&d"), "a%2Bb%3Dc%26d");
-    }
 
     #[test]
     fn urls_keep_the_sas_and_encode_the_name() {
@@ -640,11 +519,13 @@ mod tests {
         let client = ContainerClient::from_sas_url("http://h:1/acct/c?sv=1&sig=x").unwrap();
         assert_eq!(client.blob_url("x y"), "http://h:1/acct/c/x%20y?sv=1&sig=x");
         assert!(!format!("{client:?}").contains("sig"));
-        let url = account.blob_sas_url("input", "a b", "r", Duration::from_secs(60));
+        let admin = account.container("input").unwrap();
+        let url = admin.blob_url("a b");
         assert!(
             url.starts_with("http://127.0.0.1:10000/devstoreaccount1/input/a%20b?sv=2025-11-05&")
         );
         assert!(url.contains("&spr=https%2Chttp&"));
+        assert!(url.contains("&srt=sco&"), "an account SAS: {url}");
     }
 
     #[test]

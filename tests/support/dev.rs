@@ -1,4 +1,5 @@
-//! Runs the real `blob2batch dev` binary for end-to-end tests.
+//! Runs the real `blob2batch` binary for end-to-end tests: the helpers every command shares
+//! (a child tied to the test binary, its output collected line by line), `dev`, and `serve`.
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
@@ -56,30 +57,21 @@ pub fn wordcount_bin() -> PathBuf {
         })
 }
 
-pub struct Dev {
+/// A running `blob2batch` child whose stdout and stderr are collected as lines.
+pub struct Process {
     child: Mutex<Child>,
     lines: Arc<Mutex<Vec<String>>>,
-    pub handler_url: String,
-    pub work_dir: PathBuf,
+    name: String,
 }
 
-impl Dev {
-    /// Starts `blob2batch dev` with `env` (plus a work dir and the wordcount binary) and waits
-    /// until it says it is ready.
-    pub fn start(env: &[(String, String)], args: &[&str], work_dir: &Path) -> Dev {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_blob2batch"));
-        cmd.arg("dev")
-            .args(args)
-            .env_remove("STORAGE_ACCOUNT_URL")
-            .env_remove("STORAGE_ACCOUNT_KEY")
-            .env("LOCAL_WORK_DIR", work_dir)
-            .env("LOCAL_WORDCOUNT_BIN", wordcount_bin())
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
+impl Process {
+    /// Spawns `cmd` (its stdout and stderr are piped here) and starts collecting its output.
+    pub fn spawn(mut cmd: Command, name: &str) -> Process {
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = spawn_tied_to_this_process(cmd).expect("start blob2batch dev");
+        let mut child =
+            spawn_tied_to_this_process(cmd).unwrap_or_else(|e| panic!("start {name}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -93,22 +85,11 @@ impl Dev {
                 }
             });
         }
-        let mut dev = Dev {
+        Process {
             child: Mutex::new(child),
             lines,
-            handler_url: String::new(),
-            work_dir: work_dir.to_path_buf(),
-        };
-        dev.wait_for_line(Duration::from_secs(60), |l| l.starts_with("ready in "));
-        let handler = dev.wait_for_line(Duration::from_secs(5), |l| {
-            l.trim_start().starts_with("handler ")
-        });
-        dev.handler_url = handler
-            .split_whitespace()
-            .nth(1)
-            .expect("handler URL")
-            .to_string();
-        dev
+            name: name.to_string(),
+        }
     }
 
     pub fn output(&self) -> Vec<String> {
@@ -125,13 +106,15 @@ impl Dev {
             if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
                 panic!(
-                    "blob2batch dev exited ({status}):\n{}",
+                    "{} exited ({status}):\n{}",
+                    self.name,
                     self.output().join("\n")
                 );
             }
             if Instant::now() > deadline {
                 panic!(
-                    "blob2batch dev: expected line not seen within {timeout:?}:\n{}",
+                    "{}: expected line not seen within {timeout:?}:\n{}",
+                    self.name,
                     self.output().join("\n")
                 );
             }
@@ -139,12 +122,11 @@ impl Dev {
         }
     }
 
-    /// SIGKILL: nothing in `dev` runs afterwards, so whatever it started must stop by itself.
-    #[allow(dead_code)]
+    /// SIGKILL: nothing in the child runs afterwards, so whatever it started must stop by itself.
     pub fn kill_hard(&self) -> ExitStatus {
         let mut child = self.child.lock().unwrap();
-        child.kill().expect("SIGKILL blob2batch dev");
-        child.wait().expect("reap blob2batch dev")
+        child.kill().expect("SIGKILL the child");
+        child.wait().expect("reap the child")
     }
 
     /// SIGTERM, then waits (at most 30 s) for it to exit.
@@ -163,11 +145,73 @@ impl Dev {
             if Instant::now() > deadline {
                 let _ = self.child.lock().unwrap().kill();
                 panic!(
-                    "blob2batch dev did not stop on SIGTERM:\n{}",
+                    "{} did not stop on SIGTERM:\n{}",
+                    self.name,
                     self.output().join("\n")
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The child's pid (for /proc readings).
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap();
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `blob2batch dev`, started and ready.
+pub struct Dev {
+    process: Process,
+    pub handler_url: String,
+    pub work_dir: PathBuf,
+}
+
+impl std::ops::Deref for Dev {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl Dev {
+    /// Starts `blob2batch dev` with `env` (plus a work dir and the wordcount binary) and waits
+    /// until it says it is ready.
+    pub fn start(env: &[(String, String)], args: &[&str], work_dir: &Path) -> Dev {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_blob2batch"));
+        cmd.arg("dev")
+            .args(args)
+            .env_remove("STORAGE_ACCOUNT_URL")
+            .env_remove("STORAGE_ACCOUNT_KEY")
+            .env("LOCAL_WORK_DIR", work_dir)
+            .env("LOCAL_WORDCOUNT_BIN", wordcount_bin())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let process = Process::spawn(cmd, "blob2batch dev");
+        process.wait_for_line(Duration::from_secs(60), |l| l.starts_with("ready in "));
+        let handler = process.wait_for_line(Duration::from_secs(5), |l| {
+            l.trim_start().starts_with("handler ")
+        });
+        let handler_url = handler
+            .split_whitespace()
+            .nth(1)
+            .expect("handler URL")
+            .to_string();
+        Dev {
+            process,
+            handler_url,
+            work_dir: work_dir.to_path_buf(),
         }
     }
 
@@ -198,12 +242,45 @@ impl Dev {
     }
 }
 
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let child = self.child.get_mut().unwrap();
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-            let _ = child.wait();
+/// `blob2batch serve` on a free loopback port, answering its readiness probe.
+pub struct Serve {
+    process: Process,
+    pub url: String,
+}
+
+impl std::ops::Deref for Serve {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl Serve {
+    /// Starts `blob2batch serve` with exactly `env` (nothing inherited but `PATH`) and waits until
+    /// `GET /` answers, as the Functions host does.
+    pub fn start(env: &[(&str, String)]) -> Serve {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_blob2batch"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        let process = Process::spawn(cmd, "blob2batch serve");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "serve did not listen:\n{}",
+                process.output().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
+        Serve { process, url }
     }
 }

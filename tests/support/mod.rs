@@ -1,8 +1,9 @@
-//! Shared support for integration tests: a fake Batch service, a dedicated Azurite, and the
-//! `dev` pipeline as a child process.
+//! Shared support for integration tests: a fake Batch service, a dedicated Azurite, the `dev`
+//! pipeline as a child process, and storage helpers only tests need.
 // Each test binary uses only part of the support code.
 #![allow(dead_code)]
 
 pub mod azurite;
 pub mod dev;
 pub mod fake_batch;
+pub mod storage;

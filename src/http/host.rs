@@ -2,9 +2,13 @@
 //!
 //! The host POSTs `{"Data": {"event": ...}, "Metadata": {...}}` to `/BlobCreated` and expects a
 //! JSON object back: `{"Outputs": {}, "Logs": [...], "ReturnValue": ...}`. Any non-2xx answer
-//! fails the invocation, which the host turns into a 500 for Event Grid (a redelivery). The
-//! event arrives as an object or as a JSON string holding JSON, sometimes twice over, depending
-//! on the host version: we unwrap up to three levels and never compare raw text.
+//! fails the invocation, which the Event Grid extension turns into a 500 for Event Grid (a
+//! redelivery). The host checks the status before it reads the body, so the `Logs` of a failed
+//! invocation never reach the invocation log: the reasons of a failure reach the host's logs only
+//! through our own tracing on stdout, which is why every failed invocation logs them there too.
+//!
+//! The event arrives as an object or as a JSON string holding JSON, sometimes twice over,
+//! depending on the host version: we unwrap up to three levels and never compare raw text.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::app::AppState;
+use super::state::AppState;
 use crate::event::{EventError, parse_events};
-use crate::intake::{DeliveryReport, Disposition};
+use crate::headers::header_str;
+use crate::intake::DeliveryReport;
 
 /// The trigger's binding name in `BlobCreated/function.json`.
 pub const BINDING_NAME: &str = "event";
@@ -75,9 +80,7 @@ pub fn decode_binding(mut value: Value) -> Result<Value, InvocationError> {
 
 /// `POST /BlobCreated`.
 pub async fn invoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let invocation_id = headers
-        .get("x-azure-functions-invocationid")
-        .and_then(|v| v.to_str().ok())
+    let invocation_id = header_str(&headers, "x-azure-functions-invocationid")
         .unwrap_or("-")
         .to_owned();
     let span =
@@ -86,7 +89,6 @@ pub async fn invoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
         let events = match decode_invocation(&body) {
             Ok(events) => events,
             Err(error) => {
-                tracing::warn!(%error, "invocation rejected");
                 return respond(
                     StatusCode::BAD_REQUEST,
                     vec![format!("rejected: {error}")],
@@ -119,19 +121,22 @@ fn decode_invocation(body: &[u8]) -> Result<Vec<crate::event::Event>, Invocation
 }
 
 fn respond_with_report(report: DeliveryReport) -> Response {
-    let status = match report.disposition() {
-        Disposition::Handled => StatusCode::OK,
-        Disposition::Rejected => StatusCode::BAD_REQUEST,
-        Disposition::Failed => StatusCode::INTERNAL_SERVER_ERROR,
-        Disposition::Retry => StatusCode::SERVICE_UNAVAILABLE,
-    };
+    let status = report.disposition().status();
     let logs = report.log_lines();
     let value = serde_json::to_value(&report).unwrap_or(Value::Null);
     respond(status, logs, value)
 }
 
-/// Always a JSON object, whatever the status: the host cannot read anything else.
+/// Always a JSON object, whatever the status: the host cannot read anything else. A failed
+/// invocation's `Logs` are also written to stdout, the only place the host will see them.
 fn respond(status: StatusCode, logs: Vec<String>, return_value: Value) -> Response {
+    if !status.is_success() {
+        tracing::warn!(
+            status = status.as_u16(),
+            reasons = %logs.join("; "),
+            "invocation failed"
+        );
+    }
     let body = InvocationResponse {
         outputs: serde_json::Map::new(),
         logs,

@@ -7,7 +7,7 @@ use futures_util::StreamExt as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::storage::{BlobHttpHeaders, ContainerClient, StorageAccount};
+use crate::storage::{BlobError, BlobHttpHeaders, ContainerClient, StorageAccount};
 
 #[derive(Clone, Debug)]
 pub struct PutOptions {
@@ -24,10 +24,25 @@ pub struct PutOptions {
 pub enum PutError {
     #[error("`{0}` is not a file")]
     NotAFile(PathBuf),
-    #[error("`{path}`: {message}")]
-    Upload { path: PathBuf, message: String },
-    #[error("container `{container}`: {message}")]
-    Container { container: String, message: String },
+    #[error("`{path}`")]
+    Upload {
+        path: PathBuf,
+        #[source]
+        source: BlobError,
+    },
+    #[error("container `{container}`")]
+    Container {
+        container: String,
+        #[source]
+        source: BlobError,
+    },
+}
+
+impl PutError {
+    /// A file that is not there is the caller's mistake (exit code 2), not a storage failure.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, PutError::NotAFile(_))
+    }
 }
 
 /// Files at least this big get a progress line on stderr.
@@ -41,21 +56,20 @@ pub async fn run(options: PutOptions) -> Result<Vec<String>, PutError> {
             return Err(PutError::NotAFile(file.clone()));
         }
     }
-    let container =
-        options
-            .account
-            .container(&options.container)
-            .map_err(|e| PutError::Container {
-                container: options.container.clone(),
-                message: e.to_string(),
-            })?;
+    let container = options
+        .account
+        .container(&options.container)
+        .map_err(|source| PutError::Container {
+            container: options.container.clone(),
+            source,
+        })?;
     if options.create_container {
         container
             .create_if_missing()
             .await
-            .map_err(|e| PutError::Container {
+            .map_err(|source| PutError::Container {
                 container: options.container.clone(),
-                message: e.to_string(),
+                source,
             })?;
     }
     // Small files go up several at a time; a large one shows its progress.
@@ -114,9 +128,9 @@ async fn upload_one(
     let uploaded = container
         .upload_file(&blob, file, &headers, Some(&progress))
         .await
-        .map_err(|e| PutError::Upload {
+        .map_err(|source| PutError::Upload {
             path: file.to_path_buf(),
-            message: e.to_string(),
+            source,
         })?;
     println!(
         "uploaded {} -> {}/{blob} ({}, {} ms)",

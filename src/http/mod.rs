@@ -1,24 +1,19 @@
 //! The HTTP surface: one router for the Functions host's calls and direct Event Grid deliveries.
 
-use std::sync::Arc;
+pub mod error;
+pub mod host;
+pub mod state;
+pub mod webhook;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use secrecy::SecretString;
 
-use crate::intake::Intake;
-use crate::{host, webhook};
+pub use state::{AppState, WebhookKey};
 
 /// Event Grid batches are at most 1 MB; the host's double encoding can nearly double that.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub intake: Arc<Intake>,
-    pub webhook_key: Option<SecretString>,
-}
 
 /// The router, without a listener: tests drive it with `oneshot`.
 pub fn app(state: AppState) -> Router {

@@ -10,15 +10,14 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use super::error::ApiError;
+use super::state::AppState;
 use crate::event::{SUBSCRIPTION_VALIDATION, parse_delivery};
-use crate::intake::Disposition;
+use crate::headers::header_str;
 
 #[derive(Debug, Deserialize)]
 pub struct KeyQuery {
@@ -62,12 +61,14 @@ pub async fn deliver(
             return Ok(Json(json!({ "validationResponse": code })).into_response());
         }
         let report = state.intake.handle(events).await;
-        let status = match report.disposition() {
-            Disposition::Handled => StatusCode::OK,
-            Disposition::Rejected => StatusCode::BAD_REQUEST,
-            Disposition::Failed => StatusCode::INTERNAL_SERVER_ERROR,
-            Disposition::Retry => StatusCode::SERVICE_UNAVAILABLE,
-        };
+        let status = report.disposition().status();
+        if !status.is_success() {
+            tracing::warn!(
+                status = status.as_u16(),
+                reasons = %report.log_lines().join("; "),
+                "delivery failed"
+            );
+        }
         Ok((status, Json(report)).into_response())
     }
     .instrument(span)
@@ -103,26 +104,11 @@ pub async fn handshake(
         .into_response())
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 fn check_key(state: &AppState, query: &KeyQuery) -> Result<(), ApiError> {
-    let Some(expected) = &state.webhook_key else {
-        return Ok(());
-    };
-    let given = query.code.as_deref().unwrap_or("");
-    if constant_time_eq(given.as_bytes(), expected.expose_secret().as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
+    match &state.webhook_key {
+        Some(expected) if !expected.matches(query.code.as_deref().unwrap_or("")) => {
+            Err(ApiError::Unauthorized)
+        }
+        _ => Ok(()),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (x, y) in a.iter().zip(b.iter()) {
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
 }

@@ -14,15 +14,18 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::feed::{self, FeedEvent, FeedOptions, FeedTarget};
+pub mod feed;
+
+use self::feed::{FeedEvent, FeedOptions, FeedTarget};
 use super::put::human_bytes;
-use super::runner::{Engine, LocalRunner, LocalRunnerOptions, RunnerEvent, default_concurrency};
-use crate::config::{RunnerKind, Settings};
+use crate::config::{ConfigError, DEFAULT_LOCAL_IMAGE, RunnerSettings, Settings};
+use crate::local::{Engine, LocalRunner, LocalRunnerError, LocalRunnerOptions, RunnerEvent};
 use crate::loopback::is_loopback_url;
-use crate::startup::shutdown_signal;
+use crate::shutdown::shutdown_signal;
+use crate::startup::{Application, StartupError};
+use crate::storage::StorageAccount;
 use crate::storage::azurite::{self, AzuriteOptions, AzuriteProcess};
-use crate::storage::{StorageAccount, StorageAccountKey};
-use secrecy::ExposeSecret as _;
+use crate::storage::blob::BlobError;
 
 pub type ShutdownSignal = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
@@ -50,25 +53,42 @@ pub struct DevSummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("{0}")]
-    Config(String),
+    Setup(String),
     #[error(
         "nothing answers at {0}, and it is not a loopback address where Azurite could be started"
     )]
     StorageUnreachable(String),
     #[error(transparent)]
     Azurite(#[from] azurite::AzuriteError),
-    #[error("storage: {0}")]
-    Storage(String),
-    #[error(
-        "the wordcount program was not found ({0}). Build it with `cargo build --release -p wordcount` \
-         (or set LOCAL_WORDCOUNT_BIN to its path)"
-    )]
-    WordcountMissing(String),
-    #[error("local runner: {0}")]
-    Runner(String),
-    #[error("handler: {0}")]
-    Handler(String),
+    #[error("storage: {what}")]
+    Storage {
+        what: String,
+        #[source]
+        source: BlobError,
+    },
+    #[error("local runner")]
+    Runner(#[from] LocalRunnerError),
+    #[error("handler")]
+    Handler(#[from] StartupError),
+}
+
+impl DevError {
+    /// A usage or settings problem (exit code 2), rather than a failure at run time.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, DevError::Config(_) | DevError::Setup(_))
+    }
+}
+
+/// What the `dev` command line changes in the local settings' defaults.
+#[derive(Clone, Debug, Default)]
+pub struct LocalDefaults {
+    /// `--persist DIR`: task records in `DIR/work` unless `LOCAL_WORK_DIR` says otherwise.
+    pub persist: Option<PathBuf>,
+    /// `--podman`: run tasks in `LOCAL_PODMAN_IMAGE`, else `WORDCOUNT_IMAGE`, else the local build.
+    pub podman: bool,
 }
 
 /// Settings for the local pipeline and `put`, with the local defaults: Azurite's well-known
@@ -88,14 +108,19 @@ pub fn process_env() -> Env {
     Arc::new(|k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()))
 }
 
-pub fn resolve(env: Env) -> Result<LocalSetup, DevError> {
+pub fn resolve(env: Env, defaults: &LocalDefaults) -> Result<LocalSetup, DevError> {
     let storage_url =
         env("STORAGE_ACCOUNT_URL").unwrap_or_else(|| azurite::DEFAULT_BLOB_URL.to_string());
     let parsed = url::Url::parse(&storage_url)
-        .map_err(|e| DevError::Config(format!("STORAGE_ACCOUNT_URL `{storage_url}`: {e}")))?;
+        .map_err(|e| DevError::Setup(format!("STORAGE_ACCOUNT_URL `{storage_url}`: {e}")))?;
     let loopback = is_loopback_url(&parsed);
     let key_default = (loopback && env("STORAGE_ACCOUNT_KEY").is_none())
         .then(|| azurite::WELL_KNOWN_KEY.to_string());
+    let work_dir_default = defaults
+        .persist
+        .as_ref()
+        .map(|dir| dir.join("work").display().to_string());
+    let podman = defaults.podman;
     let lookup = {
         let storage_url = storage_url.clone();
         move |name: &str| -> Option<String> {
@@ -106,26 +131,21 @@ pub fn resolve(env: Env) -> Result<LocalSetup, DevError> {
                 "LISTEN_ADDRESS" => Some("127.0.0.1".into()),
                 "STORAGE_ACCOUNT_URL" => Some(storage_url.clone()),
                 "STORAGE_ACCOUNT_KEY" => env(name).or_else(|| key_default.clone()),
+                "LOCAL_WORK_DIR" => env(name).or_else(|| work_dir_default.clone()),
+                "LOCAL_PODMAN_IMAGE" if podman => env(name)
+                    .or_else(|| env("WORDCOUNT_IMAGE"))
+                    .or_else(|| Some(DEFAULT_LOCAL_IMAGE.into())),
                 _ => env(name),
             }
         }
     };
-    let settings = Settings::from_lookup(lookup).map_err(|e| DevError::Config(e.to_string()))?;
-    if settings.runner != RunnerKind::Local {
-        return Err(DevError::Config(
-            "the local pipeline runs with RUNNER=local".into(),
-        ));
-    }
-    let Some(secret) = settings.storage.account_key.as_ref() else {
-        return Err(DevError::Config(
+    let settings = Settings::from_lookup(lookup)?;
+    // RUNNER=local requires the key, so settings without one were refused above.
+    let Some(key) = settings.storage.account_key.clone() else {
+        return Err(DevError::Setup(
             "STORAGE_ACCOUNT_KEY is needed here (tasks get SAS URLs signed with it)".into(),
         ));
     };
-    let key = StorageAccountKey::new(
-        settings.storage.account_name.clone(),
-        secret.expose_secret(),
-    )
-    .map_err(|e| DevError::Config(format!("STORAGE_ACCOUNT_KEY: {e}")))?;
     let account = StorageAccount::new(settings.storage.account_url.as_str(), key);
     Ok(LocalSetup {
         settings,
@@ -140,7 +160,13 @@ pub async fn run(options: DevOptions) -> Result<DevSummary, DevError> {
     let started = Instant::now();
     let env: Env = options.env.clone().unwrap_or_else(process_env);
 
-    let local = resolve(env.clone())?;
+    let local = resolve(
+        env.clone(),
+        &LocalDefaults {
+            persist: options.persist.clone(),
+            podman: options.podman,
+        },
+    )?;
     let LocalSetup {
         settings,
         account,
@@ -177,15 +203,7 @@ pub async fn run(options: DevOptions) -> Result<DevSummary, DevError> {
         "already running".to_string()
     };
 
-    let result = run_with_storage(
-        options,
-        settings,
-        account,
-        started,
-        storage_note,
-        env.clone(),
-    )
-    .await;
+    let result = run_with_storage(options, settings, account, started, storage_note).await;
     if let Some(process) = azurite_process {
         process.stop().await;
     }
@@ -198,57 +216,35 @@ async fn run_with_storage(
     account: StorageAccount,
     started: Instant,
     storage_note: String,
-    env: Env,
 ) -> Result<DevSummary, DevError> {
     for container in [&settings.input_container, &settings.output_container] {
+        let creating = |source| DevError::Storage {
+            what: format!("creating container `{container}`"),
+            source,
+        };
         account
             .container(container)
-            .map_err(|e| DevError::Storage(e.to_string()))?
+            .map_err(creating)?
             .create_if_missing()
             .await
-            .map_err(|e| DevError::Storage(format!("creating container `{container}`: {e}")))?;
+            .map_err(creating)?;
     }
 
-    // The runner.
-    let engine = if options.podman {
-        Engine::Podman {
-            image: settings
-                .local
-                .podman_image
-                .clone()
-                .or_else(|| env("WORDCOUNT_IMAGE"))
-                .unwrap_or_else(|| "localhost/wordcount:latest".into()),
-        }
-    } else {
-        Engine::Process {
-            wordcount_bin: find_wordcount(settings.local.wordcount_bin.as_deref())?,
-        }
+    // The runner, as `serve` builds it from the same settings.
+    let RunnerSettings::Local(local) = &settings.runner else {
+        return Err(DevError::Setup(
+            "the local pipeline runs with RUNNER=local".into(),
+        ));
     };
-    let work_dir = settings
-        .local
-        .work_dir
-        .clone()
-        .unwrap_or_else(|| match &options.persist {
-            Some(dir) => dir.join("work"),
-            None => std::env::temp_dir().join("blob2batch-dev"),
-        });
-    let runner = LocalRunner::new(LocalRunnerOptions {
-        work_dir: work_dir.clone(),
-        concurrency: settings
-            .local
-            .concurrency
-            .unwrap_or_else(default_concurrency),
-        engine: engine.clone(),
-    })
-    .map_err(|e| DevError::Runner(e.to_string()))?;
+    let runner = LocalRunner::new(LocalRunnerOptions::from_settings(local)?)?;
+    let engine = runner.engine().clone();
+    let work_dir = runner.work_dir().to_path_buf();
     let mut runner_events = runner.subscribe();
 
     // The handler, on an ephemeral port.
     let input = settings.input_container.clone();
     let output = settings.output_container.clone();
-    let application = crate::startup::Application::build(settings, Arc::new(runner.clone()))
-        .await
-        .map_err(|e| DevError::Handler(e.to_string()))?;
+    let application = Application::build(settings, Arc::new(runner.clone())).await?;
     let port = application.port();
     let (stop_tx, stop_rx) = watch::channel(false);
     let handler_stop = {
@@ -429,7 +425,7 @@ fn on_runner_event(
         RunnerEvent::Failed {
             id,
             display_name,
-            reason,
+            failure,
             stderr_tail,
             outputs,
             task_dir,
@@ -437,7 +433,7 @@ fn on_runner_event(
         } => {
             summary.failed += 1;
             let mut text = format!(
-                "FAILED    {} (task {id}): {reason}",
+                "FAILED    {} (task {id}): {failure}",
                 name(&id, &display_name)
             );
             let tail: Vec<&str> = stderr_tail.lines().rev().take(5).collect();
@@ -484,37 +480,4 @@ fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-}
-
-/// `LOCAL_WORDCOUNT_BIN`, else `wordcount` next to the current executable, else on `PATH`.
-pub fn find_wordcount(configured: Option<&Path>) -> Result<PathBuf, DevError> {
-    if let Some(path) = configured {
-        return if path.is_file() {
-            Ok(path.to_path_buf())
-        } else {
-            Err(DevError::WordcountMissing(format!(
-                "LOCAL_WORDCOUNT_BIN={} does not exist",
-                path.display()
-            )))
-        };
-    }
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(dir) = exe.parent()
-    {
-        let beside = dir.join("wordcount");
-        if beside.is_file() {
-            return Ok(beside);
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join("wordcount");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    Err(DevError::WordcountMissing(
-        "not beside the blob2batch executable, not on PATH".into(),
-    ))
 }

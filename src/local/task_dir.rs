@@ -1,0 +1,287 @@
+//! The local runner's task records: one directory per task under `{work_dir}/tasks/`, laid out
+//! like a Batch node's task directory.
+//!
+//! ```text
+//! tasks/{id}/task.json     the specification as submitted
+//! tasks/{id}/started       written when a run begins
+//! tasks/{id}/wd/           the working directory (resource files land here)
+//! tasks/{id}/stdout.txt    the command's standard output (the result document)
+//! tasks/{id}/stderr.txt
+//! tasks/{id}/result.json   written when the run ends: exit code, failure, times
+//! ```
+//!
+//! The directory name is the task id in lower case (ids are case-insensitive, like Batch's). A
+//! record is created by renaming a complete staging directory into place, which either wins or
+//! finds the id taken: two submissions of one id, even from two processes, give one task, and a
+//! crash never leaves a record without its specification.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::failure::TaskFailure;
+use crate::task_spec::TaskSpec;
+
+/// How a run ended, as kept in `result.json` (Batch's `executionInfo`, in the same names).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskResult {
+    /// `success` or `failure`.
+    pub result: RunResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_info: Option<TaskFailure>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub start_time: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub end_time: OffsetDateTime,
+    pub fetch_ms: u64,
+    pub run_ms: u64,
+    pub upload_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunResult {
+    Success,
+    Failure,
+}
+
+/// Where a recorded task stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordState {
+    /// Accepted, waiting for a slot.
+    Active,
+    /// Its command or its file transfers are under way.
+    Running,
+    /// Finished, one way or the other.
+    Completed(TaskResult),
+}
+
+/// What [`TaskStore::record`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    /// A task with this id (in any case) was recorded before.
+    Exists,
+}
+
+/// The `tasks/` directory of a work directory.
+#[derive(Clone, Debug)]
+pub struct TaskStore {
+    root: PathBuf,
+}
+
+impl TaskStore {
+    /// Opens `{work_dir}/tasks`, creating it when missing.
+    pub fn open(work_dir: &Path) -> io::Result<TaskStore> {
+        let root = work_dir.join("tasks");
+        std::fs::create_dir_all(&root)?;
+        Ok(TaskStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self, id: &str) -> TaskDir {
+        TaskDir {
+            path: self.root.join(id.to_ascii_lowercase()),
+        }
+    }
+
+    /// Records `task` (its id must already be valid) unless its id is taken.
+    pub fn record(&self, task: &TaskSpec) -> io::Result<Recorded> {
+        let target = self.dir(&task.id);
+        if target.spec_path().exists() {
+            return Ok(Recorded::Exists);
+        }
+        let staging = self
+            .root
+            .join(format!(".incoming-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&staging)?;
+        let staged = std::fs::write(
+            staging.join("task.json"),
+            serde_json::to_vec_pretty(task).map_err(io::Error::other)?,
+        )
+        .and_then(|()| std::fs::rename(&staging, &target.path));
+        match staged {
+            Ok(()) => Ok(Recorded::New),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                // rename(2) refuses a non-empty target: someone recorded this id first.
+                if target.spec_path().exists() {
+                    Ok(Recorded::Exists)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// The ids of every recorded task (lower case), staging directories left out.
+    pub fn ids(&self) -> io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&self.root)? {
+            let entry = entry?;
+            if let Some(name) = entry.file_name().to_str()
+                && !name.starts_with('.')
+                && entry.path().join("task.json").is_file()
+            {
+                ids.push(name.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// One task's directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskDir {
+    path: PathBuf,
+}
+
+impl TaskDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn wd(&self) -> PathBuf {
+        self.path.join("wd")
+    }
+
+    pub fn stdout(&self) -> PathBuf {
+        self.path.join("stdout.txt")
+    }
+
+    pub fn stderr(&self) -> PathBuf {
+        self.path.join("stderr.txt")
+    }
+
+    fn spec_path(&self) -> PathBuf {
+        self.path.join("task.json")
+    }
+
+    fn result_path(&self) -> PathBuf {
+        self.path.join("result.json")
+    }
+
+    pub fn spec(&self) -> io::Result<TaskSpec> {
+        let bytes = std::fs::read(self.spec_path())?;
+        serde_json::from_slice(&bytes).map_err(io::Error::other)
+    }
+
+    pub fn mark_started(&self) -> io::Result<()> {
+        std::fs::write(self.path.join("started"), b"")
+    }
+
+    pub fn write_result(&self, result: &TaskResult) -> io::Result<()> {
+        let temporary = self.path.join("result.json.tmp");
+        std::fs::write(
+            &temporary,
+            serde_json::to_vec_pretty(result).map_err(io::Error::other)?,
+        )?;
+        std::fs::rename(temporary, self.result_path())
+    }
+
+    pub fn result(&self) -> Option<TaskResult> {
+        let bytes = std::fs::read(self.result_path()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn state(&self) -> RecordState {
+        match self.result() {
+            Some(result) => RecordState::Completed(result),
+            None if self.path.join("started").exists() => RecordState::Running,
+            None => RecordState::Active,
+        }
+    }
+
+    /// The last `max` bytes of the task's standard error, as text.
+    pub fn stderr_tail(&self, max: u64) -> String {
+        tail(&self.stderr(), max)
+    }
+}
+
+/// The last `max` bytes of a file, as text.
+fn tail(path: &Path, max: u64) -> String {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::failure::FailureCode;
+
+    fn task(id: &str) -> TaskSpec {
+        serde_json::from_value(
+            serde_json::json!({"id": id, "commandLine": "/wordcount input/data"}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_id_is_recorded_once_whatever_its_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TaskStore::open(dir.path()).unwrap();
+        assert_eq!(store.record(&task("wc-A")).unwrap(), Recorded::New);
+        assert_eq!(store.record(&task("WC-a")).unwrap(), Recorded::Exists);
+        assert_eq!(store.ids().unwrap(), ["wc-a"]);
+        assert_eq!(store.dir("WC-A").spec().unwrap().id, "wc-A");
+        // No staging directory is left behind.
+        let names: Vec<_> = std::fs::read_dir(store.root()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn concurrent_records_of_one_id_give_one_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TaskStore::open(dir.path()).unwrap();
+        let outcomes: Vec<Recorded> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| s.spawn(|| store.record(&task("wc-race")).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(outcomes.iter().filter(|o| **o == Recorded::New).count(), 1);
+        assert_eq!(store.ids().unwrap(), ["wc-race"]);
+    }
+
+    #[test]
+    fn states_follow_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TaskStore::open(dir.path()).unwrap();
+        store.record(&task("wc-s")).unwrap();
+        let task_dir = store.dir("wc-s");
+        assert_eq!(task_dir.state(), RecordState::Active);
+        task_dir.mark_started().unwrap();
+        assert_eq!(task_dir.state(), RecordState::Running);
+        let result = TaskResult {
+            result: RunResult::Failure,
+            exit_code: Some(2),
+            failure_info: Some(TaskFailure::new(
+                FailureCode::FailureExitCode,
+                "exit code 2",
+            )),
+            start_time: OffsetDateTime::UNIX_EPOCH,
+            end_time: OffsetDateTime::UNIX_EPOCH,
+            fetch_ms: 1,
+            run_ms: 2,
+            upload_ms: 3,
+        };
+        task_dir.write_result(&result).unwrap();
+        assert_eq!(task_dir.state(), RecordState::Completed(result));
+    }
+}

@@ -1,0 +1,138 @@
+//! The real `blob2batch serve` process, as the Functions host runs it: start-up refuses bad
+//! settings with exit code 2, and a failed invocation's reasons reach stdout, the only place the
+//! host sees them (it discards the body of a non-2xx answer).
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::dev::Serve;
+use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig};
+
+const STORAGE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+fn env(fake: &FakeBatch) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "STORAGE_ACCOUNT_URL",
+            "https://acct.blob.core.windows.net".into(),
+        ),
+        ("STORAGE_ACCOUNT_KEY", STORAGE_KEY.into()),
+        ("BATCH_ACCOUNT_URL", fake.url().to_string()),
+        ("BATCH_ACCOUNT_NAME", fake_batch::ACCOUNT.into()),
+        ("BATCH_ACCOUNT_KEY", fake_batch::KEY.into()),
+        ("BATCH_RETRY_BUDGET", "PT1S".into()),
+        ("WORDCOUNT_IMAGE", "example.azurecr.io/wordcount:1".into()),
+        ("RUST_LOG", "info".into()),
+    ]
+}
+
+fn invocation(id: &str, name: &str) -> Value {
+    let event = json!({
+        "id": id, "topic": "/t", "eventType": "Microsoft.Storage.BlobCreated",
+        "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
+        "eventTime": "2026-03-14T09:26:53Z", "dataVersion": "", "metadataVersion": "1",
+        "data": {"api": "PutBlob", "eTag": "0x1", "url": format!("https://acct.blob.core.windows.net/input/{name}")}
+    });
+    json!({"Data": {"event": Value::String(event.to_string()).to_string()}, "Metadata": {}})
+}
+
+/// The JSON log lines `serve` wrote whose message is `message`.
+fn logged(serve: &Serve, message: &str) -> Vec<Value> {
+    serve
+        .output()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .collect()
+}
+
+#[test]
+fn bad_settings_exit_with_code_2_naming_every_problem() {
+    let output = Command::new(env!("CARGO_BIN_EXE_blob2batch"))
+        .arg("serve")
+        .env_clear()
+        .env("RUNNER", "batch")
+        .env("BATCH_ACCOUNT_KEY", "not base64 !!")
+        .env("TASK_MAX_QUEUE_TIME", "P99999999999D")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "STORAGE_ACCOUNT_URL is required",
+        "BATCH_ACCOUNT_URL is required",
+        "BATCH_ACCOUNT_KEY must be a base64 account key",
+        "TASK_MAX_QUEUE_TIME must be an ISO 8601 duration from PT1M to P180D",
+        "WORDCOUNT_IMAGE is required",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in {stderr}"
+        );
+    }
+    assert!(!stderr.contains("not base64 !!"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_failed_invocation_logs_its_reasons_on_stdout() {
+    let fake = FakeBatch::start(FakeBatchConfig::default().with_job("wordcount")).await;
+    for _ in 0..100 {
+        fake.push_response(CannedResponse::error(
+            503,
+            "ServerBusy",
+            "The server is busy.",
+        ));
+    }
+    let serve = Serve::start(&env(&fake));
+    let http = reqwest::Client::new();
+
+    // Batch keeps answering 503: the invocation answers 503 (the host's JSON shape still).
+    let response = http
+        .post(format!("{}/BlobCreated", serve.url))
+        .json(&invocation("evt-busy", "a.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["ReturnValue"]["events"][0]["outcome"], "failed");
+
+    // A malformed invocation is answered 400.
+    let response = http
+        .post(format!("{}/BlobCreated", serve.url))
+        .json(&json!({"Data": {"event": "{not json"}, "Metadata": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failed = logged(&serve, "invocation failed");
+    assert_eq!(failed.len(), 2, "{}", serve.output().join("\n"));
+    let busy = failed[0]["fields"]["reasons"].as_str().unwrap();
+    assert_eq!(failed[0]["fields"]["status"], 503);
+    assert!(
+        busy.contains("event evt-busy") && busy.contains("ServerBusy"),
+        "{busy}"
+    );
+    let malformed = failed[1]["fields"]["reasons"].as_str().unwrap();
+    assert_eq!(failed[1]["fields"]["status"], 400);
+    assert!(malformed.contains("not JSON"), "{malformed}");
+    // The per-event line is there too, with the invocation id's span.
+    let events = logged(&serve, "event not handled");
+    assert_eq!(events.len(), 1, "{}", serve.output().join("\n"));
+    assert_eq!(events[0]["fields"]["event_id"], "evt-busy");
+    assert!(
+        events[0]["fields"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ServerBusy")
+    );
+    let all = serve.output().join("\n");
+    assert!(!all.contains(STORAGE_KEY) && !all.contains("sig="), "{all}");
+    assert!(serve.stop().success());
+}
