@@ -61,13 +61,6 @@ param wordcountImageTag string = 'latest'
 @description('Handler log filter (RUST_LOG).')
 param rustLog string = 'info'
 
-@description('How the handler submits work (BATCH_SUBMIT_MODE): task or job.')
-@allowed([
-  'task'
-  'job'
-])
-param batchSubmitMode string = 'task'
-
 @description('Maximum run time of a task, ISO 8601 (TASK_MAX_WALL_CLOCK_TIME).')
 param taskMaxWallClockTime string = 'PT1H'
 
@@ -192,6 +185,11 @@ module batch 'modules/batch.bicep' = {
 // Handler settings: names and meanings in DESIGN.md section 4 and the README's settings table.
 // STORAGE_ACCOUNT_KEY and BATCH_ACCOUNT_KEY stay unset: tasks use the pool identity, the handler
 // uses its managed identity (Entra ID) for Batch.
+// BATCH_SUBMIT_MODE stays unset, so the handler adds tasks to the job BATCH_JOB_ID on the pool
+// above (its default, task mode). Job mode (a job with an auto pool per blob) cannot work with
+// these templates: it needs STORAGE_ACCOUNT_KEY, which the data account refuses (shared key
+// disabled), and an image the auto pool's nodes can pull without the pool identity. See
+// docs/deploy.md, "Job mode is not deployed".
 var filterSettings = union(
   empty(inputPrefix) ? {} : { INPUT_PREFIX: inputPrefix },
   empty(inputSuffix) ? {} : { INPUT_SUFFIX: inputSuffix }
@@ -206,7 +204,6 @@ var handlerSettings = union(filterSettings, {
   BATCH_POOL_ID: batch.outputs.poolId
   BATCH_JOB_ID: batchJobId
   BATCH_NODE_IDENTITY: identities.outputs.poolIdentityId
-  BATCH_SUBMIT_MODE: batchSubmitMode
   WORDCOUNT_IMAGE: wordcountImage
   TASK_MAX_WALL_CLOCK_TIME: taskMaxWallClockTime
   TASK_MAX_RETRY_COUNT: string(taskMaxRetryCount)

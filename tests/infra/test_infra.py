@@ -34,13 +34,16 @@ ROLE = {
 HANDLER_SETTINGS = {
     "STORAGE_ACCOUNT_URL", "INPUT_CONTAINER", "OUTPUT_CONTAINER", "RUNNER", "BATCH_ACCOUNT_URL",
     "BATCH_ACCOUNT_NAME", "BATCH_POOL_ID", "BATCH_JOB_ID", "BATCH_NODE_IDENTITY", "WORDCOUNT_IMAGE",
-    "RUST_LOG", "BATCH_SUBMIT_MODE", "TASK_MAX_WALL_CLOCK_TIME", "TASK_MAX_RETRY_COUNT",
+    "RUST_LOG", "TASK_MAX_WALL_CLOCK_TIME", "TASK_MAX_RETRY_COUNT",
     "TASK_RETENTION_TIME", "TASK_MAX_QUEUE_TIME",
 }
+# Job mode (BATCH_SUBMIT_MODE=job, an auto pool per blob) needs STORAGE_ACCOUNT_KEY and an image
+# pulled without the pool identity; neither exists in these templates (docs/deploy.md).
+JOB_MODE_SETTINGS = {"BATCH_SUBMIT_MODE", "BATCH_AUTO_POOL_VM_SIZE", "BATCH_AUTO_POOL_LOW_PRIORITY"}
 FORBIDDEN_SETTINGS = {
     "STORAGE_ACCOUNT_KEY", "BATCH_ACCOUNT_KEY", "FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_CUSTOMHANDLER_PORT",
     "AzureWebJobsStorage",  # a connection string; the identity-based form uses AzureWebJobsStorage__*
-}
+} | JOB_MODE_SETTINGS
 
 
 def parse(rel: str) -> dict:
@@ -75,6 +78,22 @@ def keys(node) -> set[str]:
         for v in node:
             out |= keys(v)
     return out
+
+
+def code_lines(path: Path) -> list[str]:
+    """The lines of a Bicep, JSON, YAML or shell file without its comments (// and #)."""
+    marker = "//" if path.suffix == ".bicep" else "#"
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip().startswith(marker):
+            continue
+        out.append(re.sub(r"\s" + re.escape(marker) + r"\s.*$", "", line))
+    return out
+
+
+def deployment_files() -> list[Path]:
+    return sorted([*INFRA.rglob("*.bicep"), INFRA / "main.parameters.json", *(INFRA / "hooks").iterdir(),
+                   ROOT / "azure.yaml"])
 
 
 def role_assignments(parsed: dict) -> list[tuple[str, str]]:
@@ -161,6 +180,17 @@ class FunctionApp(unittest.TestCase):
         all_names = names | platform
         self.assertFalse(all_names & FORBIDDEN_SETTINGS, f"forbidden settings {all_names & FORBIDDEN_SETTINGS}")
         self.assertEqual(main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]["RUNNER"], "batch")
+
+    def test_job_mode_is_not_offered(self):
+        # Neither a parameter nor an app setting for job mode: the handler runs in task mode.
+        main = parse("infra/main.bicep")
+        self.assertFalse([p for p in main["parameters"] if "submitmode" in p.lower()],
+                         "main.bicep offers a submit-mode parameter")
+        self.assertFalse(keys(main["variables"]["handlerSettings"]) & JOB_MODE_SETTINGS)
+        for path in deployment_files():
+            for no, line in enumerate(code_lines(path), 1):
+                for word in ("BATCH_SUBMIT_MODE", "batchSubmitMode", "BATCH_AUTO_POOL"):
+                    self.assertNotIn(word.lower(), line.lower(), f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
 
     def test_flex_custom_runtime(self):
         fa = parse("infra/modules/functionapp.bicep")
