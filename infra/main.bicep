@@ -74,8 +74,10 @@ param taskRetentionTime string = 'P1D'
 @description('How long a task may wait for a node, ISO 8601 (TASK_MAX_QUEUE_TIME).')
 param taskMaxQueueTime string = 'PT12H'
 
-@description('Maximum number of function app instances.')
-@minValue(1)
+// Flex Consumption accepts a maximum instance count from 40 to 1000 ("Event-driven scaling", Limit
+// scale-out). A later revision of that page gives 1 as the lowest value; 40 is valid under both.
+@description('Maximum number of function app instances (Flex Consumption: 40 to 1000).')
+@minValue(40)
 @maxValue(1000)
 param functionMaximumInstanceCount int = 40
 

@@ -29,8 +29,8 @@ param functionIdentityClientId string
 @description('Application Insights connection string.')
 param appInsightsConnectionString string
 
-@description('Maximum number of function app instances.')
-@minValue(1)
+@description('Maximum number of function app instances (Flex Consumption: 40 to 1000).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 

@@ -192,6 +192,18 @@ class FunctionApp(unittest.TestCase):
                 for word in ("BATCH_SUBMIT_MODE", "batchSubmitMode", "BATCH_AUTO_POOL"):
                     self.assertNotIn(word.lower(), line.lower(), f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
 
+    def test_maximum_instance_count_range(self):
+        # Flex Consumption: maximumInstanceCount from 40 to 1000, in main.bicep and in the module.
+        for rel, name in [("infra/main.bicep", "functionMaximumInstanceCount"),
+                          ("infra/modules/functionapp.bicep", "maximumInstanceCount")]:
+            param = parse(rel)["parameters"][name]
+            bounds = {d["type"]: d["argument"] for d in param["decorators"]}
+            self.assertEqual((bounds.get("min_value"), bounds.get("max_value")), (40, 1000), f"{rel}: {name}")
+            self.assertGreaterEqual(param["default"], 40)
+        site = parse("infra/modules/functionapp.bicep")["resources"]["site"]["config"]
+        scale = site["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+        self.assertEqual(scale["maximumInstanceCount"], "maximumInstanceCount")
+
     def test_flex_custom_runtime(self):
         fa = parse("infra/modules/functionapp.bicep")
         site = fa["resources"]["site"]["config"]
