@@ -74,6 +74,16 @@ param taskRetentionTime string = 'P1D'
 @description('How long a task may wait for a node, ISO 8601 (TASK_MAX_QUEUE_TIME).')
 param taskMaxQueueTime string = 'PT12H'
 
+@description('When the Reconcile timer runs (RECONCILE_SCHEDULE): an NCRONTAB expression with six fields, {second} {minute} {hour} {day} {month} {day of week}, in UTC. Read by the Functions host.')
+@minLength(11)
+param reconcileSchedule string = '0 */15 * * * *'
+
+@description('The Reconcile timer considers blobs modified within this window, ISO 8601 (RECONCILE_LOOKBACK).')
+param reconcileLookback string = 'PT25H'
+
+@description('The Reconcile timer leaves blobs younger than this to Event Grid, ISO 8601 (RECONCILE_GRACE).')
+param reconcileGrace string = 'PT10M'
+
 // Flex Consumption accepts a maximum instance count from 40 to 1000 ("Event-driven scaling", Limit
 // scale-out). A later revision of that page gives 1 as the lowest value; 40 is valid under both.
 @description('Maximum number of function app instances (Flex Consumption: 40 to 1000).')
@@ -211,6 +221,13 @@ var handlerSettings = union(filterSettings, {
   TASK_MAX_RETRY_COUNT: string(taskMaxRetryCount)
   TASK_RETENTION_TIME: taskRetentionTime
   TASK_MAX_QUEUE_TIME: taskMaxQueueTime
+  // The Reconcile timer: the host resolves %RECONCILE_SCHEDULE% in Reconcile/function.json from
+  // this setting (and does not index the function without it); the handler reads the others.
+  RECONCILE_SCHEDULE: reconcileSchedule
+  RECONCILE_LOOKBACK: reconcileLookback
+  RECONCILE_GRACE: reconcileGrace
+  // Where Event Grid dead-letters events; `blob2batch redrive` reads it.
+  DEADLETTER_CONTAINER: deadLetterContainerName
   RUST_LOG: rustLog
 })
 

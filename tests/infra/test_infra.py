@@ -36,6 +36,7 @@ HANDLER_SETTINGS = {
     "BATCH_ACCOUNT_NAME", "BATCH_POOL_ID", "BATCH_JOB_ID", "BATCH_NODE_IDENTITY", "WORDCOUNT_IMAGE",
     "RUST_LOG", "TASK_MAX_WALL_CLOCK_TIME", "TASK_MAX_RETRY_COUNT",
     "TASK_RETENTION_TIME", "TASK_MAX_QUEUE_TIME",
+    "RECONCILE_SCHEDULE", "RECONCILE_LOOKBACK", "RECONCILE_GRACE", "DEADLETTER_CONTAINER",
 }
 # Job mode (BATCH_SUBMIT_MODE=job, an auto pool per blob) needs STORAGE_ACCOUNT_KEY and an image
 # pulled without the pool identity; neither exists in these templates (docs/deploy.md).
@@ -180,6 +181,23 @@ class FunctionApp(unittest.TestCase):
         all_names = names | platform
         self.assertFalse(all_names & FORBIDDEN_SETTINGS, f"forbidden settings {all_names & FORBIDDEN_SETTINGS}")
         self.assertEqual(main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]["RUNNER"], "batch")
+
+    def test_reconcile_settings(self):
+        main = parse("infra/main.bicep")
+        handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]
+        self.assertEqual(handler["RECONCILE_SCHEDULE"], "reconcileSchedule")
+        self.assertEqual(handler["RECONCILE_LOOKBACK"], "reconcileLookback")
+        self.assertEqual(handler["RECONCILE_GRACE"], "reconcileGrace")
+        self.assertEqual(handler["DEADLETTER_CONTAINER"], "deadLetterContainerName")
+        params = main["parameters"]
+        # NCRONTAB as the Functions host reads it: six fields, seconds first; every 15 minutes.
+        self.assertEqual(params["reconcileSchedule"]["default"], "0 */15 * * * *")
+        self.assertEqual(len(params["reconcileSchedule"]["default"].split()), 6)
+        self.assertEqual(params["reconcileLookback"]["default"], "PT25H")
+        self.assertEqual(params["reconcileGrace"]["default"], "PT10M")
+        # The dead-letter container the handler reads is the one Event Grid writes to.
+        events = main["modules"]["events"]["config"]["params"]
+        self.assertEqual(events["deadLetterContainerName"], "deadLetterContainerName")
 
     def test_job_mode_is_not_offered(self):
         # Neither a parameter nor an app setting for job mode: the handler runs in task mode.
