@@ -233,6 +233,45 @@ class FunctionApp(unittest.TestCase):
         self.assertEqual(plan["sku"], {"name": "FC1", "tier": "FlexConsumption"})
 
 
+def function_definitions() -> dict[str, dict]:
+    """Every top-level folder holding a function.json, as the package script collects them."""
+    return {
+        p.name: json.loads((p / "function.json").read_text())
+        for p in sorted(ROOT.iterdir())
+        if p.is_dir() and not p.name.startswith(".") and (p / "function.json").is_file()
+    }
+
+
+class Functions(unittest.TestCase):
+    def test_reconcile_timer(self):
+        fns = function_definitions()
+        self.assertIn("BlobCreated", fns)
+        self.assertIn("Reconcile", fns)
+        (binding,) = fns["Reconcile"]["bindings"]
+        self.assertEqual(binding, {"type": "timerTrigger", "direction": "in", "name": "timer",
+                                   "schedule": "%RECONCILE_SCHEDULE%"})
+
+    def test_setting_expressions_resolve(self):
+        # The host replaces %NAME% in a binding with the app setting NAME and does not index a
+        # function whose setting is missing: each one must be set in Azure and under func start.
+        used = set()
+        for name, fn in function_definitions().items():
+            for value in strings(fn):
+                used |= set(re.findall(r"%([A-Za-z0-9_]+)%", value))
+        self.assertIn("RECONCILE_SCHEDULE", used)
+        app = keys(parse("infra/main.bicep")["variables"]["handlerSettings"])
+        self.assertFalse(used - app, f"not app settings in main.bicep: {used - app}")
+        local = set(json.loads(text("local.settings.example.json"))["Values"])
+        self.assertFalse(used - local, f"not in local.settings.example.json: {used - local}")
+
+    def test_deploy_hook_waits_for_every_function(self):
+        hook = text("infra/hooks/deploy")
+        assigned = re.findall(r"^(\w*function_name)=(\w+)$", hook, re.M)
+        self.assertEqual(sorted(name for _, name in assigned), sorted(function_definitions()))
+        waited = " ".join(f'"${var}"' for var, _ in assigned)
+        self.assertIn(f"for name in {waited}; do", hook)
+
+
 class Events(unittest.TestCase):
     def test_subscription(self):
         sub = parse("infra/subscription.bicep")["resources"]["subscription"]["config"]["properties"]
