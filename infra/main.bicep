@@ -12,7 +12,7 @@ param environmentName string
 @description('Region for every resource. It must offer Flex Consumption and Azure Batch.')
 param location string
 
-@description('Object id of the user running azd (AZURE_PRINCIPAL_ID). If set, that user may upload into the input container and read the output and dead-letter containers.')
+@description('Object id of the user running azd (AZURE_PRINCIPAL_ID). If set, that user may upload into the input container, read the output container, redrive the dead-letter container, and read and add Batch tasks (the CLI\'s status, reconcile and redrive).')
 param principalId string = ''
 
 @description('Container that receives the files to count.')
@@ -145,6 +145,7 @@ module storage 'modules/storage.bicep' = {
     outputContainerName: outputContainerName
     deadLetterContainerName: deadLetterContainerName
     poolIdentityPrincipalId: identities.outputs.poolIdentityPrincipalId
+    functionIdentityPrincipalId: identities.outputs.functionIdentityPrincipalId
     userPrincipalId: principalId
   }
 }

@@ -29,6 +29,7 @@ ROLE = {
     "blob_reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     "blob_contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "acr_pull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    "batch_account_reader": "11076f67-66f6-4be0-8f6b-f0609fd05cc9",
 }
 
 HANDLER_SETTINGS = {
@@ -107,6 +108,25 @@ def role_assignments(parsed: dict) -> list[tuple[str, str]]:
         role_strings = strings(cfg["properties"]["roleDefinitionId"])
         found.append((cfg["scope"], role_strings))
     return found
+
+
+def grants(rel: str) -> list[dict]:
+    """Every role assignment in a Bicep file: symbol, scope, role variable, principal, condition."""
+    found = []
+    for symbol, res in parse(rel)["resources"].items():
+        if res["type"] != "Microsoft.Authorization/roleAssignments":
+            continue
+        cfg = res["config"]
+        condition = cfg.get("condition")
+        if condition is not None:  # `= if (...) {...}`: pycep nests the body one level deeper
+            cfg = cfg["config"]
+        role = cfg["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+        found.append({"symbol": symbol, "scope": cfg["scope"], "role": role,
+                      "principal": cfg["properties"]["principalId"], "condition": condition})
+    return found
+
+
+MODULES = sorted(str(p.relative_to(ROOT)) for p in (INFRA / "modules").glob("*.bicep"))
 
 
 class ModuleCalls(unittest.TestCase):
@@ -349,6 +369,54 @@ class LeastPrivilege(unittest.TestCase):
         self.assertEqual(scope, "registry")
         self.assertIn("acrPull", role)
 
+    def test_function_identity_roles(self):
+        # Everything the function app's identity may do, and nothing more. On the data account:
+        # read input and output, container by container, for the Reconcile timer.
+        main = parse("infra/main.bicep")["modules"]
+        for module in ("storage", "monitoring", "batch"):
+            given = strings(main[module]["config"]["params"]["functionIdentityPrincipalId"])
+            self.assertEqual(set(given) - {"property_accessor"},
+                             {"identities", "outputs", "functionIdentityPrincipalId"}, module)
+        found = {(rel, g["scope"], g["role"]) for rel in MODULES for g in grants(rel)
+                 if g["principal"] == "functionIdentityPrincipalId"}
+        self.assertEqual(found, {
+            ("infra/modules/storage.bicep", "inputContainer", "blobDataReader"),
+            ("infra/modules/storage.bicep", "outputContainer", "blobDataReader"),
+            ("infra/modules/functionapp.bicep", "hostStorage", "blobDataOwner"),
+            ("infra/modules/monitoring.bicep", "appInsights", "monitoringMetricsPublisher"),
+            ("infra/modules/batch.bicep", "account", "jobSubmitter"),
+        })
+        storage = [g for g in grants("infra/modules/storage.bicep") if g["principal"] == "functionIdentityPrincipalId"]
+        self.assertTrue(all(g["condition"] is None for g in storage))
+
+    def test_user_roles(self):
+        # The deploying user (principalId): upload input, read output, redrive dead letters,
+        # read the Batch account and add tasks (blob2batch status, reconcile, redrive).
+        found = {(rel, g["scope"], g["role"]) for rel in MODULES for g in grants(rel)
+                 if g["principal"] == "userPrincipalId"}
+        self.assertEqual(found, {
+            ("infra/modules/storage.bicep", "inputContainer", "blobDataContributor"),
+            ("infra/modules/storage.bicep", "outputContainer", "blobDataReader"),
+            ("infra/modules/storage.bicep", "deadLetterContainer", "blobDataContributor"),
+            ("infra/modules/batch.bicep", "account", "accountReader"),
+            ("infra/modules/batch.bicep", "account", "jobSubmitter"),
+        })
+        for rel in MODULES:
+            for g in grants(rel):
+                if g["principal"] == "userPrincipalId":
+                    self.assertEqual(g["condition"]["operator"]["type"], "not", f"{rel}: {g['symbol']} must be conditional")
+        main = parse("infra/main.bicep")["modules"]
+        for module in ("storage", "batch"):
+            self.assertEqual(main[module]["config"]["params"]["userPrincipalId"], "principalId")
+
+    def test_every_role_assignment_says_why(self):
+        for rel in MODULES:
+            lines = text(rel).splitlines()
+            for no, line in enumerate(lines):
+                if "'Microsoft.Authorization/roleAssignments@" in line:
+                    self.assertTrue(lines[no - 1].lstrip().startswith("//"),
+                                    f"{rel}:{no + 1}: role assignment without a comment saying why")
+
     def test_role_ids(self):
         for rel, var, role in [
             ("infra/modules/storage.bicep", "blobDataReader", "blob_reader"),
@@ -356,6 +424,7 @@ class LeastPrivilege(unittest.TestCase):
             ("infra/modules/events.bicep", "blobDataContributor", "blob_contributor"),
             ("infra/modules/registry.bicep", "acrPull", "acr_pull"),
             ("infra/modules/batch.bicep", "jobSubmitter", "job_submitter"),
+            ("infra/modules/batch.bicep", "accountReader", "batch_account_reader"),
         ]:
             self.assertEqual(parse(rel)["variables"][var]["value"], ROLE[role], f"{rel}: {var}")
 
