@@ -61,6 +61,9 @@ param wordcountImageTag string = 'latest'
 @description('Handler log filter (RUST_LOG).')
 param rustLog string = 'info'
 
+@description('E-mail address alerted when Event Grid dead-letters events (ALERT_EMAIL). Empty: the alert rule exists and fires in Azure Monitor, but notifies no one.')
+param alertEmail string = ''
+
 @description('Maximum run time of a task, ISO 8601 (TASK_MAX_WALL_CLOCK_TIME).')
 param taskMaxWallClockTime string = 'PT1H'
 
@@ -170,6 +173,18 @@ module registry 'modules/registry.bicep' = {
     tags: tags
     name: 'cr${token}'
     poolIdentityPrincipalId: identities.outputs.poolIdentityPrincipalId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    tags: tags
+    systemTopicName: events.outputs.name
+    deadLetterAlertName: 'alert-deadletter-${token}'
+    actionGroupName: 'ag-${token}'
+    alertEmail: alertEmail
   }
 }
 

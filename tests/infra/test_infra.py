@@ -318,6 +318,54 @@ class Events(unittest.TestCase):
         self.assertIn("blobDataContributor", role)
 
 
+class Alerts(unittest.TestCase):
+    def setUp(self):
+        self.alerts = parse("infra/modules/alerts.bicep")
+
+    def test_dead_letter_alert(self):
+        res = self.alerts["resources"]["deadLetterAlert"]
+        self.assertEqual(res["type"], "Microsoft.Insights/metricAlerts")
+        alert = res["config"]
+        self.assertEqual(alert["location"], "global")
+        props = alert["properties"]
+        self.assertEqual((props["severity"], props["enabled"]), (2, True))
+        self.assertEqual((props["windowSize"], props["evaluationFrequency"]), ("PT15M", "PT5M"))
+        criteria = props["criteria"]
+        self.assertEqual(criteria["'odata.type'"], "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria")
+        (criterion,) = criteria["allOf"]
+        self.assertEqual(criterion["criterionType"], "StaticThresholdCriterion")
+        self.assertEqual(criterion["metricNamespace"], "Microsoft.EventGrid/systemTopics")
+        self.assertEqual(criterion["metricName"], "DeadLetteredCount")
+        self.assertEqual((criterion["timeAggregation"], criterion["operator"], criterion["threshold"]),
+                         ("Total", "GreaterThan", 0))
+        # It watches the system topic of events.bicep, the one the subscription dead-letters from.
+        (scope,) = props["scopes"]
+        self.assertEqual(scope["operator"]["operands"], {"operand_1": "systemTopic", "operand_2": "id"})
+        topic = self.alerts["resources"]["systemTopic"]
+        self.assertTrue(topic["existing"])
+        self.assertEqual(topic["type"], "Microsoft.EventGrid/systemTopics")
+        self.assertEqual(topic["config"]["name"], "systemTopicName")
+        given = parse("infra/main.bicep")["modules"]["alerts"]["config"]["params"]
+        self.assertEqual(set(strings(given["systemTopicName"])) - {"property_accessor"}, {"events", "outputs", "name"})
+
+    def test_email_is_optional(self):
+        self.assertEqual(parse("infra/main.bicep")["parameters"]["alertEmail"]["default"], "")
+        self.assertEqual(self.alerts["parameters"]["alertEmail"]["default"], "")
+        self.assertEqual(json.loads(text("infra/main.parameters.json"))["parameters"]["alertEmail"],
+                         {"value": "${ALERT_EMAIL}"})
+        # No e-mail: no action group and no action; with one, the group e-mails it.
+        group = self.alerts["resources"]["actionGroup"]
+        self.assertEqual(group["type"], "Microsoft.Insights/actionGroups")
+        self.assertEqual(strings(group["config"]["condition"]), ["not", "empty", "alertEmail"])
+        (receiver,) = group["config"]["config"]["properties"]["emailReceivers"]
+        self.assertEqual(receiver["emailAddress"], "alertEmail")
+        self.assertLessEqual(len(self.alerts["variables"]["actionGroupShortName"]["value"]), 12)
+        actions = self.alerts["resources"]["deadLetterAlert"]["config"]["properties"]["actions"]["operator"]
+        self.assertEqual(actions["type"], "conditional")
+        self.assertEqual(actions["operands"]["true_value"], [])
+        self.assertIn("actionGroupName", strings(actions["operands"]["false_value"]))
+
+
 class Batch(unittest.TestCase):
     def setUp(self):
         self.batch = parse("infra/modules/batch.bicep")
