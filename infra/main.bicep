@@ -12,7 +12,7 @@ param environmentName string
 @description('Region for every resource. It must offer Flex Consumption and Azure Batch.')
 param location string
 
-@description('Object id of the user running azd (AZURE_PRINCIPAL_ID). If set, that user may upload into the input container and read the output and dead-letter containers.')
+@description('Object id of the user running azd (AZURE_PRINCIPAL_ID). If set, that user may upload into the input container, read the output container, redrive the dead-letter container, and read and add Batch tasks (the CLI\'s status, reconcile and redrive).')
 param principalId string = ''
 
 @description('Container that receives the files to count.')
@@ -61,12 +61,8 @@ param wordcountImageTag string = 'latest'
 @description('Handler log filter (RUST_LOG).')
 param rustLog string = 'info'
 
-@description('How the handler submits work (BATCH_SUBMIT_MODE): task or job.')
-@allowed([
-  'task'
-  'job'
-])
-param batchSubmitMode string = 'task'
+@description('E-mail address alerted when Event Grid dead-letters events (ALERT_EMAIL). Empty: the alert rule exists and fires in Azure Monitor, but notifies no one.')
+param alertEmail string = ''
 
 @description('Maximum run time of a task, ISO 8601 (TASK_MAX_WALL_CLOCK_TIME).')
 param taskMaxWallClockTime string = 'PT1H'
@@ -81,8 +77,20 @@ param taskRetentionTime string = 'P1D'
 @description('How long a task may wait for a node, ISO 8601 (TASK_MAX_QUEUE_TIME).')
 param taskMaxQueueTime string = 'PT12H'
 
-@description('Maximum number of function app instances.')
-@minValue(1)
+@description('When the Reconcile timer runs (RECONCILE_SCHEDULE): an NCRONTAB expression with six fields, {second} {minute} {hour} {day} {month} {day of week}, in UTC. Read by the Functions host.')
+@minLength(11)
+param reconcileSchedule string = '0 */15 * * * *'
+
+@description('The Reconcile timer considers blobs modified within this window, ISO 8601 (RECONCILE_LOOKBACK).')
+param reconcileLookback string = 'PT25H'
+
+@description('The Reconcile timer leaves blobs younger than this to Event Grid, ISO 8601 (RECONCILE_GRACE).')
+param reconcileGrace string = 'PT10M'
+
+// Flex Consumption accepts a maximum instance count from 40 to 1000 ("Event-driven scaling", Limit
+// scale-out). A later revision of that page gives 1 as the lowest value; 40 is valid under both.
+@description('Maximum number of function app instances (Flex Consumption: 40 to 1000).')
+@minValue(40)
 @maxValue(1000)
 param functionMaximumInstanceCount int = 40
 
@@ -140,6 +148,7 @@ module storage 'modules/storage.bicep' = {
     outputContainerName: outputContainerName
     deadLetterContainerName: deadLetterContainerName
     poolIdentityPrincipalId: identities.outputs.poolIdentityPrincipalId
+    functionIdentityPrincipalId: identities.outputs.functionIdentityPrincipalId
     userPrincipalId: principalId
   }
 }
@@ -164,6 +173,18 @@ module registry 'modules/registry.bicep' = {
     tags: tags
     name: 'cr${token}'
     poolIdentityPrincipalId: identities.outputs.poolIdentityPrincipalId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    tags: tags
+    systemTopicName: events.outputs.name
+    deadLetterAlertName: 'alert-deadletter-${token}'
+    actionGroupName: 'ag-${token}'
+    alertEmail: alertEmail
   }
 }
 
@@ -192,6 +213,11 @@ module batch 'modules/batch.bicep' = {
 // Handler settings: names and meanings in DESIGN.md section 4 and the README's settings table.
 // STORAGE_ACCOUNT_KEY and BATCH_ACCOUNT_KEY stay unset: tasks use the pool identity, the handler
 // uses its managed identity (Entra ID) for Batch.
+// BATCH_SUBMIT_MODE stays unset, so the handler adds tasks to the job BATCH_JOB_ID on the pool
+// above (its default, task mode). Job mode (a job with an auto pool per blob) cannot work with
+// these templates: it needs STORAGE_ACCOUNT_KEY, which the data account refuses (shared key
+// disabled), and an image the auto pool's nodes can pull without the pool identity. See
+// docs/deploy.md, "Job mode is not deployed".
 var filterSettings = union(
   empty(inputPrefix) ? {} : { INPUT_PREFIX: inputPrefix },
   empty(inputSuffix) ? {} : { INPUT_SUFFIX: inputSuffix }
@@ -206,12 +232,18 @@ var handlerSettings = union(filterSettings, {
   BATCH_POOL_ID: batch.outputs.poolId
   BATCH_JOB_ID: batchJobId
   BATCH_NODE_IDENTITY: identities.outputs.poolIdentityId
-  BATCH_SUBMIT_MODE: batchSubmitMode
   WORDCOUNT_IMAGE: wordcountImage
   TASK_MAX_WALL_CLOCK_TIME: taskMaxWallClockTime
   TASK_MAX_RETRY_COUNT: string(taskMaxRetryCount)
   TASK_RETENTION_TIME: taskRetentionTime
   TASK_MAX_QUEUE_TIME: taskMaxQueueTime
+  // The Reconcile timer: the host resolves %RECONCILE_SCHEDULE% in Reconcile/function.json from
+  // this setting (and does not index the function without it); the handler reads the others.
+  RECONCILE_SCHEDULE: reconcileSchedule
+  RECONCILE_LOOKBACK: reconcileLookback
+  RECONCILE_GRACE: reconcileGrace
+  // Where Event Grid dead-letters events; `blob2batch redrive` reads it.
+  DEADLETTER_CONTAINER: deadLetterContainerName
   RUST_LOG: rustLog
 })
 

@@ -44,12 +44,14 @@ param image string
 @description('Login server of the registry holding the image.')
 param registryServer string
 
-@description('Optional principal id of a user who may read pools, jobs and tasks (Azure Batch Account Reader).')
+@description('Optional principal id of a user who may read the account, pools, jobs and tasks (Azure Batch Account Reader) and add tasks (Azure Batch Job Submitter).')
 param userPrincipalId string = ''
 
-// Azure Batch Job Submitter: data actions on jobs and job schedules only.
+// Azure Batch Job Submitter: data actions on jobs and job schedules (jobs/* includes their
+// tasks), read on pools; no pool or account changes.
 var jobSubmitter = '48e5e92e-a480-4e71-aa9c-2778f4c13781'
-// Azure Batch Account Reader: read-only, for the deploying user to inspect the pool and tasks.
+// Azure Batch Account Reader: read-only, for the deploying user to inspect the account (quotas),
+// the pool and tasks.
 var accountReader = '11076f67-66f6-4be0-8f6b-f0609fd05cc9'
 
 // Autoscale. $PendingTasks counts active and running tasks, so nodes stay while tasks run.
@@ -137,6 +139,9 @@ resource pool 'Microsoft.Batch/batchAccounts/pools@2024-07-01' = {
   }
 }
 
+// Function identity: BlobCreated and the Reconcile timer add tasks (Add Task, Add Task
+// Collection) to the job, which they create on first use. Job Submitter is the narrowest built-in
+// role that allows it.
 resource functionSubmitsJobs 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(account.id, functionIdentityPrincipalId, jobSubmitter)
   scope: account
@@ -147,12 +152,26 @@ resource functionSubmitsJobs 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
+// The deploying user, if given: read the account (quotas, docs/deploy.md), the pool and tasks.
+// Job Submitter below does not include reading the account itself.
 resource userReadsAccount 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(account.id, userPrincipalId, accountReader)
   scope: account
   properties: {
     principalId: userPrincipalId
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', accountReader)
+  }
+}
+
+// The deploying user: `blob2batch status` gets tasks (Get Task), `reconcile` and `redrive` add
+// them (Add Task, Add Task Collection). Adding tasks needs write on jobs, which Account Reader
+// lacks; Job Submitter is the narrowest built-in role with it (jobs/*, no pool or account changes).
+resource userSubmitsTasks 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(account.id, userPrincipalId, jobSubmitter)
+  scope: account
+  properties: {
+    principalId: userPrincipalId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', jobSubmitter)
   }
 }
 

@@ -44,6 +44,8 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   }
 }
 
+// System topic identity: write events it could not deliver into the dead-letter container (and
+// no other container); the subscription dead-letters with this identity.
 resource topicWritesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(deadLetterContainer.id, systemTopic.id, blobDataContributor)
   scope: deadLetterContainer

@@ -1,7 +1,9 @@
 // The function app: Linux, Flex Consumption, custom handler (the Rust binary `blob2batch`), run
-// as a user-assigned identity. Its host storage (AzureWebJobsStorage and the deployment package
-// container) is a separate account that only the function identity can use, so the function
-// identity has no access to the data containers at all: it only submits Batch tasks.
+// as a user-assigned identity. Its host storage (AzureWebJobsStorage, the timer's schedule state
+// and the deployment package container) is a separate account that only the function identity
+// can use. On the data account the function identity may only read the input and output
+// containers (modules/storage.bicep, for the Reconcile timer); it writes nothing there and
+// submits Batch tasks.
 
 @description('Azure region.')
 param location string
@@ -29,8 +31,8 @@ param functionIdentityClientId string
 @description('Application Insights connection string.')
 param appInsightsConnectionString string
 
-@description('Maximum number of function app instances.')
-@minValue(1)
+@description('Maximum number of function app instances (Flex Consumption: 40 to 1000).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 

@@ -43,6 +43,8 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
+// Function identity: send the host's and the handler's telemetry, since ingestion takes Entra ID
+// only (DisableLocalAuth).
 resource publisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(appInsights.id, functionIdentityPrincipalId, monitoringMetricsPublisher)
   scope: appInsights

@@ -42,6 +42,7 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
   }
 }
 
+// Pool identity: pull the word-count image when a node starts (pre-pull) and when a task runs.
 resource poolPulls 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(registry.id, poolIdentityPrincipalId, acrPull)
   scope: registry

@@ -1,7 +1,8 @@
 // The data storage account: input, output and dead-letter containers.
 // No shared key, no anonymous access, HTTPS and TLS 1.2 only. Readers and writers use Entra ID:
-// the Batch pool's identity (tasks), the Event Grid system topic's identity (dead letters) and,
-// optionally, the deploying user (to drop files and read results).
+// the Batch pool's identity (tasks), the function app's identity (the Reconcile timer, read only),
+// the Event Grid system topic's identity (dead letters) and, optionally, the deploying user (to
+// drop files, read results and run the CLI's status, reconcile and redrive).
 
 @description('Azure region.')
 param location string
@@ -21,7 +22,10 @@ param deadLetterContainerName string
 @description('Principal id of the Batch pool identity.')
 param poolIdentityPrincipalId string
 
-@description('Optional principal id of a user who may upload input and read output and dead letters.')
+@description('Principal id of the function app identity (reads input and output for the Reconcile timer).')
+param functionIdentityPrincipalId string
+
+@description('Optional principal id of a user who may upload input, read output and redrive dead letters.')
 param userPrincipalId string = ''
 
 @description('Storage SKU. LRS keeps cost low; choose ZRS or GZRS for resilience.')
@@ -116,7 +120,7 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
-// Pool identity: read the input container (resource files), write the output container (results, task logs).
+// Pool identity: read the input blob, the task's resource file. Read only.
 resource poolReadsInput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(inputContainer.id, poolIdentityPrincipalId, blobDataReader)
   scope: inputContainer
@@ -127,6 +131,7 @@ resource poolReadsInput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// Pool identity: upload each task's result and, on failure, its logs into the output container.
 resource poolWritesOutput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(outputContainer.id, poolIdentityPrincipalId, blobDataContributor)
   scope: outputContainer
@@ -137,7 +142,34 @@ resource poolWritesOutput 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// The deploying user, if given: upload into input, read output and dead letters.
+// Function identity, for the Reconcile timer: list the input container with blob properties and
+// metadata, to find blob versions that Event Grid did not deliver. Read only: the handler never
+// writes input.
+resource functionListsInput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(inputContainer.id, functionIdentityPrincipalId, blobDataReader)
+  scope: inputContainer
+  properties: {
+    principalId: functionIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataReader)
+  }
+}
+
+// Function identity, for the Reconcile timer: list the output container and read result
+// properties and metadata, to tell which blob versions already have a current result. Read only:
+// results are written by the tasks (pool identity), not by the handler.
+resource functionReadsOutput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(outputContainer.id, functionIdentityPrincipalId, blobDataReader)
+  scope: outputContainer
+  properties: {
+    principalId: functionIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataReader)
+  }
+}
+
+// The deploying user, if given (principalId). Input: upload files to count; the role's read part
+// also serves `blob2batch status` and `blob2batch reconcile`, which list the input container.
 resource userWritesInput 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(inputContainer.id, userPrincipalId, blobDataContributor)
   scope: inputContainer
@@ -147,6 +179,8 @@ resource userWritesInput 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
+// The deploying user: read results and task logs; `status` and `reconcile` list the output
+// container to find current results. Read only: results come from the tasks.
 resource userReadsOutput 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(outputContainer.id, userPrincipalId, blobDataReader)
   scope: outputContainer
@@ -156,12 +190,15 @@ resource userReadsOutput 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
-resource userReadsDeadLetters 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
-  name: guid(deadLetterContainer.id, userPrincipalId, blobDataReader)
+// The deploying user: `blob2batch redrive` reads dead-lettered events, writes them under
+// redriven/ or quarantine/ and deletes the originals, which takes write and delete on this
+// container (and on no other).
+resource userRedrivesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(deadLetterContainer.id, userPrincipalId, blobDataContributor)
   scope: deadLetterContainer
   properties: {
     principalId: userPrincipalId
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataReader)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
   }
 }
 

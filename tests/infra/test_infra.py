@@ -29,18 +29,23 @@ ROLE = {
     "blob_reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     "blob_contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "acr_pull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    "batch_account_reader": "11076f67-66f6-4be0-8f6b-f0609fd05cc9",
 }
 
 HANDLER_SETTINGS = {
     "STORAGE_ACCOUNT_URL", "INPUT_CONTAINER", "OUTPUT_CONTAINER", "RUNNER", "BATCH_ACCOUNT_URL",
     "BATCH_ACCOUNT_NAME", "BATCH_POOL_ID", "BATCH_JOB_ID", "BATCH_NODE_IDENTITY", "WORDCOUNT_IMAGE",
-    "RUST_LOG", "BATCH_SUBMIT_MODE", "TASK_MAX_WALL_CLOCK_TIME", "TASK_MAX_RETRY_COUNT",
+    "RUST_LOG", "TASK_MAX_WALL_CLOCK_TIME", "TASK_MAX_RETRY_COUNT",
     "TASK_RETENTION_TIME", "TASK_MAX_QUEUE_TIME",
+    "RECONCILE_SCHEDULE", "RECONCILE_LOOKBACK", "RECONCILE_GRACE", "DEADLETTER_CONTAINER",
 }
+# Job mode (BATCH_SUBMIT_MODE=job, an auto pool per blob) needs STORAGE_ACCOUNT_KEY and an image
+# pulled without the pool identity; neither exists in these templates (docs/deploy.md).
+JOB_MODE_SETTINGS = {"BATCH_SUBMIT_MODE", "BATCH_AUTO_POOL_VM_SIZE", "BATCH_AUTO_POOL_LOW_PRIORITY"}
 FORBIDDEN_SETTINGS = {
     "STORAGE_ACCOUNT_KEY", "BATCH_ACCOUNT_KEY", "FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_CUSTOMHANDLER_PORT",
     "AzureWebJobsStorage",  # a connection string; the identity-based form uses AzureWebJobsStorage__*
-}
+} | JOB_MODE_SETTINGS
 
 
 def parse(rel: str) -> dict:
@@ -77,6 +82,22 @@ def keys(node) -> set[str]:
     return out
 
 
+def code_lines(path: Path) -> list[str]:
+    """The lines of a Bicep, JSON, YAML or shell file without its comments (// and #)."""
+    marker = "//" if path.suffix == ".bicep" else "#"
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip().startswith(marker):
+            continue
+        out.append(re.sub(r"\s" + re.escape(marker) + r"\s.*$", "", line))
+    return out
+
+
+def deployment_files() -> list[Path]:
+    return sorted([*INFRA.rglob("*.bicep"), INFRA / "main.parameters.json", *(INFRA / "hooks").iterdir(),
+                   ROOT / "azure.yaml"])
+
+
 def role_assignments(parsed: dict) -> list[tuple[str, str]]:
     """(scope symbol, role variable name) of every role assignment in a parsed file."""
     found = []
@@ -87,6 +108,25 @@ def role_assignments(parsed: dict) -> list[tuple[str, str]]:
         role_strings = strings(cfg["properties"]["roleDefinitionId"])
         found.append((cfg["scope"], role_strings))
     return found
+
+
+def grants(rel: str) -> list[dict]:
+    """Every role assignment in a Bicep file: symbol, scope, role variable, principal, condition."""
+    found = []
+    for symbol, res in parse(rel)["resources"].items():
+        if res["type"] != "Microsoft.Authorization/roleAssignments":
+            continue
+        cfg = res["config"]
+        condition = cfg.get("condition")
+        if condition is not None:  # `= if (...) {...}`: pycep nests the body one level deeper
+            cfg = cfg["config"]
+        role = cfg["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+        found.append({"symbol": symbol, "scope": cfg["scope"], "role": role,
+                      "principal": cfg["properties"]["principalId"], "condition": condition})
+    return found
+
+
+MODULES = sorted(str(p.relative_to(ROOT)) for p in (INFRA / "modules").glob("*.bicep"))
 
 
 class ModuleCalls(unittest.TestCase):
@@ -162,6 +202,46 @@ class FunctionApp(unittest.TestCase):
         self.assertFalse(all_names & FORBIDDEN_SETTINGS, f"forbidden settings {all_names & FORBIDDEN_SETTINGS}")
         self.assertEqual(main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]["RUNNER"], "batch")
 
+    def test_reconcile_settings(self):
+        main = parse("infra/main.bicep")
+        handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]
+        self.assertEqual(handler["RECONCILE_SCHEDULE"], "reconcileSchedule")
+        self.assertEqual(handler["RECONCILE_LOOKBACK"], "reconcileLookback")
+        self.assertEqual(handler["RECONCILE_GRACE"], "reconcileGrace")
+        self.assertEqual(handler["DEADLETTER_CONTAINER"], "deadLetterContainerName")
+        params = main["parameters"]
+        # NCRONTAB as the Functions host reads it: six fields, seconds first; every 15 minutes.
+        self.assertEqual(params["reconcileSchedule"]["default"], "0 */15 * * * *")
+        self.assertEqual(len(params["reconcileSchedule"]["default"].split()), 6)
+        self.assertEqual(params["reconcileLookback"]["default"], "PT25H")
+        self.assertEqual(params["reconcileGrace"]["default"], "PT10M")
+        # The dead-letter container the handler reads is the one Event Grid writes to.
+        events = main["modules"]["events"]["config"]["params"]
+        self.assertEqual(events["deadLetterContainerName"], "deadLetterContainerName")
+
+    def test_job_mode_is_not_offered(self):
+        # Neither a parameter nor an app setting for job mode: the handler runs in task mode.
+        main = parse("infra/main.bicep")
+        self.assertFalse([p for p in main["parameters"] if "submitmode" in p.lower()],
+                         "main.bicep offers a submit-mode parameter")
+        self.assertFalse(keys(main["variables"]["handlerSettings"]) & JOB_MODE_SETTINGS)
+        for path in deployment_files():
+            for no, line in enumerate(code_lines(path), 1):
+                for word in ("BATCH_SUBMIT_MODE", "batchSubmitMode", "BATCH_AUTO_POOL"):
+                    self.assertNotIn(word.lower(), line.lower(), f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
+
+    def test_maximum_instance_count_range(self):
+        # Flex Consumption: maximumInstanceCount from 40 to 1000, in main.bicep and in the module.
+        for rel, name in [("infra/main.bicep", "functionMaximumInstanceCount"),
+                          ("infra/modules/functionapp.bicep", "maximumInstanceCount")]:
+            param = parse(rel)["parameters"][name]
+            bounds = {d["type"]: d["argument"] for d in param["decorators"]}
+            self.assertEqual((bounds.get("min_value"), bounds.get("max_value")), (40, 1000), f"{rel}: {name}")
+            self.assertGreaterEqual(param["default"], 40)
+        site = parse("infra/modules/functionapp.bicep")["resources"]["site"]["config"]
+        scale = site["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+        self.assertEqual(scale["maximumInstanceCount"], "maximumInstanceCount")
+
     def test_flex_custom_runtime(self):
         fa = parse("infra/modules/functionapp.bicep")
         site = fa["resources"]["site"]["config"]
@@ -171,6 +251,45 @@ class FunctionApp(unittest.TestCase):
         self.assertEqual(cfg["deployment"]["storage"]["authentication"]["type"], "UserAssignedIdentity")
         plan = fa["resources"]["plan"]["config"]
         self.assertEqual(plan["sku"], {"name": "FC1", "tier": "FlexConsumption"})
+
+
+def function_definitions() -> dict[str, dict]:
+    """Every top-level folder holding a function.json, as the package script collects them."""
+    return {
+        p.name: json.loads((p / "function.json").read_text())
+        for p in sorted(ROOT.iterdir())
+        if p.is_dir() and not p.name.startswith(".") and (p / "function.json").is_file()
+    }
+
+
+class Functions(unittest.TestCase):
+    def test_reconcile_timer(self):
+        fns = function_definitions()
+        self.assertIn("BlobCreated", fns)
+        self.assertIn("Reconcile", fns)
+        (binding,) = fns["Reconcile"]["bindings"]
+        self.assertEqual(binding, {"type": "timerTrigger", "direction": "in", "name": "timer",
+                                   "schedule": "%RECONCILE_SCHEDULE%"})
+
+    def test_setting_expressions_resolve(self):
+        # The host replaces %NAME% in a binding with the app setting NAME and does not index a
+        # function whose setting is missing: each one must be set in Azure and under func start.
+        used = set()
+        for name, fn in function_definitions().items():
+            for value in strings(fn):
+                used |= set(re.findall(r"%([A-Za-z0-9_]+)%", value))
+        self.assertIn("RECONCILE_SCHEDULE", used)
+        app = keys(parse("infra/main.bicep")["variables"]["handlerSettings"])
+        self.assertFalse(used - app, f"not app settings in main.bicep: {used - app}")
+        local = set(json.loads(text("local.settings.example.json"))["Values"])
+        self.assertFalse(used - local, f"not in local.settings.example.json: {used - local}")
+
+    def test_deploy_hook_waits_for_every_function(self):
+        hook = text("infra/hooks/deploy")
+        assigned = re.findall(r"^(\w*function_name)=(\w+)$", hook, re.M)
+        self.assertEqual(sorted(name for _, name in assigned), sorted(function_definitions()))
+        waited = " ".join(f'"${var}"' for var, _ in assigned)
+        self.assertIn(f"for name in {waited}; do", hook)
 
 
 class Events(unittest.TestCase):
@@ -197,6 +316,54 @@ class Events(unittest.TestCase):
         (scope, role), = role_assignments(ev)
         self.assertEqual(scope, "deadLetterContainer")
         self.assertIn("blobDataContributor", role)
+
+
+class Alerts(unittest.TestCase):
+    def setUp(self):
+        self.alerts = parse("infra/modules/alerts.bicep")
+
+    def test_dead_letter_alert(self):
+        res = self.alerts["resources"]["deadLetterAlert"]
+        self.assertEqual(res["type"], "Microsoft.Insights/metricAlerts")
+        alert = res["config"]
+        self.assertEqual(alert["location"], "global")
+        props = alert["properties"]
+        self.assertEqual((props["severity"], props["enabled"]), (2, True))
+        self.assertEqual((props["windowSize"], props["evaluationFrequency"]), ("PT15M", "PT5M"))
+        criteria = props["criteria"]
+        self.assertEqual(criteria["'odata.type'"], "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria")
+        (criterion,) = criteria["allOf"]
+        self.assertEqual(criterion["criterionType"], "StaticThresholdCriterion")
+        self.assertEqual(criterion["metricNamespace"], "Microsoft.EventGrid/systemTopics")
+        self.assertEqual(criterion["metricName"], "DeadLetteredCount")
+        self.assertEqual((criterion["timeAggregation"], criterion["operator"], criterion["threshold"]),
+                         ("Total", "GreaterThan", 0))
+        # It watches the system topic of events.bicep, the one the subscription dead-letters from.
+        (scope,) = props["scopes"]
+        self.assertEqual(scope["operator"]["operands"], {"operand_1": "systemTopic", "operand_2": "id"})
+        topic = self.alerts["resources"]["systemTopic"]
+        self.assertTrue(topic["existing"])
+        self.assertEqual(topic["type"], "Microsoft.EventGrid/systemTopics")
+        self.assertEqual(topic["config"]["name"], "systemTopicName")
+        given = parse("infra/main.bicep")["modules"]["alerts"]["config"]["params"]
+        self.assertEqual(set(strings(given["systemTopicName"])) - {"property_accessor"}, {"events", "outputs", "name"})
+
+    def test_email_is_optional(self):
+        self.assertEqual(parse("infra/main.bicep")["parameters"]["alertEmail"]["default"], "")
+        self.assertEqual(self.alerts["parameters"]["alertEmail"]["default"], "")
+        self.assertEqual(json.loads(text("infra/main.parameters.json"))["parameters"]["alertEmail"],
+                         {"value": "${ALERT_EMAIL}"})
+        # No e-mail: no action group and no action; with one, the group e-mails it.
+        group = self.alerts["resources"]["actionGroup"]
+        self.assertEqual(group["type"], "Microsoft.Insights/actionGroups")
+        self.assertEqual(strings(group["config"]["condition"]), ["not", "empty", "alertEmail"])
+        (receiver,) = group["config"]["config"]["properties"]["emailReceivers"]
+        self.assertEqual(receiver["emailAddress"], "alertEmail")
+        self.assertLessEqual(len(self.alerts["variables"]["actionGroupShortName"]["value"]), 12)
+        actions = self.alerts["resources"]["deadLetterAlert"]["config"]["properties"]["actions"]["operator"]
+        self.assertEqual(actions["type"], "conditional")
+        self.assertEqual(actions["operands"]["true_value"], [])
+        self.assertIn("actionGroupName", strings(actions["operands"]["false_value"]))
 
 
 class Batch(unittest.TestCase):
@@ -250,6 +417,54 @@ class LeastPrivilege(unittest.TestCase):
         self.assertEqual(scope, "registry")
         self.assertIn("acrPull", role)
 
+    def test_function_identity_roles(self):
+        # Everything the function app's identity may do, and nothing more. On the data account:
+        # read input and output, container by container, for the Reconcile timer.
+        main = parse("infra/main.bicep")["modules"]
+        for module in ("storage", "monitoring", "batch"):
+            given = strings(main[module]["config"]["params"]["functionIdentityPrincipalId"])
+            self.assertEqual(set(given) - {"property_accessor"},
+                             {"identities", "outputs", "functionIdentityPrincipalId"}, module)
+        found = {(rel, g["scope"], g["role"]) for rel in MODULES for g in grants(rel)
+                 if g["principal"] == "functionIdentityPrincipalId"}
+        self.assertEqual(found, {
+            ("infra/modules/storage.bicep", "inputContainer", "blobDataReader"),
+            ("infra/modules/storage.bicep", "outputContainer", "blobDataReader"),
+            ("infra/modules/functionapp.bicep", "hostStorage", "blobDataOwner"),
+            ("infra/modules/monitoring.bicep", "appInsights", "monitoringMetricsPublisher"),
+            ("infra/modules/batch.bicep", "account", "jobSubmitter"),
+        })
+        storage = [g for g in grants("infra/modules/storage.bicep") if g["principal"] == "functionIdentityPrincipalId"]
+        self.assertTrue(all(g["condition"] is None for g in storage))
+
+    def test_user_roles(self):
+        # The deploying user (principalId): upload input, read output, redrive dead letters,
+        # read the Batch account and add tasks (blob2batch status, reconcile, redrive).
+        found = {(rel, g["scope"], g["role"]) for rel in MODULES for g in grants(rel)
+                 if g["principal"] == "userPrincipalId"}
+        self.assertEqual(found, {
+            ("infra/modules/storage.bicep", "inputContainer", "blobDataContributor"),
+            ("infra/modules/storage.bicep", "outputContainer", "blobDataReader"),
+            ("infra/modules/storage.bicep", "deadLetterContainer", "blobDataContributor"),
+            ("infra/modules/batch.bicep", "account", "accountReader"),
+            ("infra/modules/batch.bicep", "account", "jobSubmitter"),
+        })
+        for rel in MODULES:
+            for g in grants(rel):
+                if g["principal"] == "userPrincipalId":
+                    self.assertEqual(g["condition"]["operator"]["type"], "not", f"{rel}: {g['symbol']} must be conditional")
+        main = parse("infra/main.bicep")["modules"]
+        for module in ("storage", "batch"):
+            self.assertEqual(main[module]["config"]["params"]["userPrincipalId"], "principalId")
+
+    def test_every_role_assignment_says_why(self):
+        for rel in MODULES:
+            lines = text(rel).splitlines()
+            for no, line in enumerate(lines):
+                if "'Microsoft.Authorization/roleAssignments@" in line:
+                    self.assertTrue(lines[no - 1].lstrip().startswith("//"),
+                                    f"{rel}:{no + 1}: role assignment without a comment saying why")
+
     def test_role_ids(self):
         for rel, var, role in [
             ("infra/modules/storage.bicep", "blobDataReader", "blob_reader"),
@@ -257,6 +472,7 @@ class LeastPrivilege(unittest.TestCase):
             ("infra/modules/events.bicep", "blobDataContributor", "blob_contributor"),
             ("infra/modules/registry.bicep", "acrPull", "acr_pull"),
             ("infra/modules/batch.bicep", "jobSubmitter", "job_submitter"),
+            ("infra/modules/batch.bicep", "accountReader", "batch_account_reader"),
         ]:
             self.assertEqual(parse(rel)["variables"][var]["value"], ROLE[role], f"{rel}: {var}")
 

@@ -35,6 +35,9 @@ def load_script():
 
 pkg = load_script()
 
+# The functions the package must carry: the Event Grid trigger and the reconciliation timer.
+FUNCTIONS = ("BlobCreated", "Reconcile")
+
 
 def expected_entries() -> list[str]:
     functions = sorted(
@@ -88,7 +91,10 @@ class PackageTest(unittest.TestCase):
             infos = zf.infolist()
             names = [i.filename for i in infos]
             self.assertEqual(names, expected_entries(), "exactly host.json, the function folders, the handler")
-            self.assertIn("BlobCreated/function.json", names)
+            for function in FUNCTIONS:
+                entry = f"{function}/function.json"
+                self.assertIn(entry, names)
+                self.assertEqual(zf.read(entry), (ROOT / entry).read_bytes(), entry)
             for info in infos:
                 mode = info.external_attr >> 16
                 self.assertEqual(info.create_system, 3, f"{info.filename}: created-by must be Unix")
@@ -126,6 +132,10 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(desc["arguments"], ["serve"])
         fn = json.loads((ROOT / "BlobCreated" / "function.json").read_text())
         self.assertEqual(fn["bindings"], [{"type": "eventGridTrigger", "name": "event", "direction": "in"}])
+        # The host calls the handler with POST /Reconcile on the schedule in RECONCILE_SCHEDULE.
+        fn = json.loads((ROOT / "Reconcile" / "function.json").read_text())
+        self.assertEqual(fn["bindings"], [{"type": "timerTrigger", "direction": "in", "name": "timer",
+                                           "schedule": "%RECONCILE_SCHEDULE%"}])
 
     def test_rejects_dynamic_executable(self):
         res = run_script("--binary", str(self.dynamic_bin), "--output", str(self.tmp / "d.zip"))
