@@ -5,14 +5,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use blob2batch::config::Settings;
 use blob2batch::plan::task_id;
 use blob2batch::startup::{Application, runner_from_settings};
 use serde_json::{Value, json};
-use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig};
+use support::fake_batch::{CannedResponse, FakeBatch, FakeBatchConfig};
+use support::settings::{from_pairs, handler_env};
 
-const STORAGE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const ETAG: &str = "0x8DE62A1B3C4D5E7";
 
 struct TestApp {
@@ -53,27 +51,10 @@ impl TestApp {
 
 /// Builds the app from settings exactly as `serve` does, on port 0.
 async fn spawn_app(batch_url: &str, extra: &[(&str, &str)]) -> TestApp {
-    let mut pairs: Vec<(String, String)> = [
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", "0"),
-        ("STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net"),
-        ("STORAGE_ACCOUNT_KEY", STORAGE_KEY),
-        ("BATCH_ACCOUNT_URL", batch_url),
-        ("BATCH_ACCOUNT_NAME", fake_batch::ACCOUNT),
-        ("BATCH_ACCOUNT_KEY", fake_batch::KEY),
-        ("WORDCOUNT_IMAGE", "example.azurecr.io/wordcount:1.0.0"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let settings = Settings::from_lookup(|name| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap();
+    let mut pairs = handler_env(batch_url);
+    pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT", "0".into()));
+    pairs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let settings = from_pairs(&pairs);
     let runner = runner_from_settings(&settings).unwrap();
     let application = Application::build(settings, runner).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());

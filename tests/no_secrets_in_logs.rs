@@ -8,13 +8,11 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use blob2batch::config::Settings;
 use blob2batch::startup::{Application, runner_from_settings};
 use serde_json::{Value, json};
 use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig};
+use support::settings::{STORAGE_KEY, from_pairs, handler_env};
 
-const STORAGE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const WEBHOOK_KEY: &str = "webhook-secret-4711";
 
 #[derive(Clone, Default)]
@@ -51,22 +49,10 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
     for _ in 0..2 {
         fake.push_response(CannedResponse::error(503, "ServerBusy", "busy"));
     }
-    let pairs: Vec<(&str, String)> = vec![
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", "0".into()),
-        (
-            "STORAGE_ACCOUNT_URL",
-            "https://acct.blob.core.windows.net".into(),
-        ),
-        ("STORAGE_ACCOUNT_KEY", STORAGE_KEY.into()),
-        ("BATCH_ACCOUNT_URL", fake.url().to_string()),
-        ("BATCH_ACCOUNT_NAME", fake_batch::ACCOUNT.into()),
-        ("BATCH_ACCOUNT_KEY", fake_batch::KEY.into()),
-        ("WORDCOUNT_IMAGE", "example.azurecr.io/wordcount:1".into()),
-        ("WEBHOOK_KEY", WEBHOOK_KEY.into()),
-    ];
-    let settings =
-        Settings::from_lookup(|n| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone()))
-            .unwrap();
+    let mut pairs = handler_env(fake.url().as_str());
+    pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT", "0".into()));
+    pairs.push(("WEBHOOK_KEY", WEBHOOK_KEY.into()));
+    let settings = from_pairs(&pairs);
     tracing::debug!(?settings, "settings");
     let runner = runner_from_settings(&settings).unwrap();
     let app = Application::build(settings, runner).await.unwrap();

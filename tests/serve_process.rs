@@ -9,25 +9,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::dev::Serve;
-use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig};
-
-const STORAGE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+use support::fake_batch::{CannedResponse, FakeBatch, FakeBatchConfig};
+use support::settings::{STORAGE_KEY, handler_env};
 
 fn env(fake: &FakeBatch) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "STORAGE_ACCOUNT_URL",
-            "https://acct.blob.core.windows.net".into(),
-        ),
-        ("STORAGE_ACCOUNT_KEY", STORAGE_KEY.into()),
-        ("BATCH_ACCOUNT_URL", fake.url().to_string()),
-        ("BATCH_ACCOUNT_NAME", fake_batch::ACCOUNT.into()),
-        ("BATCH_ACCOUNT_KEY", fake_batch::KEY.into()),
-        ("BATCH_RETRY_BUDGET", "PT1S".into()),
-        ("WORDCOUNT_IMAGE", "example.azurecr.io/wordcount:1".into()),
-        ("RUST_LOG", "info".into()),
-    ]
+    let mut env = handler_env(fake.url().as_str());
+    env.push(("BATCH_RETRY_BUDGET", "PT1S".into()));
+    env.push(("RUST_LOG", "info".into()));
+    env
 }
 
 fn invocation(id: &str, name: &str) -> Value {

@@ -6,4 +6,5 @@
 pub mod azurite;
 pub mod dev;
 pub mod fake_batch;
+pub mod settings;
 pub mod storage;
