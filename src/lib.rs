@@ -13,6 +13,7 @@ pub mod batch;
 pub mod commands;
 pub mod config;
 pub mod duration;
+pub mod entra;
 pub mod error_chain;
 pub mod event;
 pub mod filter;

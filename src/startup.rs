@@ -8,9 +8,10 @@ use tokio::net::TcpListener;
 
 use crate::batch::{
     BatchClient, BatchClientOptions, BatchConfigError, BatchCredential, BatchTaskRunner,
-    RetryOptions, entra_credential_from_env,
+    RetryOptions,
 };
 use crate::config::{BatchAuth, BatchSettings, RunnerSettings, Settings};
+use crate::entra::entra_credential_from_env;
 use crate::http::{AppState, WebhookKey, app};
 use crate::intake::Intake;
 use crate::local::{LocalRunner, LocalRunnerError, LocalRunnerOptions};

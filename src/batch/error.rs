@@ -193,17 +193,8 @@ pub enum BatchConfigError {
     },
     #[error("Batch retry options: {0}")]
     InvalidRetryOptions(String),
-    #[error("{credential} needs {}", missing.join(", "))]
-    MissingEnvironment {
-        credential: &'static str,
-        missing: Vec<&'static str>,
-    },
-    #[error("cannot create {credential}")]
-    Credential {
-        credential: &'static str,
-        #[source]
-        source: azure_core::Error,
-    },
+    #[error("Entra ID credential")]
+    Entra(#[from] crate::entra::EntraError),
     #[error("cannot create the HTTP client")]
     HttpClient(#[source] reqwest::Error),
 }

@@ -6,9 +6,8 @@
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use blob2batch::account_key::AccountKey;
-//! use blob2batch::batch::{
-//!     BatchClient, BatchClientOptions, BatchCredential, BatchTaskRunner, entra_credential_from_env,
-//! };
+//! use blob2batch::batch::{BatchClient, BatchClientOptions, BatchCredential, BatchTaskRunner};
+//! use blob2batch::entra::entra_credential_from_env;
 //!
 //! let endpoint = url::Url::parse("https://acct.westeurope.batch.azure.com")?;
 //! let credential = match std::env::var("BATCH_ACCOUNT_KEY") {
@@ -39,10 +38,7 @@ pub mod task_runner;
 mod transport;
 
 pub use client::{API_VERSION, BatchClient, BatchClientOptions};
-pub use credential::{
-    BATCH_SCOPE, BatchCredential, EntraCredentialChoice, entra_credential_from_env,
-    select_entra_credential,
-};
+pub use credential::{BATCH_SCOPE, BatchCredential};
 pub use error::{BatchConfigError, BatchError, BatchErrorKind};
 pub use retry::{MAX_RETRY_BUDGET, RetryOptions};
 pub use task_runner::BatchTaskRunner;
