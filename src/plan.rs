@@ -37,6 +37,11 @@ pub const SOURCE_VARIABLE: &str = "WORDCOUNT_SOURCE";
 /// Where results and logs go when the natural name would exceed the 1,024-character blob name
 /// limit.
 pub const LONG_NAMES_PREFIX: &str = "long-names/";
+/// Metadata on a result blob: the eTag of the input version it was counted from, so that a result
+/// left by an earlier version of an overwritten blob is known not to be current.
+pub const SOURCE_ETAG_METADATA: &str = "source_etag";
+/// Metadata on a result blob: the id of the task (or job) that produced it.
+pub const TASK_ID_METADATA: &str = "task_id";
 /// Task id prefix; the rest is hex of a SHA-256.
 pub const TASK_ID_PREFIX: &str = "wc-";
 /// Job id prefix in job-per-blob mode.
@@ -193,10 +198,20 @@ impl Planner {
                     file_pattern: RESULT_FILE.into(),
                     destination: destination(
                         output_blob_name(&blob.blob, &unique),
-                        vec![HttpHeader {
-                            name: "Content-Type".into(),
-                            value: "application/json".into(),
-                        }],
+                        vec![
+                            HttpHeader {
+                                name: "Content-Type".into(),
+                                value: "application/json".into(),
+                            },
+                            HttpHeader {
+                                name: format!("x-ms-meta-{SOURCE_ETAG_METADATA}"),
+                                value: blob.etag.clone(),
+                            },
+                            HttpHeader {
+                                name: format!("x-ms-meta-{TASK_ID_METADATA}"),
+                                value: unique.clone(),
+                            },
+                        ],
                     ),
                     upload_options: OutputFileUploadOptions {
                         upload_condition: UploadCondition::TaskSuccess,
@@ -447,7 +462,11 @@ mod tests {
                      "containerUrl": "https://acct.blob.core.windows.net/output",
                      "path": "docs/a b.txt.wordcount.json",
                      "identityReference": {"resourceId": UAMI},
-                     "uploadHeaders": [{"name": "Content-Type", "value": "application/json"}]}},
+                     "uploadHeaders": [
+                         {"name": "Content-Type", "value": "application/json"},
+                         {"name": "x-ms-meta-source_etag", "value": "0x8DE62A1B3C4D5E7"},
+                         {"name": "x-ms-meta-task_id", "value": id}
+                     ]}},
                  "uploadOptions": {"uploadCondition": "tasksuccess"}},
                 {"filePattern": "../std*.txt",
                  "destination": {"container": {

@@ -247,6 +247,7 @@ async fn redelivered_events_run_once() {
         etag: etag.clone(),
         size: 17,
         content_type: Some("text/plain".into()),
+        ..BlobEntry::default()
     };
     let account = support::azurite::azurite().account();
     let event = blob_created_event(&account, "e2e-in", &entry, "redelivered-event", 1);

@@ -121,10 +121,16 @@ impl Fixture {
                     &write,
                     &format!("{blob}.wordcount.json"),
                     UploadCondition::TaskSuccess,
-                    vec![HttpHeader {
-                        name: "Content-Type".into(),
-                        value: "application/json".into(),
-                    }],
+                    vec![
+                        HttpHeader {
+                            name: "Content-Type".into(),
+                            value: "application/json".into(),
+                        },
+                        HttpHeader {
+                            name: "x-ms-meta-source_etag".into(),
+                            value: format!("etag-of-{id}"),
+                        },
+                    ],
                 ),
                 output(
                     "../std*.txt",
@@ -233,6 +239,19 @@ async fn runs_a_task_and_uploads_its_result_with_headers() {
         .unwrap();
     assert_eq!(listed.len(), 1, "no logs on success: {listed:?}");
     assert_eq!(listed[0].content_type.as_deref(), Some("application/json"));
+    // Metadata upload headers land as blob metadata, as Put Blob applies them on Batch.
+    let properties = f
+        .account
+        .container(&f.output)
+        .unwrap()
+        .properties(&format!("{blob}.wordcount.json"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        properties.metadata.get("source_etag").map(String::as_str),
+        Some("etag-of-wc-ok-1")
+    );
     // Batch's layout on disk; the resource file is removed once the task is done.
     let task_dir = f.work_dir.join("tasks").join("wc-ok-1");
     assert!(task_dir.join("stdout.txt").exists() && task_dir.join("stderr.txt").exists());

@@ -1,19 +1,24 @@
-//! The little blob access blob2batch needs, on the official `azure_storage_blob` crate with SAS
-//! URLs and no credential (the crate has no Shared Key; a SAS over plain http is how it talks to
-//! Azurite).
+//! The little blob access blob2batch needs, on the official `azure_storage_blob` crate: through
+//! SAS URLs (the crate has no Shared Key; a SAS over plain http is how it talks to Azurite), or
+//! with an Entra ID credential (https only) where no account key is configured.
 //!
 //! Blob names are raw strings (`docs/a b#1.txt`); URLs are built by percent-encoding each
 //! `/`-separated segment once, so names with spaces, `#`, `%`, `?`, non-ASCII, emoji and nested
 //! folders round-trip. A name containing a `.` or `..` segment cannot be addressed path-style (URL
 //! parsers fold such segments), which the service does not allow to be useful either.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use azure_core::credentials::TokenCredential;
+use azure_core::http::pager::PagerOptions;
 use azure_core::http::{RequestContent, StatusCode, Url};
 use azure_storage_blob::models::{
-    BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
-    BlockBlobClientUploadOptions, BlockLookupList,
+    BlobClientGetPropertiesResultHeaders as _, BlobContainerClientListBlobsOptions,
+    BlockBlobClientCommitBlockListOptions, BlockBlobClientUploadOptions, BlockLookupList,
+    ListBlobsIncludeItem,
 };
 use azure_storage_blob::{BlobClient, BlobContainerClient};
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -84,17 +89,38 @@ impl BlobError {
     }
 }
 
-/// One blob in a listing.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One blob in a listing (or read with its properties).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlobEntry {
     pub name: String,
     /// Unquoted, e.g. `0x8DE62A1B3C4D5E7`.
     pub etag: String,
     pub size: u64,
     pub content_type: Option<String>,
+    pub last_modified: Option<OffsetDateTime>,
+    /// User metadata (`x-ms-meta-*`), names in lower case; filled when the listing asked for it.
+    pub metadata: BTreeMap<String, String>,
 }
 
-/// The blob HTTP headers set on upload (Batch's `uploadHeaders` map onto these).
+/// One page of a listing, and where the next one starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub entries: Vec<BlobEntry>,
+    /// The service's continuation marker; `None` on the last page.
+    pub next_marker: Option<String>,
+}
+
+/// What a listing asks for.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions<'a> {
+    pub prefix: Option<&'a str>,
+    /// Resume where a previous page said the next one starts.
+    pub marker: Option<String>,
+    /// Include each blob's metadata.
+    pub metadata: bool,
+}
+
+/// The blob HTTP headers and metadata set on upload (Batch's `uploadHeaders` map onto these).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlobHttpHeaders {
     pub content_type: Option<String>,
@@ -102,6 +128,8 @@ pub struct BlobHttpHeaders {
     pub content_language: Option<String>,
     pub content_disposition: Option<String>,
     pub cache_control: Option<String>,
+    /// `x-ms-meta-{name}`; names in lower case.
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl BlobHttpHeaders {
@@ -122,10 +150,50 @@ impl BlobHttpHeaders {
                 &mut self.content_disposition
             }
             "cache-control" | "x-ms-blob-cache-control" => &mut self.cache_control,
-            _ => return false,
+            other => {
+                let Some(meta) = other.strip_prefix("x-ms-meta-").filter(|m| !m.is_empty())
+                else {
+                    return false;
+                };
+                self.metadata.insert(meta.to_string(), value.to_string());
+                return true;
+            }
         };
         *slot = Some(value.to_string());
         true
+    }
+
+    fn metadata(&self) -> Option<HashMap<String, String>> {
+        (!self.metadata.is_empty()).then(|| {
+            self.metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+    }
+
+    fn upload_options(&self) -> BlockBlobClientUploadOptions<'static> {
+        BlockBlobClientUploadOptions {
+            blob_content_type: self.content_type.clone(),
+            blob_content_encoding: self.content_encoding.clone(),
+            blob_content_language: self.content_language.clone(),
+            blob_content_disposition: self.content_disposition.clone(),
+            blob_cache_control: self.cache_control.clone(),
+            metadata: self.metadata(),
+            ..Default::default()
+        }
+    }
+
+    fn commit_options(&self) -> BlockBlobClientCommitBlockListOptions<'static> {
+        BlockBlobClientCommitBlockListOptions {
+            blob_content_type: self.content_type.clone(),
+            blob_content_encoding: self.content_encoding.clone(),
+            blob_content_language: self.content_language.clone(),
+            blob_content_disposition: self.content_disposition.clone(),
+            blob_cache_control: self.cache_control.clone(),
+            metadata: self.metadata(),
+            ..Default::default()
+        }
     }
 }
 
@@ -204,14 +272,15 @@ impl StorageAccount {
     }
 }
 
-/// A container reached through a (SAS) container URL.
+/// A container reached through a (SAS) container URL, or with an Entra ID credential.
 #[derive(Clone)]
 pub struct ContainerClient {
     /// Path without trailing `/`.
     base: String,
     /// The SAS query, without `?` (may be empty).
     query: String,
-    inner: std::sync::Arc<BlobContainerClient>,
+    credential: Option<Arc<dyn TokenCredential>>,
+    inner: Arc<BlobContainerClient>,
 }
 
 impl std::fmt::Debug for ContainerClient {
@@ -235,7 +304,25 @@ impl ContainerClient {
         Ok(Self {
             base,
             query,
-            inner: std::sync::Arc::new(inner),
+            credential: None,
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// `url` is a plain https container URL; requests carry tokens from `credential` (scope
+    /// `https://storage.azure.com/.default`, which the crate asks for).
+    pub fn with_credential(
+        url: &str,
+        credential: Arc<dyn TokenCredential>,
+    ) -> Result<Self, BlobError> {
+        let base = url.trim_end_matches('/').to_string();
+        let inner = BlobContainerClient::new(parse_url(&base)?, Some(credential.clone()), None)
+            .map_err(|e| BlobError::azure("container client", e))?;
+        Ok(Self {
+            base,
+            query: String::new(),
+            credential: Some(credential),
+            inner: Arc::new(inner),
         })
     }
 
@@ -248,7 +335,7 @@ impl ContainerClient {
     }
 
     fn blob_client(&self, blob: &str) -> Result<BlobClient, BlobError> {
-        BlobClient::new(parse_url(&self.blob_url(blob))?, None, None)
+        BlobClient::new(parse_url(&self.blob_url(blob))?, self.credential.clone(), None)
             .map_err(|e| BlobError::azure("blob client", e))
     }
 
@@ -263,33 +350,107 @@ impl ContainerClient {
 
     /// Every blob whose name starts with `prefix` (all pages).
     pub async fn list(&self, prefix: Option<&str>) -> Result<Vec<BlobEntry>, BlobError> {
-        let options = BlobContainerClientListBlobsOptions {
-            prefix: prefix.map(str::to_string),
+        let mut options = ListOptions {
+            prefix,
+            ..ListOptions::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.list_page(&options).await?;
+            out.extend(page.entries);
+            match page.next_marker {
+                Some(marker) => options.marker = Some(marker),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// One page of a listing (at most 5,000 blobs), in name order.
+    pub async fn list_page(&self, options: &ListOptions<'_>) -> Result<ListPage, BlobError> {
+        let list_options = BlobContainerClientListBlobsOptions {
+            prefix: options.prefix.map(str::to_string),
+            marker: options.marker.clone(),
+            include: options.metadata.then(|| vec![ListBlobsIncludeItem::Metadata]),
+            method_options: PagerOptions::default(),
             ..Default::default()
         };
-        let mut pager = self
+        let mut pages = self
             .inner
-            .list_blobs(Some(options))
-            .map_err(|e| BlobError::azure("list blobs", e))?;
-        let mut out = Vec::new();
-        while let Some(item) = pager
+            .list_blobs(Some(list_options))
+            .map_err(|e| BlobError::azure("list blobs", e))?
+            .into_pages();
+        let Some(page) = pages
             .try_next()
             .await
             .map_err(|e| BlobError::azure("list blobs", e))?
-        {
-            let Some(name) = item.name else { continue };
-            let props = item.properties.unwrap_or_default();
-            out.push(BlobEntry {
-                name,
-                etag: props
-                    .etag
-                    .map(|e| e.to_string().trim_matches('"').to_string())
-                    .unwrap_or_default(),
-                size: props.content_length.unwrap_or(0),
-                content_type: props.content_type,
-            });
+        else {
+            return Ok(ListPage::default());
+        };
+        let page = page
+            .into_model()
+            .map_err(|e| BlobError::azure("list blobs", e))?;
+        let entries = page
+            .blob_items
+            .into_iter()
+            .filter_map(|item| {
+                let name = item.name?;
+                let props = item.properties.unwrap_or_default();
+                Some(BlobEntry {
+                    name,
+                    etag: props.etag.map(|e| unquote(&e.to_string())).unwrap_or_default(),
+                    size: props.content_length.unwrap_or(0),
+                    content_type: props.content_type,
+                    last_modified: props.last_modified,
+                    metadata: item
+                        .metadata
+                        .and_then(|m| m.values)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                        .collect(),
+                })
+            })
+            .collect();
+        Ok(ListPage {
+            entries,
+            next_marker: page.next_marker.filter(|m| !m.is_empty()),
+        })
+    }
+
+    /// The blob's properties and metadata, or `None` when it does not exist.
+    pub async fn properties(&self, blob: &str) -> Result<Option<BlobEntry>, BlobError> {
+        let response = match self.blob_client(blob)?.get_properties(None).await {
+            Ok(response) => response,
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
+            Err(e) => return Err(BlobError::azure("get blob properties", e)),
+        };
+        let read = |e| BlobError::azure("get blob properties", e);
+        Ok(Some(BlobEntry {
+            name: blob.to_string(),
+            etag: response
+                .etag()
+                .map_err(read)?
+                .map(|e| unquote(&e.to_string()))
+                .unwrap_or_default(),
+            size: response.content_length().map_err(read)?.unwrap_or(0),
+            content_type: response.content_type().map_err(read)?,
+            last_modified: response.last_modified().map_err(read)?,
+            metadata: response
+                .metadata()
+                .map_err(read)?
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+        }))
+    }
+
+    /// Deletes the blob; `Ok(false)` when it was not there.
+    pub async fn delete(&self, blob: &str) -> Result<bool, BlobError> {
+        match self.blob_client(blob)?.delete(None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(false),
+            Err(e) => Err(BlobError::azure("delete blob", e)),
         }
-        Ok(out)
     }
 
     /// Uploads `bytes` as a block blob in one request.
@@ -300,23 +461,13 @@ impl ContainerClient {
         headers: &BlobHttpHeaders,
     ) -> Result<Uploaded, BlobError> {
         let size = bytes.len() as u64;
-        let options = BlockBlobClientUploadOptions {
-            blob_content_type: headers.content_type.clone(),
-            blob_content_encoding: headers.content_encoding.clone(),
-            blob_content_language: headers.content_language.clone(),
-            blob_content_disposition: headers.content_disposition.clone(),
-            blob_cache_control: headers.cache_control.clone(),
-            ..Default::default()
-        };
         let result = self
             .blob_client(blob)?
-            .upload(RequestContent::from(bytes), Some(options))
+            .upload(RequestContent::from(bytes), Some(headers.upload_options()))
             .await
             .map_err(|e| BlobError::azure("upload blob", e))?;
         Ok(Uploaded {
-            etag: result
-                .etag
-                .map(|e| e.to_string().trim_matches('"').to_string()),
+            etag: result.etag.map(|e| unquote(&e.to_string())),
             size,
         })
     }
@@ -379,25 +530,17 @@ impl ContainerClient {
             latest: Some(ids),
             uncommitted: None,
         };
-        let options = BlockBlobClientCommitBlockListOptions {
-            blob_content_type: headers.content_type.clone(),
-            blob_content_encoding: headers.content_encoding.clone(),
-            blob_content_language: headers.content_language.clone(),
-            blob_content_disposition: headers.content_disposition.clone(),
-            blob_cache_control: headers.cache_control.clone(),
-            ..Default::default()
-        };
         let content = list
             .try_into()
             .map_err(|e| BlobError::azure("commit block list", e))?;
         let response = client
-            .commit_block_list(content, Some(options))
+            .commit_block_list(content, Some(headers.commit_options()))
             .await
             .map_err(|e| BlobError::azure("commit block list", e))?;
         let etag = response
             .headers()
             .get_optional_str(&azure_core::http::headers::ETAG)
-            .map(|e| e.trim_matches('"').to_string());
+            .map(unquote);
         Ok(Uploaded { etag, size: sent })
     }
 
@@ -449,6 +592,11 @@ where
         .await
         .map_err(|e| BlobError::io("write download file", e))?;
     Ok(written)
+}
+
+/// An eTag without the quotes the service may put around it.
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_string()
 }
 
 fn parse_url(url: &str) -> Result<Url, BlobError> {

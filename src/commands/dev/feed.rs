@@ -328,6 +328,7 @@ mod tests {
             etag: "0x8DE62A1B3C4D5E7".into(),
             size: 12,
             content_type: Some("text/plain".into()),
+            ..BlobEntry::default()
         }
     }
 
