@@ -46,6 +46,20 @@ pub struct Settings {
     pub task: TaskSettings,
     /// When set, `POST /api/events` requires `?code=<key>` (direct webhook hosting).
     pub webhook_key: Option<SecretString>,
+    /// Where Event Grid writes the events it could not deliver (`redrive` reads it).
+    pub deadletter_container: String,
+    pub reconcile: ReconcileSettings,
+}
+
+/// What the `Reconcile` timer looks at, and how long one run may take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconcileSettings {
+    /// Blobs modified longer ago than this are left alone (Event Grid retries for 24 hours).
+    pub lookback: Duration,
+    /// Blobs modified more recently than this are left to Event Grid.
+    pub grace: Duration,
+    /// The longest one timer run works before it answers (and resumes in the next run).
+    pub budget: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -207,6 +221,8 @@ impl Settings {
             .as_ref()
             .and_then(|storage| r.storage_access(storage, runner.as_ref(), runner_kind));
         let webhook_key = r.get("WEBHOOK_KEY").map(SecretString::from);
+        let deadletter_container = r.container("DEADLETTER_CONTAINER", "deadletter");
+        let reconcile = r.reconcile();
 
         match (storage, runner, access) {
             (Some(storage), Some(runner), Some(access)) if r.problems.is_empty() => Ok(Settings {
@@ -227,6 +243,8 @@ impl Settings {
                     max_queue_time: limits.max_queue_time,
                 },
                 webhook_key,
+                deadletter_container,
+                reconcile,
             }),
             _ => Err(ConfigError {
                 problems: r.problems,
@@ -474,6 +492,40 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 .unwrap_or_else(default_concurrency),
             wordcount_bin: self.get("LOCAL_WORDCOUNT_BIN").map(PathBuf::from),
             podman_image: self.get("LOCAL_PODMAN_IMAGE"),
+        }
+    }
+
+    fn reconcile(&mut self) -> ReconcileSettings {
+        let minute = Duration::from_secs(60);
+        let lookback = self.duration(
+            "RECONCILE_LOOKBACK",
+            Duration::from_secs(25 * 3600),
+            minute,
+            Duration::from_secs(30 * 86_400),
+        );
+        let grace = self.duration(
+            "RECONCILE_GRACE",
+            Duration::from_secs(10 * 60),
+            Duration::ZERO,
+            Duration::from_secs(86_400),
+        );
+        if grace >= lookback {
+            self.problem(
+                "RECONCILE_GRACE must be shorter than RECONCILE_LOOKBACK: the timer looks at blobs \
+                 modified between the two"
+                    .into(),
+            );
+        }
+        ReconcileSettings {
+            lookback,
+            grace,
+            // host.json gives a function 5 minutes; the answer must come well before.
+            budget: self.duration(
+                "RECONCILE_BUDGET",
+                Duration::from_secs(120),
+                Duration::from_secs(10),
+                Duration::from_secs(240),
+            ),
         }
     }
 
@@ -901,6 +953,45 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn reconcile_settings_are_bounded_and_consistent() {
+        let s = settings(&batch_minimal()).unwrap();
+        assert_eq!(s.deadletter_container, "deadletter");
+        assert_eq!(
+            s.reconcile,
+            ReconcileSettings {
+                lookback: Duration::from_secs(25 * 3600),
+                grace: Duration::from_secs(600),
+                budget: Duration::from_secs(120),
+            }
+        );
+        let err = settings(&with(
+            batch_minimal(),
+            &[
+                ("RECONCILE_LOOKBACK", "PT5M"),
+                ("RECONCILE_GRACE", "PT10M"),
+                ("RECONCILE_BUDGET", "PT1H"),
+                ("DEADLETTER_CONTAINER", "Dead_Letters"),
+            ],
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        for expected in [
+            "RECONCILE_GRACE must be shorter than RECONCILE_LOOKBACK",
+            "RECONCILE_BUDGET must be an ISO 8601 duration from PT10S to PT4M",
+            "DEADLETTER_CONTAINER must be a container name",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in {text}");
+        }
+        assert!(
+            settings(&with(
+                batch_minimal(),
+                &[("RECONCILE_LOOKBACK", "P100000D")]
+            ))
+            .is_err()
+        );
     }
 
     #[test]

@@ -196,20 +196,33 @@ impl EventFilter {
         if !ACTIONABLE_APIS.contains(&blob.api.as_str()) {
             return Verdict::Ignore(IgnoreReason::Api(blob.api));
         }
-        if blob.blob.ends_with('/') {
-            return Verdict::Ignore(IgnoreReason::FolderMarker);
+        match self.accepts_name(&blob.blob) {
+            Ok(()) => Verdict::Act(blob),
+            Err(reason) => Verdict::Ignore(reason),
+        }
+    }
+
+    /// Whether a blob of the input container, by its name alone, is one we count: not a folder
+    /// marker, and within `INPUT_PREFIX`/`INPUT_SUFFIX`. Events and listings share this rule.
+    pub fn accepts_name(&self, name: &str) -> Result<(), IgnoreReason> {
+        if name.ends_with('/') {
+            return Err(IgnoreReason::FolderMarker);
         }
         if let Some(prefix) = &self.prefix
-            && !blob.blob.starts_with(prefix.as_str())
+            && !name.starts_with(prefix.as_str())
         {
-            return Verdict::Ignore(IgnoreReason::Prefix);
+            return Err(IgnoreReason::Prefix);
         }
         if let Some(suffix) = &self.suffix
-            && !blob.blob.ends_with(suffix.as_str())
+            && !name.ends_with(suffix.as_str())
         {
-            return Verdict::Ignore(IgnoreReason::Suffix);
+            return Err(IgnoreReason::Suffix);
         }
-        Verdict::Act(blob)
+        Ok(())
+    }
+
+    pub fn input_container(&self) -> &str {
+        &self.input_container
     }
 }
 

@@ -12,6 +12,7 @@ pub mod account_key;
 pub mod batch;
 pub mod commands;
 pub mod config;
+pub mod deadletter;
 pub mod duration;
 pub mod entra;
 pub mod error_chain;

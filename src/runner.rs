@@ -111,6 +111,53 @@ pub trait TaskRunner: Send + Sync + 'static {
     fn submit<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<SubmitResult>>;
 }
 
+/// Where a submitted task stands, in Batch's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Active,
+    Preparing,
+    Running,
+    /// Completed with exit code 0.
+    Succeeded,
+    /// Completed with a non-zero exit code or a failure (Batch's `executionInfo.result` is
+    /// `failure`).
+    Failed,
+}
+
+/// Why a task failed: Batch's `failureInfo`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FailureInfo {
+    /// `usererror` or `servererror`.
+    pub category: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// What a runner knows of one submitted task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStatus {
+    pub state: TaskState,
+    pub exit_code: Option<i32>,
+    /// Batch's retry count.
+    pub retries: Option<i32>,
+    pub failure: Option<FailureInfo>,
+}
+
+/// A task's status could not be read (the service stayed unreachable, refused the request).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("cannot read the task's state")]
+pub struct LookupError(#[source] pub Cause);
+
+/// `None` when no task has this id.
+pub type LookupResult = Result<Option<TaskStatus>, LookupError>;
+
+/// Reads back what became of submissions, by their ids (the same ids `submit` used).
+pub trait TaskLookup: Send + Sync + 'static {
+    /// One result per item, in the same order.
+    fn lookup<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<LookupResult>>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

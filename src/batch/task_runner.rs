@@ -4,15 +4,23 @@
 //! One deadline bounds a whole `submit` call, job creation and the retried add included, so that
 //! an invocation answers before Event Grid gives up on it.
 
+use futures_util::StreamExt as _;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::client::BatchClient;
 use super::error::BatchError;
+use super::models::{BatchTask, TaskState as BatchTaskState};
 use crate::error_chain::error_chain;
-use crate::runner::{Accepted, BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
+use crate::runner::{
+    Accepted, BoxFuture, FailureInfo, LookupError, LookupResult, Submission, SubmitError,
+    SubmitResult, TaskLookup, TaskRunner, TaskState, TaskStatus,
+};
 use crate::task_spec::{JobSpec, OnAllTasksComplete, PoolInfo, TaskSpec};
+
+/// Get Task requests in flight at once when reading many tasks' states.
+const LOOKUPS_IN_FLIGHT: usize = 16;
 
 /// Submits to one Batch account: tasks into `job_id` on `pool_id`.
 #[derive(Clone, Debug)]
@@ -188,6 +196,73 @@ impl TaskRunner for BatchTaskRunner {
     }
 }
 
+impl BatchTaskRunner {
+    /// Where a submission's task lives: the long-lived job, or the job of its own.
+    fn locate<'s>(&'s self, item: &'s Submission) -> (&'s str, &'s str) {
+        match item {
+            Submission::Task(task) => (self.job_id.as_str(), task.id.as_str()),
+            Submission::Job(job) => (
+                job.id.as_str(),
+                job.job_manager_task
+                    .as_ref()
+                    .map_or("", |manager| manager.task.id.as_str()),
+            ),
+        }
+    }
+
+    async fn lookup_one(&self, item: &Submission) -> LookupResult {
+        let (job_id, task_id) = self.locate(item);
+        match self.client.get_task(job_id, task_id).await {
+            Ok(task) => Ok(Some(status_of(&task))),
+            Err(e) if e.has_code("TaskNotFound") || e.has_code("JobNotFound") => Ok(None),
+            Err(e) => Err(LookupError(std::sync::Arc::new(e))),
+        }
+    }
+}
+
+impl TaskLookup for BatchTaskRunner {
+    /// Get Task per item, several at once.
+    fn lookup<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<LookupResult>> {
+        let lookups: Vec<_> = items.iter().map(|item| self.lookup_one(item)).collect();
+        Box::pin(
+            futures_util::stream::iter(lookups)
+                .buffered(LOOKUPS_IN_FLIGHT)
+                .collect(),
+        )
+    }
+}
+
+/// A task as Get Task returns it, in the runner's terms. A state this version does not know
+/// reads as `active`: the task exists and has not been seen to finish.
+fn status_of(task: &BatchTask) -> TaskStatus {
+    let info = task.execution_info.clone().unwrap_or_default();
+    let state = match task.state {
+        Some(BatchTaskState::Preparing) => TaskState::Preparing,
+        Some(BatchTaskState::Running) => TaskState::Running,
+        Some(BatchTaskState::Completed) => {
+            let failed = info.result.as_deref() == Some("failure")
+                || info.failure_info.is_some()
+                || info.exit_code.is_some_and(|code| code != 0);
+            if failed {
+                TaskState::Failed
+            } else {
+                TaskState::Succeeded
+            }
+        }
+        Some(BatchTaskState::Active | BatchTaskState::Unknown) | None => TaskState::Active,
+    };
+    TaskStatus {
+        state,
+        exit_code: info.exit_code,
+        retries: info.retry_count,
+        failure: info.failure_info.map(|f| FailureInfo {
+            category: f.category.unwrap_or_default(),
+            code: f.code.unwrap_or_default(),
+            message: f.message.unwrap_or_default(),
+        }),
+    }
+}
+
 fn to_submit_result(id: &str, result: Result<Accepted, BatchError>) -> SubmitResult {
     match result {
         Ok(accepted) => Ok(accepted),
@@ -211,5 +286,43 @@ fn to_submit_result(id: &str, result: Result<Accepted, BatchError>) -> SubmitRes
             );
             Err(SubmitError::rejected(code, e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(value: serde_json::Value) -> BatchTask {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn states_read_like_batch_reports_them() {
+        let running = status_of(&task(serde_json::json!({"id": "t", "state": "running"})));
+        assert_eq!(running.state, TaskState::Running);
+        let ok = status_of(&task(serde_json::json!({"id": "t", "state": "completed",
+            "executionInfo": {"exitCode": 0, "result": "success", "retryCount": 1}})));
+        assert_eq!(
+            (ok.state, ok.exit_code, ok.retries),
+            (TaskState::Succeeded, Some(0), Some(1))
+        );
+        let failed = status_of(&task(serde_json::json!({"id": "t", "state": "completed",
+            "executionInfo": {"exitCode": 3, "result": "failure", "retryCount": 2,
+                "failureInfo": {"category": "usererror", "code": "FailureExitCode", "message": "m"}}})));
+        assert_eq!(failed.state, TaskState::Failed);
+        assert_eq!(failed.failure.unwrap().code, "FailureExitCode");
+        // A task that never ran (its resource file could not be fetched) has no exit code.
+        let never_ran = status_of(&task(serde_json::json!({"id": "t", "state": "completed",
+            "executionInfo": {"result": "failure",
+                "failureInfo": {"category": "usererror", "code": "BlobAccessDenied", "message": "m"}}})));
+        assert_eq!(
+            (never_ran.state, never_ran.exit_code),
+            (TaskState::Failed, None)
+        );
+        let future = status_of(&task(
+            serde_json::json!({"id": "t", "state": "hibernating"}),
+        ));
+        assert_eq!(future.state, TaskState::Active);
     }
 }

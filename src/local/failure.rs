@@ -15,6 +15,16 @@ pub enum FailureCategory {
     ServerError,
 }
 
+impl FailureCategory {
+    /// The name Batch uses (`usererror`, `servererror`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCategory::UserError => "usererror",
+            FailureCategory::ServerError => "servererror",
+        }
+    }
+}
+
 /// What failed. The names follow the codes Batch reports where it has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FailureCode {

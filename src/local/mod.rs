@@ -15,4 +15,6 @@ pub mod task_dir;
 pub use engine::Engine;
 pub use failure::{FailureCategory, FailureCode, TaskFailure};
 pub use outputs::UploadedOutput;
-pub use runner::{LocalRunner, LocalRunnerError, LocalRunnerOptions, Phases, RunnerEvent};
+pub use runner::{
+    LocalRunner, LocalRunnerError, LocalRunnerOptions, LocalSubmitter, Phases, RunnerEvent,
+};

@@ -129,6 +129,9 @@ pub enum LocalRunnerError {
     Wordcount(#[from] WordcountMissing),
 }
 
+/// How often the runner looks for tasks recorded by other processes.
+const RECORD_SCAN_INTERVAL: Duration = Duration::from_millis(500);
+
 /// How long a new runner waits for one that is stopping to release the work directory.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
@@ -188,7 +191,23 @@ impl LocalRunner {
             tracing::info!(task_id = %task.id, "re-queueing a task left unfinished");
             runner.spawn(task);
         }
+        runner.watch_for_records();
         Ok(runner)
+    }
+
+    /// Looks for records other processes make (`blob2batch reconcile` with `RUNNER=local`), as a
+    /// Batch pool picks up tasks added to its job. Stops when the runner is dropped.
+    fn watch_for_records(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(RECORD_SCAN_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                LocalRunner { inner }.adopt_recorded();
+            }
+        });
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<RunnerEvent> {
@@ -222,42 +241,75 @@ impl LocalRunner {
     }
 
     fn accept(&self, item: &Submission) -> SubmitResult {
-        let Some(task) = item.task() else {
-            return Err(SubmitError::rejected(
-                "InvalidPropertyValue",
-                format!("job `{}` has no job manager task to run", item.id()),
-            ));
+        let task = runnable(item)?;
+        let key = task.id.to_ascii_lowercase();
+        // Claimed before it is recorded, so that the scan for records made elsewhere never
+        // starts this one too.
+        if !self
+            .inner
+            .seen
+            .lock()
+            .expect("seen lock")
+            .insert(key.clone())
+        {
+            return Ok(Accepted::Duplicate);
+        }
+        match self.inner.store.record(&task) {
+            Ok(Recorded::New) => {
+                let _ = self.inner.events.send(RunnerEvent::Received {
+                    id: task.id.clone(),
+                    display_name: task.display_name.clone(),
+                });
+                self.spawn(task);
+                Ok(Accepted::Submitted)
+            }
+            Ok(Recorded::Exists) => {
+                // Recorded by another process (`reconcile`): this runner executes it.
+                let dir = self.inner.store.dir(&task.id);
+                if dir.result().is_none()
+                    && let Ok(recorded) = dir.spec()
+                {
+                    self.spawn(recorded);
+                }
+                Ok(Accepted::Duplicate)
+            }
+            Err(e) => {
+                self.inner.seen.lock().expect("seen lock").remove(&key);
+                Err(SubmitError::transient(RecordError {
+                    id: task.id.clone(),
+                    source: e,
+                }))
+            }
+        }
+    }
+
+    /// Starts the tasks other processes recorded in the work directory since the last look.
+    fn adopt_recorded(&self) {
+        let Ok(ids) = self.inner.store.ids() else {
+            return;
         };
-        let id = item.id();
-        if !is_valid_id(id) {
-            return Err(SubmitError::rejected(
-                "InvalidPropertyValue",
-                format!("the id `{id}` is not a valid Batch task id"),
-            ));
+        for id in ids {
+            if !self
+                .inner
+                .seen
+                .lock()
+                .expect("seen lock")
+                .insert(id.clone())
+            {
+                continue;
+            }
+            let dir = self.inner.store.dir(&id);
+            if dir.result().is_none()
+                && let Ok(task) = dir.spec()
+            {
+                tracing::info!(task_id = %task.id, "running a task recorded by another process");
+                let _ = self.inner.events.send(RunnerEvent::Received {
+                    id: task.id.clone(),
+                    display_name: task.display_name.clone(),
+                });
+                self.spawn(task);
+            }
         }
-        let key = id.to_ascii_lowercase();
-        if self.inner.seen.lock().expect("seen lock").contains(&key) {
-            return Ok(Accepted::Duplicate);
-        }
-        let mut task = task.clone();
-        // A job runs its manager task under the job's id.
-        task.id = id.to_string();
-        let recorded = self.inner.store.record(&task).map_err(|e| {
-            SubmitError::transient(RecordError {
-                id: id.to_string(),
-                source: e,
-            })
-        })?;
-        self.inner.seen.lock().expect("seen lock").insert(key);
-        if recorded == Recorded::Exists {
-            return Ok(Accepted::Duplicate);
-        }
-        let _ = self.inner.events.send(RunnerEvent::Received {
-            id: task.id.clone(),
-            display_name: task.display_name.clone(),
-        });
-        self.spawn(task);
-        Ok(Accepted::Submitted)
     }
 
     fn spawn(&self, task: TaskSpec) {
@@ -447,6 +499,69 @@ impl LocalRunner {
 impl TaskRunner for LocalRunner {
     fn submit<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<SubmitResult>> {
         Box::pin(async move { items.iter().map(|item| self.accept(item)).collect() })
+    }
+}
+
+/// The task a submission runs, under the submission's id; refused as Batch would refuse it.
+fn runnable(item: &Submission) -> Result<TaskSpec, SubmitError> {
+    let Some(task) = item.task() else {
+        return Err(SubmitError::rejected(
+            "InvalidPropertyValue",
+            format!("job `{}` has no job manager task to run", item.id()),
+        ));
+    };
+    let id = item.id();
+    if !is_valid_id(id) {
+        return Err(SubmitError::rejected(
+            "InvalidPropertyValue",
+            format!("the id `{id}` is not a valid Batch task id"),
+        ));
+    }
+    let mut task = task.clone();
+    // A job runs its manager task under the job's id.
+    task.id = id.to_string();
+    Ok(task)
+}
+
+/// Records tasks in a work directory without running them: what `reconcile` does with
+/// `RUNNER=local`, while `dev` (or `serve`) executes them, as a Batch pool runs the tasks added
+/// to its job. Ids are remembered across processes: a recorded id is a duplicate.
+#[derive(Clone, Debug)]
+pub struct LocalSubmitter {
+    store: TaskStore,
+}
+
+impl LocalSubmitter {
+    pub fn open(work_dir: &Path) -> Result<LocalSubmitter, LocalRunnerError> {
+        let store = TaskStore::open(work_dir).map_err(|source| LocalRunnerError::WorkDir {
+            path: work_dir.to_path_buf(),
+            source,
+        })?;
+        Ok(LocalSubmitter { store })
+    }
+
+    pub fn store(&self) -> &TaskStore {
+        &self.store
+    }
+}
+
+impl TaskRunner for LocalSubmitter {
+    fn submit<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<SubmitResult>> {
+        let results = items
+            .iter()
+            .map(|item| {
+                let task = runnable(item)?;
+                match self.store.record(&task) {
+                    Ok(Recorded::New) => Ok(Accepted::Submitted),
+                    Ok(Recorded::Exists) => Ok(Accepted::Duplicate),
+                    Err(source) => Err(SubmitError::transient(RecordError {
+                        id: task.id.clone(),
+                        source,
+                    })),
+                }
+            })
+            .collect();
+        Box::pin(async move { results })
     }
 }
 

@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::failure::TaskFailure;
+use crate::runner::{
+    BoxFuture, FailureInfo, LookupError, LookupResult, Submission, TaskLookup, TaskState,
+    TaskStatus,
+};
 use crate::task_spec::TaskSpec;
 
 /// How a run ended, as kept in `result.json` (Batch's `executionInfo`, in the same names).
@@ -136,6 +140,59 @@ impl TaskStore {
         }
         ids.sort();
         Ok(ids)
+    }
+}
+
+impl RecordState {
+    /// The state in Batch's terms.
+    pub fn status(&self) -> TaskStatus {
+        match self {
+            RecordState::Active => TaskStatus::pending(TaskState::Active),
+            RecordState::Running => TaskStatus::pending(TaskState::Running),
+            RecordState::Completed(result) => TaskStatus {
+                state: match result.result {
+                    RunResult::Success => TaskState::Succeeded,
+                    RunResult::Failure => TaskState::Failed,
+                },
+                exit_code: result.exit_code,
+                // The local runner runs a task once.
+                retries: Some(0),
+                failure: result.failure_info.as_ref().map(|f| FailureInfo {
+                    category: f.category.as_str().to_string(),
+                    code: f.code.to_string(),
+                    message: f.message.clone(),
+                }),
+            },
+        }
+    }
+}
+
+impl TaskStatus {
+    fn pending(state: TaskState) -> TaskStatus {
+        TaskStatus {
+            state,
+            exit_code: None,
+            retries: None,
+            failure: None,
+        }
+    }
+}
+
+/// Reads task records, whether or not a runner is executing them.
+impl TaskLookup for TaskStore {
+    fn lookup<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<LookupResult>> {
+        let results = items
+            .iter()
+            .map(|item| {
+                let dir = self.dir(item.id());
+                match std::fs::metadata(dir.spec_path()) {
+                    Ok(_) => Ok(Some(dir.state().status())),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(LookupError(std::sync::Arc::new(e))),
+                }
+            })
+            .collect();
+        Box::pin(async move { results })
     }
 }
 

@@ -151,8 +151,7 @@ impl BlobHttpHeaders {
             }
             "cache-control" | "x-ms-blob-cache-control" => &mut self.cache_control,
             other => {
-                let Some(meta) = other.strip_prefix("x-ms-meta-").filter(|m| !m.is_empty())
-                else {
+                let Some(meta) = other.strip_prefix("x-ms-meta-").filter(|m| !m.is_empty()) else {
                     return false;
                 };
                 self.metadata.insert(meta.to_string(), value.to_string());
@@ -335,8 +334,12 @@ impl ContainerClient {
     }
 
     fn blob_client(&self, blob: &str) -> Result<BlobClient, BlobError> {
-        BlobClient::new(parse_url(&self.blob_url(blob))?, self.credential.clone(), None)
-            .map_err(|e| BlobError::azure("blob client", e))
+        BlobClient::new(
+            parse_url(&self.blob_url(blob))?,
+            self.credential.clone(),
+            None,
+        )
+        .map_err(|e| BlobError::azure("blob client", e))
     }
 
     /// Creates the container; `Ok(false)` when it already exists.
@@ -370,7 +373,9 @@ impl ContainerClient {
         let list_options = BlobContainerClientListBlobsOptions {
             prefix: options.prefix.map(str::to_string),
             marker: options.marker.clone(),
-            include: options.metadata.then(|| vec![ListBlobsIncludeItem::Metadata]),
+            include: options
+                .metadata
+                .then(|| vec![ListBlobsIncludeItem::Metadata]),
             method_options: PagerOptions::default(),
             ..Default::default()
         };
@@ -397,7 +402,10 @@ impl ContainerClient {
                 let props = item.properties.unwrap_or_default();
                 Some(BlobEntry {
                     name,
-                    etag: props.etag.map(|e| unquote(&e.to_string())).unwrap_or_default(),
+                    etag: props
+                        .etag
+                        .map(|e| unquote(&e.to_string()))
+                        .unwrap_or_default(),
                     size: props.content_length.unwrap_or(0),
                     content_type: props.content_type,
                     last_modified: props.last_modified,
