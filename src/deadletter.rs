@@ -83,7 +83,7 @@ impl DeadLetterFacts {
         // The Event Grid schema's name, then the CloudEvents extension attribute's.
         let field = |camel: &str| {
             item.get(camel)
-                .or_else(|| item.get(&camel.to_ascii_lowercase()))
+                .or_else(|| item.get(camel.to_ascii_lowercase()))
         };
         let text = |camel: &str| field(camel).and_then(Value::as_str).map(str::to_string);
         let number = |camel: &str| {

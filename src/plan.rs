@@ -14,6 +14,7 @@ use crate::config::{AutoPool, RunnerSettings, Settings, StorageAccess, SubmitMod
 use crate::filter::BlobCreated;
 use crate::runner::Submission;
 use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
+use crate::storage::url::encode_blob_name;
 use crate::task_spec::{
     AutoUserScope, AutoUserSpecification, ContainerRegistry, ContainerSettings,
     ContainerWorkingDirectory, ElevationLevel, EnvironmentSetting, HttpHeader, IdentityReference,
@@ -89,6 +90,30 @@ impl Planner {
             registry_identity,
             mode,
         }
+    }
+
+    /// The work for a blob version found by listing `container` rather than by an event: planned
+    /// the same way, so it gets the same id whichever way it arrives.
+    pub fn plan_listed(
+        &self,
+        container: &str,
+        name: &str,
+        etag: &str,
+        now: OffsetDateTime,
+    ) -> Submission {
+        let blob = BlobCreated {
+            container: container.to_string(),
+            blob: name.to_string(),
+            url: format!(
+                "{}/{}/{}",
+                self.account_url,
+                encode_blob_name(container),
+                encode_blob_name(name)
+            ),
+            etag: etag.trim_matches('"').to_string(),
+            api: "PutBlob".to_string(),
+        };
+        self.plan(&blob, now)
     }
 
     /// The work for one blob version, with SAS URLs valid from `now`.
@@ -317,6 +342,23 @@ pub fn job_id(task_id: &str) -> String {
     let mut id = String::from(JOB_ID_PREFIX);
     id.push_str(&hash[..64 - JOB_ID_PREFIX.len()]);
     id
+}
+
+/// The blob a task uploads its result to, in the output container (its output file uploaded on
+/// success).
+pub fn result_blob_name(task: &TaskSpec) -> Option<&str> {
+    task.output_files
+        .iter()
+        .find(|o| o.upload_options.upload_condition == UploadCondition::TaskSuccess)
+        .and_then(|o| o.destination.container.path.as_deref())
+}
+
+/// The folder a failed task leaves its `stdout.txt` and `stderr.txt` in, in the output container.
+pub fn logs_folder(task: &TaskSpec) -> Option<&str> {
+    task.output_files
+        .iter()
+        .find(|o| o.upload_options.upload_condition == UploadCondition::TaskFailure)
+        .and_then(|o| o.destination.container.path.as_deref())
 }
 
 /// `{blob}.wordcount.json`, or `long-names/{id}.wordcount.json` when that would be too long.
@@ -607,6 +649,27 @@ mod tests {
         );
         assert_eq!(body["jobManagerTask"]["killJobOnCompletion"], true);
         assert_eq!(body["jobManagerTask"]["commandLine"], COMMAND_LINE);
+    }
+
+    #[test]
+    fn a_listed_blob_is_planned_like_its_event() {
+        let planner = Planner::from_settings(&settings(&[("BATCH_NODE_IDENTITY", UAMI)]));
+        let by_event = task(planner.plan(&blob("docs/a b.txt", "0x8D1"), now()));
+        let by_listing = task(planner.plan_listed("input", "docs/a b.txt", "\"0x8D1\"", now()));
+        assert_eq!(by_listing.id, by_event.id);
+        assert_eq!(
+            by_listing.resource_files[0].http_url,
+            "https://acct.blob.core.windows.net/input/docs/a%20b.txt"
+        );
+        assert_eq!(by_listing.output_files, by_event.output_files);
+        assert_eq!(
+            result_blob_name(&by_listing),
+            Some("docs/a b.txt.wordcount.json")
+        );
+        assert_eq!(
+            logs_folder(&by_listing),
+            Some(format!("docs/a b.txt.wordcount.logs/{}", by_listing.id).as_str())
+        );
     }
 
     #[test]

@@ -6,15 +6,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::batch::{
-    BatchClient, BatchClientOptions, BatchConfigError, BatchCredential, BatchTaskRunner,
-    RetryOptions,
-};
-use crate::config::{BatchAuth, BatchSettings, RunnerSettings, Settings};
-use crate::entra::entra_credential_from_env;
-use crate::http::{AppState, WebhookKey, app};
-use crate::intake::Intake;
+use crate::batch::{BatchConfigError, BatchTaskRunner};
+use crate::config::{BatchSettings, RunnerSettings, Settings};
+use crate::http::{AppState, app};
 use crate::local::{LocalRunner, LocalRunnerError, LocalRunnerOptions};
+use crate::ops::batch_client;
 use crate::runner::TaskRunner;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +25,8 @@ pub enum StartupError {
     Batch(#[from] BatchConfigError),
     #[error("local runner")]
     Local(#[from] LocalRunnerError),
+    #[error("reconcile timer")]
+    Timer(#[from] crate::ops::OpsError),
 }
 
 /// The runner `RUNNER` asks for. Builds credentials but fetches no token: start-up stays fast
@@ -40,22 +38,6 @@ pub fn runner_from_settings(settings: &Settings) -> Result<Arc<dyn TaskRunner>, 
             LocalRunnerOptions::from_settings(local)?,
         )?)),
     }
-}
-
-/// The Batch client the settings describe.
-pub fn batch_client(batch: &BatchSettings) -> Result<BatchClient, BatchConfigError> {
-    let credential = match &batch.auth {
-        BatchAuth::SharedKey { account, key } => {
-            BatchCredential::shared_key(account.clone(), key.clone())
-        }
-        BatchAuth::EntraId => BatchCredential::Token(entra_credential_from_env()?),
-    };
-    let mut options = BatchClientOptions::new(batch.account_url.clone(), credential);
-    options.retry = RetryOptions {
-        budget: batch.retry_budget,
-        ..RetryOptions::default()
-    };
-    BatchClient::new(options)
 }
 
 fn batch_runner(batch: &BatchSettings) -> Result<BatchTaskRunner, BatchConfigError> {
@@ -78,10 +60,7 @@ impl Application {
         settings: Settings,
         runner: Arc<dyn TaskRunner>,
     ) -> Result<Application, StartupError> {
-        let state = AppState {
-            intake: Arc::new(Intake::from_settings(&settings, runner)),
-            webhook_key: settings.webhook_key.clone().map(WebhookKey::new),
-        };
+        let state = AppState::from_settings(&settings, runner)?;
         let address = SocketAddr::new(settings.listen_address, settings.port);
         let listener = TcpListener::bind(address)
             .await

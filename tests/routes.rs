@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use blob2batch::config::Settings;
-use blob2batch::http::{AppState, WebhookKey, app};
-use blob2batch::intake::Intake;
+use blob2batch::http::{AppState, app};
 use blob2batch::plan::task_id;
 use blob2batch::runner::{Accepted, BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
 use http_body_util::BodyExt;
@@ -57,10 +56,7 @@ fn build_router(answer: SubmitResult, extra: &[(&str, &str)]) -> (axum::Router, 
         submitted: Mutex::new(Vec::new()),
         answer,
     });
-    let state = AppState {
-        intake: Arc::new(Intake::from_settings(&settings, recorder.clone())),
-        webhook_key: settings.webhook_key.clone().map(WebhookKey::new),
-    };
+    let state = AppState::from_settings(&settings, recorder.clone()).unwrap();
     (app(state), recorder)
 }
 

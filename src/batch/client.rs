@@ -160,6 +160,65 @@ impl BatchClient {
         })
     }
 
+    /// The job's metadata (Get Job, `$select=metadata`), as name-value pairs.
+    pub async fn get_job_metadata(
+        &self,
+        job_id: &str,
+    ) -> Result<Vec<(String, String)>, BatchError> {
+        let mut url = self.url(&["jobs", job_id]);
+        url.query_pairs_mut().append_pair("$select", "metadata");
+        let call = Call::new("get_job", Method::GET, url, None);
+        let reply = self.transport().execute(&call, self.deadline()).await?;
+        if reply.status != StatusCode::OK {
+            return Err(call.refused(&reply));
+        }
+        let job: JobMetadata = serde_json::from_slice(&reply.body).map_err(|e| {
+            call.failure(
+                BatchError::permanent("InvalidResponse", "unreadable Get Job response")
+                    .with_source(e),
+                reply.attempt,
+            )
+        })?;
+        Ok(job
+            .metadata
+            .into_iter()
+            .map(|item| (item.name, item.value))
+            .collect())
+    }
+
+    /// Replaces the job's metadata (Update Job's `PATCH`, which leaves every other property as
+    /// it is).
+    pub async fn set_job_metadata(
+        &self,
+        job_id: &str,
+        items: &[(String, String)],
+    ) -> Result<(), BatchError> {
+        let body = JobMetadata {
+            metadata: items
+                .iter()
+                .map(|(name, value)| MetadataItem {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| {
+            BatchError::permanent("InvalidRequest", "cannot serialize the metadata").with_source(e)
+        })?;
+        let call = Call::new(
+            "update_job",
+            Method::PATCH,
+            self.url(&["jobs", job_id]),
+            Some(body),
+        );
+        let reply = self.transport().execute(&call, self.deadline()).await?;
+        if reply.status.is_success() {
+            Ok(())
+        } else {
+            Err(call.refused(&reply))
+        }
+    }
+
     pub(crate) async fn add_task_until(
         &self,
         job_id: &str,
@@ -218,6 +277,19 @@ impl BatchClient {
             .append_pair("api-version", API_VERSION);
         url
     }
+}
+
+/// The metadata of a job, as Get Job returns it and Update Job takes it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct JobMetadata {
+    #[serde(default)]
+    metadata: Vec<MetadataItem>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MetadataItem {
+    name: String,
+    value: String,
 }
 
 fn validate_endpoint(

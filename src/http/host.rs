@@ -129,7 +129,7 @@ fn respond_with_report(report: DeliveryReport) -> Response {
 
 /// Always a JSON object, whatever the status: the host cannot read anything else. A failed
 /// invocation's `Logs` are also written to stdout, the only place the host will see them.
-fn respond(status: StatusCode, logs: Vec<String>, return_value: Value) -> Response {
+pub(super) fn respond(status: StatusCode, logs: Vec<String>, return_value: Value) -> Response {
     if !status.is_success() {
         tracing::warn!(
             status = status.as_u16(),

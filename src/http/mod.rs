@@ -3,6 +3,7 @@
 pub mod error;
 pub mod host;
 pub mod state;
+pub mod timer;
 pub mod webhook;
 
 use axum::Router;
@@ -21,6 +22,7 @@ pub fn app(state: AppState) -> Router {
         // The host's readiness probe: any answer will do, so answer at once.
         .route("/", get(|| async { StatusCode::OK }))
         .route("/BlobCreated", post(host::invoke))
+        .route("/Reconcile", post(timer::reconcile))
         .route(
             "/api/events",
             post(webhook::deliver).options(webhook::handshake),

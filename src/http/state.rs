@@ -6,12 +6,33 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::config::Settings;
 use crate::intake::Intake;
+use crate::ops::OpsError;
+use crate::reconcile::timer::Timer;
+use crate::runner::TaskRunner;
 
 #[derive(Clone)]
 pub struct AppState {
     pub intake: Arc<Intake>,
     pub webhook_key: Option<WebhookKey>,
+    /// What `POST /Reconcile` runs.
+    pub timer: Arc<Timer>,
+}
+
+impl AppState {
+    /// The state the settings describe, submitting through `runner`. Builds credentials but
+    /// reaches nothing yet.
+    pub fn from_settings(
+        settings: &Settings,
+        runner: Arc<dyn TaskRunner>,
+    ) -> Result<AppState, OpsError> {
+        Ok(AppState {
+            intake: Arc::new(Intake::from_settings(settings, runner.clone())),
+            webhook_key: settings.webhook_key.clone().map(WebhookKey::new),
+            timer: Arc::new(Timer::from_settings(settings, runner)?),
+        })
+    }
 }
 
 /// `WEBHOOK_KEY`: the `code` a direct Event Grid delivery must carry.

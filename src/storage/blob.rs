@@ -404,7 +404,7 @@ impl ContainerClient {
                     name,
                     etag: props
                         .etag
-                        .map(|e| unquote(&e.to_string()))
+                        .map(|e| unquote(e.as_ref()))
                         .unwrap_or_default(),
                     size: props.content_length.unwrap_or(0),
                     content_type: props.content_type,
@@ -438,7 +438,7 @@ impl ContainerClient {
             etag: response
                 .etag()
                 .map_err(read)?
-                .map(|e| unquote(&e.to_string()))
+                .map(|e| unquote(e.as_ref()))
                 .unwrap_or_default(),
             size: response.content_length().map_err(read)?.unwrap_or(0),
             content_type: response.content_type().map_err(read)?,
@@ -475,7 +475,7 @@ impl ContainerClient {
             .await
             .map_err(|e| BlobError::azure("upload blob", e))?;
         Ok(Uploaded {
-            etag: result.etag.map(|e| unquote(&e.to_string())),
+            etag: result.etag.map(|e| unquote(e.as_ref())),
             size,
         })
     }
