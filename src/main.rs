@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use blob2batch::commands::dev::{self, DevOptions, LocalDefaults};
 use blob2batch::commands::put::{self, PutOptions};
+use blob2batch::commands::{console, reconcile, redrive, status};
 use blob2batch::config::Settings;
 use blob2batch::error_chain::error_chain;
 use blob2batch::shutdown::shutdown_signal;
@@ -47,6 +48,48 @@ enum Command {
         #[arg(long, default_value = "")]
         prefix: String,
     },
+    /// What became of each blob's current version: its task, the task's state, its result.
+    Status {
+        /// One JSON object per blob and line.
+        #[arg(long)]
+        json: bool,
+        /// Only blobs whose name starts with this.
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+        /// These blobs only.
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Submit the blob versions that have neither a current result nor a task.
+    Reconcile {
+        /// Only blobs whose name starts with this.
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+        /// Only blobs modified within this ISO 8601 duration (e.g. PT25H).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Submit nothing; report what would be submitted.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object per blob acted on, then the counts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pass Event Grid's dead-lettered events through the intake again.
+    Redrive {
+        /// Submit and move nothing; report what would happen.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object per event, then the counts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    blob2batch::duration::parse_iso8601(text)
+        .filter(|d| d.as_secs() <= 366 * 86_400)
+        .ok_or_else(|| format!("`{text}` is not an ISO 8601 duration up to P366D (e.g. PT25H)"))
 }
 
 /// Exit code of a usage or settings error.
@@ -105,8 +148,89 @@ fn main() -> ExitCode {
                     Err(error) => failed("put", &error, error.is_usage()),
                 }
             }
+            Command::Status {
+                json,
+                prefix,
+                names,
+            } => {
+                let options = status::StatusOptions {
+                    json,
+                    prefix,
+                    names,
+                };
+                operation("status", |settings| async move {
+                    status::run(&settings, &options, &mut std::io::stdout().lock())
+                        .await
+                        .map(|report| report.problems)
+                        .map_err(|e| {
+                            let usage = matches!(&e, status::StatusError::Setup(o) if o.is_usage());
+                            (Box::new(e) as Box<dyn std::error::Error>, usage)
+                        })
+                })
+                .await
+            }
+            Command::Reconcile {
+                prefix,
+                since,
+                dry_run,
+                json,
+            } => {
+                let options = reconcile::ReconcileOptions {
+                    prefix,
+                    since,
+                    dry_run,
+                    json,
+                };
+                operation("reconcile", |settings| async move {
+                    reconcile::run(&settings, &options, &mut std::io::stdout().lock())
+                        .await
+                        .map(|report| report.problems)
+                        .map_err(|e| {
+                            let usage = matches!(&e, reconcile::ReconcileCommandError::Setup(o) if o.is_usage());
+                            (Box::new(e) as Box<dyn std::error::Error>, usage)
+                        })
+                })
+                .await
+            }
+            Command::Redrive { dry_run, json } => {
+                let options = redrive::RedriveOptions { dry_run, json };
+                operation("redrive", |settings| async move {
+                    redrive::run(&settings, &options, &mut std::io::stdout().lock())
+                        .await
+                        .map(|report| report.problems)
+                        .map_err(|e| {
+                            let usage = matches!(&e, redrive::RedriveError::Setup(o) if o.is_usage());
+                            (Box::new(e) as Box<dyn std::error::Error>, usage)
+                        })
+                })
+                .await
+            }
         }
     })
+}
+
+/// Runs an operations command: its settings (exit code 2 when they are wrong), then `work`,
+/// which names what failed; exit code 1 when anything did, each failure on its own stderr line.
+async fn operation<F, Fut>(command: &str, work: F) -> ExitCode
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, (Box<dyn std::error::Error>, bool)>>,
+{
+    telemetry::init_with(false, std::io::stderr);
+    let settings = match console::ops_settings() {
+        Ok(settings) => settings,
+        Err(error) => return failed(command, &error, true),
+    };
+    match work(settings).await {
+        Ok(problems) if problems.is_empty() => ExitCode::SUCCESS,
+        Ok(problems) => {
+            for problem in &problems {
+                eprintln!("blob2batch {command}: {problem}");
+            }
+            ExitCode::FAILURE
+        }
+        Err((error, usage)) => failed(command, error.as_ref(), usage),
+    }
 }
 
 async fn serve() -> ExitCode {

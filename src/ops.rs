@@ -43,6 +43,19 @@ pub enum OpsError {
     Local(#[from] LocalRunnerError),
 }
 
+impl OpsError {
+    /// A settings problem (exit code 2) rather than a failure at run time.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            OpsError::Entra(EntraError::MissingEnvironment { .. })
+                | OpsError::Batch(BatchConfigError::Entra(
+                    EntraError::MissingEnvironment { .. }
+                ))
+        )
+    }
+}
+
 impl Storage {
     pub fn from_settings(settings: &Settings) -> Result<Storage, OpsError> {
         let url = settings

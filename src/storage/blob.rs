@@ -402,10 +402,7 @@ impl ContainerClient {
                 let props = item.properties.unwrap_or_default();
                 Some(BlobEntry {
                     name,
-                    etag: props
-                        .etag
-                        .map(|e| unquote(e.as_ref()))
-                        .unwrap_or_default(),
+                    etag: props.etag.map(|e| unquote(e.as_ref())).unwrap_or_default(),
                     size: props.content_length.unwrap_or(0),
                     content_type: props.content_type,
                     last_modified: props.last_modified,

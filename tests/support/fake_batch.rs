@@ -190,6 +190,9 @@ struct Job {
     spec: Value,
     task_ids: HashSet<String>,
     tasks: Vec<Value>,
+    /// Lower-case task id -> fields Get Task answers with (state, executionInfo), set by tests.
+    task_fields: HashMap<String, Value>,
+    metadata: Vec<Value>,
 }
 
 impl FakeBatch {
@@ -290,6 +293,39 @@ impl FakeBatch {
         ids
     }
 
+    /// What Get Task reports for a task besides its body: `state` and `executionInfo`, e.g.
+    /// `{"state": "completed", "executionInfo": {"exitCode": 0, "result": "success"}}`.
+    /// (A task without fields is `active`.)
+    pub fn set_task_fields(&self, job_id: &str, task_id: &str, fields: Value) {
+        let mut state = self.state();
+        let job = state
+            .jobs
+            .get_mut(&job_id.to_ascii_lowercase())
+            .expect("the job exists");
+        job.task_fields.insert(task_id.to_ascii_lowercase(), fields);
+    }
+
+    /// The job's metadata as Update Job last set it.
+    pub fn job_metadata(&self, job_id: &str) -> Vec<Value> {
+        self.state()
+            .jobs
+            .get(&job_id.to_ascii_lowercase())
+            .map(|j| j.metadata.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every task id of a job (lower case), sorted.
+    pub fn task_ids(&self, job_id: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .state()
+            .jobs
+            .get(&job_id.to_ascii_lowercase())
+            .map(|j| j.task_ids.iter().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
     /// The tasks of a job as added (request bodies), in the order they were stored.
     pub fn tasks(&self, job_id: &str) -> Vec<Value> {
         self.state()
@@ -307,9 +343,11 @@ impl FakeBatch {
 impl Job {
     fn new(spec: Value) -> Self {
         Job {
+            metadata: spec["metadata"].as_array().cloned().unwrap_or_default(),
             spec,
             task_ids: HashSet::new(),
             tasks: Vec::new(),
+            task_fields: HashMap::new(),
         }
     }
 }
@@ -442,7 +480,7 @@ impl Ctx<'_> {
                 "The specified Request Version is not supported.",
             );
         }
-        if *method == Method::POST {
+        if *method == Method::POST || *method == Method::PATCH {
             let content_type = headers
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
@@ -477,6 +515,8 @@ impl Ctx<'_> {
                 self.add_task_collection(job, body)
             }
             (&Method::GET, ["jobs", job, "tasks", task]) => self.get_task(job, task),
+            (&Method::GET, ["jobs", job]) => self.get_job(job),
+            (&Method::PATCH, ["jobs", job]) => self.patch_job(job, body),
             _ => self.error(
                 404,
                 "ResourceNotFound",
@@ -605,6 +645,7 @@ impl Ctx<'_> {
         else {
             return self.error(404, "TaskNotFound", "The specified task does not exist.");
         };
+        let fields = job.task_fields.get(&task_id.to_ascii_lowercase()).cloned();
         drop(state);
         let mut body = task;
         let id = body["id"].as_str().unwrap_or_default().to_string();
@@ -615,7 +656,50 @@ impl Ctx<'_> {
         body["creationTime"] = json!("2026-03-14T09:31:09.0000000Z");
         body["state"] = json!("active");
         body["stateTransitionTime"] = json!("2026-03-14T09:31:09.0000000Z");
+        if let Some(Value::Object(fields)) = fields {
+            for (name, value) in fields {
+                body[name] = value;
+            }
+        }
         json_response(200, &body)
+    }
+
+    fn get_job(&self, job_id: &str) -> Response {
+        let state = self.shared.state();
+        let Some(job) = state.jobs.get(&job_id.to_ascii_lowercase()) else {
+            return self.error(404, "JobNotFound", "The specified job does not exist.");
+        };
+        let mut body = job.spec.clone();
+        body["metadata"] = Value::Array(job.metadata.clone());
+        body["state"] = json!("active");
+        body["odata.metadata"] = json!(format!("{}/$metadata#jobs/@Element", self.shared.base_url));
+        drop(state);
+        json_response(200, &body)
+    }
+
+    /// Update Job: only the properties given change; only `metadata` is modelled.
+    fn patch_job(&self, job_id: &str, body: &[u8]) -> Response {
+        let Some(patch) = parse_object(body) else {
+            return self.invalid_body();
+        };
+        let mut state = self.shared.state();
+        let Some(job) = state.jobs.get_mut(&job_id.to_ascii_lowercase()) else {
+            return self.error(404, "JobNotFound", "The specified job does not exist.");
+        };
+        if let Some(metadata) = patch.get("metadata") {
+            let Some(items) = metadata.as_array() else {
+                return self.invalid_property("metadata");
+            };
+            job.metadata = items.clone();
+        }
+        drop(state);
+        Response::builder()
+            .status(200)
+            .header("etag", "0x8DE0000FA6E0002")
+            .header("last-modified", "Sat, 14 Mar 2026 09:31:10 GMT")
+            .header("dataserviceid", format!("{}/jobs/{job_id}", self.shared.base_url))
+            .body(Body::empty())
+            .expect("patch response")
     }
 
     fn job_mut<'s>(&self, state: &'s mut FakeState, job_id: &str) -> Option<&'s mut Job> {

@@ -1,0 +1,80 @@
+//! What the operations commands share on the console: which settings they read, how a table
+//! looks, and colour only where a terminal shows it.
+
+use std::io::{IsTerminal as _, Write};
+
+use super::dev::{self, DevError, LocalDefaults};
+use crate::config::{ConfigError, Settings};
+
+/// The settings of `status`, `reconcile` and `redrive`: those of `serve`, read from the
+/// environment; without `STORAGE_ACCOUNT_URL`, those of the local pipeline (`dev`'s Azurite and
+/// work directory), as `put` does.
+pub fn ops_settings() -> Result<Settings, SettingsError> {
+    if std::env::var_os("STORAGE_ACCOUNT_URL").is_some_and(|v| !v.is_empty()) {
+        Ok(Settings::from_env()?)
+    } else {
+        Ok(dev::resolve(dev::process_env(), &LocalDefaults::default())?.settings)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Local(#[from] DevError),
+}
+
+/// A terminal colour for a word, or nothing when stdout is not a terminal (or `NO_COLOR` is set).
+#[derive(Clone, Copy, Debug)]
+pub struct Palette {
+    enabled: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Tone {
+    Good,
+    Busy,
+    Bad,
+    Quiet,
+}
+
+impl Palette {
+    pub fn for_stdout() -> Palette {
+        Palette {
+            enabled: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    pub fn plain() -> Palette {
+        Palette { enabled: false }
+    }
+
+    /// `text` padded to `width` characters, coloured when enabled (padding outside the colour, so
+    /// columns stay aligned).
+    pub fn paint(&self, text: &str, tone: Tone, width: usize) -> String {
+        let pad = " ".repeat(width.saturating_sub(text.chars().count()));
+        if !self.enabled {
+            return format!("{text}{pad}");
+        }
+        let code = match tone {
+            Tone::Good => "32",
+            Tone::Busy => "33",
+            Tone::Bad => "31",
+            Tone::Quiet => "2",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m{pad}")
+    }
+}
+
+/// Writes a line to stdout; a closed stdout (`| head`) is not an error worth a panic.
+pub fn line(out: &mut impl Write, text: &str) {
+    let _ = writeln!(out, "{text}");
+}
+
+/// One JSON object on a line.
+pub fn json_line(out: &mut impl Write, value: &impl serde::Serialize) {
+    if let Ok(text) = serde_json::to_string(value) {
+        let _ = writeln!(out, "{text}");
+    }
+}

@@ -1,0 +1,433 @@
+//! `blob2batch redrive [--dry-run] [--json]`: passes Event Grid's dead-lettered events through
+//! the intake again.
+//!
+//! Each dead-letter blob of `DEADLETTER_CONTAINER` (outside `redriven/` and `quarantine/`) is
+//! shown event by event (blob, reason, attempts, last outcome), then handled exactly as a delivery
+//! of its events would be. A blob whose events all settled (submitted, duplicate or ignored) moves
+//! to `redriven/` under the same name; one holding an event that can never be handled (a foreign
+//! account, a malformed event), or that is not a dead-letter blob at all, moves to `quarantine/`
+//! with the reason in its metadata; one whose submission failed stays for the next run.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::console::{json_line, line};
+use crate::config::Settings;
+use crate::deadletter::{
+    DeadLetteredEvent, QUARANTINE_PREFIX, REDRIVEN_PREFIX, is_pending, read_dead_letter_blob,
+};
+use crate::error_chain::error_chain;
+use crate::event::parse_blob_subject;
+use crate::filter::{EventFilter, Verdict};
+use crate::intake::{EventReport, Intake, Outcome};
+use crate::ops::{OpsError, Storage, cli_runner};
+use crate::plan::Planner;
+use crate::runner::TaskLookup;
+use crate::storage::blob::BlobHttpHeaders;
+use crate::storage::{BlobError, ContainerClient};
+
+/// The metadata name of a quarantined blob's reason.
+pub const QUARANTINE_REASON_METADATA: &str = "quarantine_reason";
+
+#[derive(Clone, Debug, Default)]
+pub struct RedriveOptions {
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// The counts `--json` ends with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedriveCounts {
+    /// Dead-letter blobs read.
+    pub dead_lettered: u64,
+    pub events: u64,
+    pub submitted: u64,
+    pub duplicate: u64,
+    pub ignored: u64,
+    pub rejected: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    #[error(transparent)]
+    Setup(#[from] OpsError),
+    #[error("cannot list the dead-letter container")]
+    List(#[source] BlobError),
+}
+
+#[derive(Debug, Default)]
+pub struct RedriveReport {
+    pub counts: RedriveCounts,
+    /// What failed (a submission, a move), for stderr.
+    pub problems: Vec<String>,
+}
+
+/// What becomes of a dead-letter blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Fate {
+    Redriven,
+    Quarantined(String),
+    /// Left for the next run: a submission failed.
+    Stays,
+}
+
+/// One event as `redrive` shows it.
+#[derive(Serialize)]
+struct EventLine<'a> {
+    #[serde(rename = "deadLetterBlob")]
+    dead_letter_blob: &'a str,
+    id: &'a str,
+    blob: Option<String>,
+    reason: Option<&'a str>,
+    attempts: Option<u64>,
+    #[serde(rename = "lastOutcome")]
+    last_outcome: Option<&'a str>,
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+}
+
+pub async fn run(
+    settings: &Settings,
+    options: &RedriveOptions,
+    out: &mut impl Write,
+) -> Result<RedriveReport, RedriveError> {
+    let storage = Storage::from_settings(settings)?;
+    let container = storage
+        .container(&settings.deadletter_container)
+        .map_err(OpsError::from)?;
+    let cli = cli_runner(settings)?;
+    let intake = Intake::from_settings(settings, cli.runner.clone());
+    let dry = DryRun {
+        filter: EventFilter::from_settings(settings),
+        planner: Planner::from_settings(settings),
+        lookup: cli.lookup.clone(),
+    };
+    let mut report = RedriveReport::default();
+    let names: Vec<String> = container
+        .list(None)
+        .await
+        .map_err(RedriveError::List)?
+        .into_iter()
+        .map(|entry| entry.name)
+        .filter(|name| is_pending(name))
+        .collect();
+    for name in names {
+        report.counts.dead_lettered += 1;
+        let bytes = match container.read(&name).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                report.problems.push(format!("{name}: {}", error_chain(&e)));
+                continue;
+            }
+        };
+        let fate = match read_dead_letter_blob(&bytes) {
+            Err(e) => {
+                let reason = e.to_string();
+                if options.json {
+                    json_line(
+                        out,
+                        &serde_json::json!({"deadLetterBlob": name, "unreadable": reason}),
+                    );
+                } else {
+                    line(out, &format!("{name}: unreadable: {reason}"));
+                }
+                Fate::Quarantined(reason)
+            }
+            Ok(events) => {
+                report.counts.events += events.len() as u64;
+                let outcomes = if options.dry_run {
+                    dry.outcomes(&events).await
+                } else {
+                    let reports = intake
+                        .handle(events.iter().map(|d| d.event.clone()).collect())
+                        .await;
+                    reports.events
+                };
+                show(out, options.json, &name, &events, &outcomes);
+                fate_of(&outcomes, &mut report)
+            }
+        };
+        if options.dry_run {
+            continue;
+        }
+        if let Err(e) = settle(&container, &name, &bytes, &fate).await {
+            report
+                .problems
+                .push(format!("{name}: cannot move it: {}", error_chain(&e)));
+        } else if !options.json {
+            match &fate {
+                Fate::Redriven => line(out, &format!("{name}: moved to {REDRIVEN_PREFIX}")),
+                Fate::Quarantined(reason) => line(
+                    out,
+                    &format!("{name}: moved to {QUARANTINE_PREFIX} ({reason})"),
+                ),
+                Fate::Stays => line(out, &format!("{name}: stays for the next run")),
+            }
+        }
+    }
+    if options.json {
+        json_line(out, &report.counts);
+    } else {
+        let c = &report.counts;
+        line(
+            out,
+            &format!(
+                "{}{} dead-letter blob(s), {} event(s): {} submitted, {} duplicate, {} ignored, \
+                 {} rejected, {} failed",
+                if options.dry_run { "dry run: " } else { "" },
+                c.dead_lettered,
+                c.events,
+                c.submitted,
+                c.duplicate,
+                c.ignored,
+                c.rejected,
+                c.failed
+            ),
+        );
+    }
+    Ok(report)
+}
+
+fn show(
+    out: &mut impl Write,
+    json: bool,
+    name: &str,
+    events: &[DeadLetteredEvent],
+    outcomes: &[EventReport],
+) {
+    for (dead, report) in events.iter().zip(outcomes) {
+        let blob = dead
+            .event
+            .subject
+            .as_deref()
+            .and_then(parse_blob_subject)
+            .map(|(container, blob)| format!("{container}/{blob}"));
+        if json {
+            json_line(
+                out,
+                &EventLine {
+                    dead_letter_blob: name,
+                    id: &dead.event.id,
+                    blob,
+                    reason: dead.facts.reason.as_deref(),
+                    attempts: dead.facts.delivery_attempts,
+                    last_outcome: dead.facts.last_outcome.as_deref(),
+                    outcome: &report.outcome,
+                },
+            );
+        } else {
+            line(
+                out,
+                &format!(
+                    "{name}: event {} for {} (dead-lettered: {}, {} attempts, last {}): {}",
+                    dead.event.id,
+                    blob.as_deref().unwrap_or("?"),
+                    dead.facts.reason.as_deref().unwrap_or("reason not given"),
+                    dead.facts
+                        .delivery_attempts
+                        .map_or("?".to_string(), |n| n.to_string()),
+                    dead.facts.last_outcome.as_deref().unwrap_or("?"),
+                    outcome_text(&report.outcome)
+                ),
+            );
+        }
+    }
+}
+
+fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Submitted { task_id } => format!("submitted task {task_id}"),
+        Outcome::Duplicate { task_id } => format!("task {task_id} already there"),
+        Outcome::Ignored { reason } => format!("ignored ({reason})"),
+        Outcome::Rejected { reason } => format!("rejected ({reason})"),
+        Outcome::Failed { reason, .. } => format!("failed ({reason})"),
+    }
+}
+
+/// Counts the outcomes; a failure keeps the blob, else a rejection quarantines it.
+fn fate_of(outcomes: &[EventReport], report: &mut RedriveReport) -> Fate {
+    let mut rejected = None;
+    let mut failed = false;
+    for event in outcomes {
+        let counts = &mut report.counts;
+        match &event.outcome {
+            Outcome::Submitted { .. } => counts.submitted += 1,
+            Outcome::Duplicate { .. } => counts.duplicate += 1,
+            Outcome::Ignored { .. } => counts.ignored += 1,
+            Outcome::Rejected { reason } => {
+                counts.rejected += 1;
+                rejected.get_or_insert_with(|| format!("event {}: {reason}", event.id));
+            }
+            Outcome::Failed { reason, .. } => {
+                counts.failed += 1;
+                failed = true;
+                report
+                    .problems
+                    .push(format!("event {}: {reason}", event.id));
+            }
+        }
+    }
+    match (failed, rejected) {
+        (true, _) => Fate::Stays,
+        (false, Some(reason)) => Fate::Quarantined(reason),
+        (false, None) => Fate::Redriven,
+    }
+}
+
+/// Moves the blob where its fate says: the copy is written first, so a crash in between leaves
+/// the original for the next run, never nothing.
+async fn settle(
+    container: &ContainerClient,
+    name: &str,
+    bytes: &[u8],
+    fate: &Fate,
+) -> Result<(), BlobError> {
+    let (target, headers) = match fate {
+        Fate::Stays => return Ok(()),
+        Fate::Redriven => (
+            format!("{REDRIVEN_PREFIX}{name}"),
+            BlobHttpHeaders::content_type("application/json"),
+        ),
+        Fate::Quarantined(reason) => {
+            let mut headers = BlobHttpHeaders::content_type("application/json");
+            headers
+                .metadata
+                .insert(QUARANTINE_REASON_METADATA.to_string(), header_safe(reason));
+            (format!("{QUARANTINE_PREFIX}{name}"), headers)
+        }
+    };
+    container
+        .upload_bytes(&target, bytes.to_vec(), &headers)
+        .await?;
+    container.delete(name).await?;
+    Ok(())
+}
+
+/// A metadata value is an HTTP header value: visible ASCII and spaces, and not too long.
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(1024)
+        .collect()
+}
+
+/// What the intake would do, without submitting: the filter's verdict, and for an event it acts
+/// on, whether its task is already there.
+struct DryRun {
+    filter: EventFilter,
+    planner: Planner,
+    lookup: Arc<dyn TaskLookup>,
+}
+
+impl DryRun {
+    async fn outcomes(&self, events: &[DeadLetteredEvent]) -> Vec<EventReport> {
+        let now = OffsetDateTime::now_utc();
+        let mut reports = Vec::with_capacity(events.len());
+        for dead in events {
+            let event = &dead.event;
+            let outcome = match self.filter.classify(event) {
+                Verdict::Ignore(reason) => Outcome::Ignored {
+                    reason: reason.to_string(),
+                },
+                Verdict::Reject(reason) => Outcome::Rejected {
+                    reason: reason.to_string(),
+                },
+                Verdict::Act(blob) => {
+                    let submission = self.planner.plan(&blob, now);
+                    let task_id = submission.id().to_string();
+                    match self
+                        .lookup
+                        .lookup(std::slice::from_ref(&submission))
+                        .await
+                        .pop()
+                    {
+                        Some(Ok(Some(_))) => Outcome::Duplicate { task_id },
+                        Some(Ok(None)) => Outcome::Submitted { task_id },
+                        Some(Err(e)) => Outcome::Failed {
+                            task_id,
+                            transient: true,
+                            reason: error_chain(&e),
+                        },
+                        None => Outcome::Failed {
+                            task_id,
+                            transient: true,
+                            reason: "no answer from the lookup".into(),
+                        },
+                    }
+                }
+            };
+            reports.push(EventReport {
+                id: event.id.clone(),
+                blob: event.subject.clone(),
+                outcome,
+            });
+        }
+        reports
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcome: Outcome) -> EventReport {
+        EventReport {
+            id: "e".into(),
+            blob: None,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_failure_keeps_the_blob_and_a_rejection_quarantines_it() {
+        let submitted = || {
+            report(Outcome::Submitted {
+                task_id: "t".into(),
+            })
+        };
+        let rejected = || {
+            report(Outcome::Rejected {
+                reason: "foreign".into(),
+            })
+        };
+        let failed = || {
+            report(Outcome::Failed {
+                task_id: "t".into(),
+                transient: true,
+                reason: "503".into(),
+            })
+        };
+        let mut counts = RedriveReport::default();
+        assert_eq!(fate_of(&[submitted()], &mut counts), Fate::Redriven);
+        assert_eq!(
+            fate_of(&[submitted(), rejected()], &mut counts),
+            Fate::Quarantined("event e: foreign".into())
+        );
+        assert_eq!(fate_of(&[rejected(), failed()], &mut counts), Fate::Stays);
+        assert_eq!(
+            (
+                counts.counts.submitted,
+                counts.counts.rejected,
+                counts.counts.failed
+            ),
+            (2, 2, 1)
+        );
+    }
+
+    #[test]
+    fn reasons_become_valid_metadata_values() {
+        assert_eq!(header_safe("bad\nsubject é"), "bad?subject ?");
+        assert_eq!(header_safe(&"x".repeat(2000)).len(), 1024);
+    }
+}
