@@ -83,9 +83,11 @@ struct EventLine<'a> {
     dead_letter_blob: &'a str,
     id: &'a str,
     blob: Option<String>,
+    #[serde(rename = "deadLetterReason")]
     reason: Option<&'a str>,
+    #[serde(rename = "deliveryAttempts")]
     attempts: Option<u64>,
-    #[serde(rename = "lastOutcome")]
+    #[serde(rename = "lastDeliveryOutcome")]
     last_outcome: Option<&'a str>,
     #[serde(flatten)]
     outcome: &'a Outcome,
@@ -102,10 +104,11 @@ pub async fn run(
         .map_err(OpsError::from)?;
     let cli = cli_runner(settings)?;
     let intake = Intake::from_settings(settings, cli.runner.clone());
-    let dry = DryRun {
+    let mut dry = DryRun {
         filter: EventFilter::from_settings(settings),
         planner: Planner::from_settings(settings),
         lookup: cli.lookup.clone(),
+        would_submit: Default::default(),
     };
     let mut report = RedriveReport::default();
     let names: Vec<String> = container
@@ -328,10 +331,12 @@ struct DryRun {
     filter: EventFilter,
     planner: Planner,
     lookup: Arc<dyn TaskLookup>,
+    /// Ids this run would have submitted: a later event of the same version is a duplicate.
+    would_submit: std::collections::HashSet<String>,
 }
 
 impl DryRun {
-    async fn outcomes(&self, events: &[DeadLetteredEvent]) -> Vec<EventReport> {
+    async fn outcomes(&mut self, events: &[DeadLetteredEvent]) -> Vec<EventReport> {
         let now = OffsetDateTime::now_utc();
         let mut reports = Vec::with_capacity(events.len());
         for dead in events {
@@ -346,6 +351,7 @@ impl DryRun {
                 Verdict::Act(blob) => {
                     let submission = self.planner.plan(&blob, now);
                     let task_id = submission.id().to_string();
+                    let key = task_id.to_ascii_lowercase();
                     match self
                         .lookup
                         .lookup(std::slice::from_ref(&submission))
@@ -353,6 +359,9 @@ impl DryRun {
                         .pop()
                     {
                         Some(Ok(Some(_))) => Outcome::Duplicate { task_id },
+                        Some(Ok(None)) if !self.would_submit.insert(key) => {
+                            Outcome::Duplicate { task_id }
+                        }
                         Some(Ok(None)) => Outcome::Submitted { task_id },
                         Some(Err(e)) => Outcome::Failed {
                             task_id,

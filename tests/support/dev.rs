@@ -259,7 +259,7 @@ impl std::ops::Deref for Serve {
 impl Serve {
     /// Starts `blob2batch serve` with exactly `env` (nothing inherited but `PATH`) and waits until
     /// `GET /` answers, as the Functions host does.
-    pub fn start(env: &[(&str, String)]) -> Serve {
+    pub fn start<K: AsRef<std::ffi::OsStr>>(env: &[(K, String)]) -> Serve {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -269,7 +269,7 @@ impl Serve {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+            .envs(env.iter().map(|(k, v)| (k, v.as_str())));
         let process = Process::spawn(cmd, "blob2batch serve");
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -697,7 +697,10 @@ impl Ctx<'_> {
             .status(200)
             .header("etag", "0x8DE0000FA6E0002")
             .header("last-modified", "Sat, 14 Mar 2026 09:31:10 GMT")
-            .header("dataserviceid", format!("{}/jobs/{job_id}", self.shared.base_url))
+            .header(
+                "dataserviceid",
+                format!("{}/jobs/{job_id}", self.shared.base_url),
+            )
             .body(Body::empty())
             .expect("patch response")
     }
