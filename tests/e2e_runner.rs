@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use blob2batch::local::{
-    Engine, FailureCategory, FailureCode, LocalRunner, LocalRunnerOptions, RunnerEvent, TaskFailure,
+    Engine, FailureCategory, FailureCode, LocalRunner, LocalRunnerOptions, LocalSubmitter,
+    RunnerEvent, TaskFailure,
 };
 use blob2batch::runner::{Accepted, Submission, TaskRunner};
 use blob2batch::storage::{BlobHttpHeaders, StorageAccount};
@@ -501,4 +502,29 @@ async fn a_job_runs_its_job_manager_task_under_the_job_id() {
     }
     let json = f.read_output("j.txt.wordcount.json").await.unwrap();
     assert!(String::from_utf8_lossy(&json).contains("\"task\":\"wcjob-1\""));
+}
+
+#[tokio::test]
+async fn tasks_recorded_by_another_process_are_run_once() {
+    let f = fixture("adopt").await;
+    f.put("x.txt", "a b c d").await;
+    let runner = f.runner();
+    let mut events = runner.subscribe();
+    // What `reconcile` does with RUNNER=local: record the task, run nothing.
+    let submitter = LocalSubmitter::open(&f.work_dir).unwrap();
+    let items = [Submission::Task(f.task("wc-adopt-1", "x.txt"))];
+    assert_eq!(submitter.submit(&items).await[0], Ok(Accepted::Submitted));
+    assert_eq!(submitter.submit(&items).await[0], Ok(Accepted::Duplicate));
+    match finished(&mut events, "wc-adopt-1").await {
+        RunnerEvent::Done { .. } => {}
+        other => panic!("expected Done, got {other:?}"),
+    }
+    // The runner knows the id now: the same submission through it is a duplicate.
+    assert_eq!(
+        submit(&runner, f.task("wc-adopt-1", "x.txt")).await,
+        Accepted::Duplicate
+    );
+    let json = f.read_output("x.txt.wordcount.json").await.unwrap();
+    assert!(String::from_utf8_lossy(&json).contains("\"words\":4"));
+    runner.idle().await;
 }

@@ -1,0 +1,166 @@
+//! The operations commands against the local pipeline: `reconcile` records tasks for the work
+//! directory `dev` executes, `status` reads its records, `redrive` hands it dead letters; the
+//! real `blob2batch` and `wordcount` binaries, a real Azurite.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use blob2batch::storage::azurite::WELL_KNOWN_KEY;
+use blob2batch::storage::{BlobHttpHeaders, ContainerClient};
+use serde_json::{Value, json};
+use support::dev::Dev;
+
+fn env(work: &std::path::Path) -> Vec<(String, String)> {
+    let mut env = support::azurite::azurite().env();
+    env.extend([
+        ("RUNNER".to_string(), "local".to_string()),
+        ("LOCAL_WORK_DIR".into(), work.display().to_string()),
+        ("INPUT_CONTAINER".into(), "local-in".into()),
+        ("OUTPUT_CONTAINER".into(), "local-out".into()),
+        ("DEADLETTER_CONTAINER".into(), "local-dead".into()),
+    ]);
+    env
+}
+
+async fn cli(env: &[(String, String)], args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_blob2batch"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !stdout.contains(WELL_KNOWN_KEY) && !stdout.contains("sig="),
+        "{stdout}"
+    );
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    (output.status.code(), lines, stderr)
+}
+
+async fn container(name: &str) -> ContainerClient {
+    let container = support::azurite::azurite()
+        .account()
+        .container(name)
+        .unwrap();
+    container.create_if_missing().await.unwrap();
+    container
+}
+
+/// Waits until `status` says every listed blob succeeded with a current result.
+async fn until_all_succeeded(env: &[(String, String)], count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, rows, stderr) = cli(env, &["status", "--json"]).await;
+        assert_eq!(code, Some(0), "{stderr}");
+        if rows.len() == count
+            && rows
+                .iter()
+                .all(|r| r["state"] == "succeeded" && r["outputCurrent"] == true)
+        {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_commands_work_against_devs_local_runner() {
+    let work = tempfile::tempdir().unwrap();
+    let env = env(work.path());
+    let input = container("local-in").await;
+    container("local-out").await;
+    let dead = container("local-dead").await;
+    for (name, text) in [
+        ("a.txt", "one two"),
+        ("b.txt", "three"),
+        ("c.txt", "four five six"),
+    ] {
+        input
+            .upload_bytes(name, text.as_bytes().to_vec(), &BlobHttpHeaders::default())
+            .await
+            .unwrap();
+    }
+
+    // Uploaded while no pipeline ran: no event will come. reconcile records their tasks.
+    let (code, lines, stderr) = cli(&env, &["reconcile", "--json"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        lines.last().unwrap(),
+        &json!({"listed": 3, "submitted": 3, "duplicate": 0, "ignored": 0, "failed": 0})
+    );
+    let (_, rows, _) = cli(&env, &["status", "--json"]).await;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["state"] == "active"), "{rows:?}");
+
+    // dev runs what was recorded, and its feed's events for the same versions are duplicates.
+    let dev = Dev::start(&env, &[], work.path());
+    let rows = until_all_succeeded(&env, 3).await;
+    let a = rows.iter().find(|r| r["blob"] == "a.txt").unwrap();
+    assert_eq!(a["exitCode"], 0);
+    assert_eq!(a["output"], "a.txt.wordcount.json");
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        let received = dev.wait_for_line(Duration::from_secs(10), |l| {
+            l.starts_with("received") && l.contains(name)
+        });
+        assert!(received.contains("[duplicate]"), "{received}");
+    }
+    let (_, lines, _) = cli(&env, &["reconcile", "--json"]).await;
+    assert_eq!(lines.last().unwrap()["submitted"], 0);
+
+    // A dead-lettered event for a blob dev has not seen yet is redriven; dev runs it.
+    let etag = input
+        .upload_bytes("d.txt", b"seven".to_vec(), &BlobHttpHeaders::default())
+        .await
+        .unwrap()
+        .etag
+        .unwrap();
+    let url = support::azurite::azurite().url.clone();
+    dead.upload_bytes(
+        "SUB/2026/3/14/9/0001.json",
+        json!([{
+            "id": "dl-1", "eventType": "Microsoft.Storage.BlobCreated", "topic": "/t",
+            "subject": "/blobServices/default/containers/local-in/blobs/d.txt",
+            "eventTime": "2026-03-14T09:26:53Z", "dataVersion": "", "metadataVersion": "1",
+            "data": {"api": "PutBlob", "eTag": etag, "url": format!("{url}/local-in/d.txt")},
+            "deadLetterReason": "MaxDeliveryAttemptsExceeded", "deliveryAttempts": 30
+        }])
+        .to_string()
+        .into_bytes(),
+        &BlobHttpHeaders::default(),
+    )
+    .await
+    .unwrap();
+    let (code, lines, stderr) = cli(&env, &["redrive", "--json"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let counts = lines.last().unwrap();
+    assert_eq!(
+        counts["submitted"].as_u64().unwrap() + counts["duplicate"].as_u64().unwrap(),
+        1,
+        "{counts}"
+    );
+    until_all_succeeded(&env, 4).await;
+    assert!(
+        dead.properties("redriven/SUB/2026/3/14/9/0001.json")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // One task per blob version, whoever submitted it.
+    let tasks = std::fs::read_dir(work.path().join("tasks"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("result.json").is_file())
+        .count();
+    assert_eq!(tasks, 4, "{}", dev.output().join("\n"));
+    assert!(dev.stop().success());
+}
