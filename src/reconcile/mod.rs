@@ -10,8 +10,10 @@
 //!
 //! Whether results are current is read one of two ways: a run over everything lists the output
 //! container once (5,000 results per call); a windowed run (`--since`, the timer) asks for the
-//! properties of the few results its window concerns. A run may stop at a deadline between pages
-//! and say where to resume (the listing's continuation marker).
+//! properties of the few results its window concerns, and lists the output container instead
+//! once a page brings more than [`PROBE_LIMIT`] candidates, so a run never costs more than the
+//! cheaper of the two. A run may stop at a deadline between pages and say where to resume (the
+//! listing's continuation marker).
 
 pub mod cursor;
 pub mod timer;
@@ -32,6 +34,10 @@ use crate::storage::{BlobError, ContainerClient};
 
 /// Result properties read at once in a windowed run.
 const PROBES_IN_FLIGHT: usize = 16;
+
+/// A page with more candidates than this has their results found by listing the output container
+/// (5,000 a call) rather than by reading each one's properties.
+const PROBE_LIMIT: usize = 200;
 
 /// Where results of names too long for the natural result name go (see `plan`).
 const LONG_NAMES_PREFIX: &str = crate::plan::LONG_NAMES_PREFIX;
@@ -151,7 +157,7 @@ impl Reconciler {
         limits: &Limits,
         mut on_action: impl FnMut(&BlobAction),
     ) -> Result<Summary, ReconcileError> {
-        let listed_results = if scope.windowed() {
+        let mut listed_results = if scope.windowed() {
             None
         } else {
             Some(self.list_results(scope.prefix.as_deref()).await?)
@@ -189,6 +195,9 @@ impl Reconciler {
                     now,
                 );
                 candidates.push((entry, submission));
+            }
+            if listed_results.is_none() && candidates.len() > PROBE_LIMIT {
+                listed_results = Some(self.list_results(scope.prefix.as_deref()).await?);
             }
             let current = match &listed_results {
                 Some(results) => candidates

@@ -284,8 +284,18 @@ async fn run_with_storage(
         Engine::Process { wordcount_bin } => format!("wordcount {}", wordcount_bin.display()),
         Engine::Podman { image } => format!("podman image {image}"),
     };
+    // The operations commands find this pipeline by themselves only where its defaults are theirs.
+    let default_work_dir = std::env::temp_dir().join("blob2batch-local");
+    let operate = if work_dir == default_work_dir && options.persist.is_none() {
+        "blob2batch status | reconcile | redrive".to_string()
+    } else {
+        format!(
+            "LOCAL_WORK_DIR={} blob2batch status | reconcile | redrive",
+            work_dir.display()
+        )
+    };
     say(&format!(
-        "ready in {:.2} s\n  storage  {} ({storage_note})\n  input    {}/{input}\n  output   {}/{output}\n  handler  {handler_url}{}\n  runner   {engine_note}, work dir {}\n  drop files with: blob2batch put FILE...  (or Azure Storage Explorer / az storage blob upload against the emulator)",
+        "ready in {:.2} s\n  storage  {} ({storage_note})\n  input    {}/{input}\n  output   {}/{output}\n  handler  {handler_url}{}\n  runner   {engine_note}, work dir {}\n  drop files with: blob2batch put FILE...  (or Azure Storage Explorer / az storage blob upload against the emulator)\n  operate:  {operate}",
         started.elapsed().as_secs_f64(),
         account.url(),
         account.url(),
