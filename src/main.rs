@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use blob2batch::commands::console::{self, Problems, UsageError};
 use blob2batch::commands::dev::{self, DevOptions, LocalDefaults};
 use blob2batch::commands::put::{self, PutOptions};
-use blob2batch::commands::{console, reconcile, redrive, status};
+use blob2batch::commands::{reconcile, redrive, status};
 use blob2batch::config::Settings;
 use blob2batch::error_chain::error_chain;
 use blob2batch::shutdown::shutdown_signal;
@@ -159,13 +160,7 @@ fn main() -> ExitCode {
                     names,
                 };
                 operation("status", |settings| async move {
-                    status::run(&settings, &options, &mut std::io::stdout().lock())
-                        .await
-                        .map(|report| report.problems)
-                        .map_err(|e| {
-                            let usage = matches!(&e, status::StatusError::Setup(o) if o.is_usage());
-                            (Box::new(e) as Box<dyn std::error::Error>, usage)
-                        })
+                    status::run(&settings, &options, &mut std::io::stdout().lock()).await
                 })
                 .await
             }
@@ -182,26 +177,14 @@ fn main() -> ExitCode {
                     json,
                 };
                 operation("reconcile", |settings| async move {
-                    reconcile::run(&settings, &options, &mut std::io::stdout().lock())
-                        .await
-                        .map(|report| report.problems)
-                        .map_err(|e| {
-                            let usage = matches!(&e, reconcile::ReconcileCommandError::Setup(o) if o.is_usage());
-                            (Box::new(e) as Box<dyn std::error::Error>, usage)
-                        })
+                    reconcile::run(&settings, &options, &mut std::io::stdout().lock()).await
                 })
                 .await
             }
             Command::Redrive { dry_run, json } => {
                 let options = redrive::RedriveOptions { dry_run, json };
                 operation("redrive", |settings| async move {
-                    redrive::run(&settings, &options, &mut std::io::stdout().lock())
-                        .await
-                        .map(|report| report.problems)
-                        .map_err(|e| {
-                            let usage = matches!(&e, redrive::RedriveError::Setup(o) if o.is_usage());
-                            (Box::new(e) as Box<dyn std::error::Error>, usage)
-                        })
+                    redrive::run(&settings, &options, &mut std::io::stdout().lock()).await
                 })
                 .await
             }
@@ -211,17 +194,19 @@ fn main() -> ExitCode {
 
 /// Runs an operations command: its settings (exit code 2 when they are wrong), then `work`,
 /// which names what failed; exit code 1 when anything did, each failure on its own stderr line.
-async fn operation<F, Fut>(command: &str, work: F) -> ExitCode
+async fn operation<F, Fut, R, E>(command: &str, work: F) -> ExitCode
 where
     F: FnOnce(Settings) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<String>, (Box<dyn std::error::Error>, bool)>>,
+    Fut: std::future::Future<Output = Result<R, E>>,
+    R: Problems,
+    E: UsageError,
 {
     telemetry::init_with(false, std::io::stderr);
     let settings = match console::ops_settings() {
         Ok(settings) => settings,
         Err(error) => return failed(command, &error, true),
     };
-    match work(settings).await {
+    match work(settings).await.map(Problems::problems) {
         Ok(problems) if problems.is_empty() => ExitCode::SUCCESS,
         Ok(problems) => {
             for problem in &problems {
@@ -229,7 +214,7 @@ where
             }
             ExitCode::FAILURE
         }
-        Err((error, usage)) => failed(command, error.as_ref(), usage),
+        Err(error) => failed(command, &error, error.is_usage()),
     }
 }
 

@@ -40,12 +40,7 @@ async fn get_status(url: &str) -> (u16, String) {
 }
 
 async fn fresh_container(name: &str) -> ContainerClient {
-    let container = support::azurite::azurite()
-        .account()
-        .container(name)
-        .unwrap();
-    container.create_if_missing().await.unwrap();
-    container
+    support::storage::fresh_container(name).await
 }
 
 #[tokio::test]

@@ -3,38 +3,17 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use blob2batch::plan::task_id;
 use blob2batch::storage::azurite::{WELL_KNOWN_ACCOUNT, WELL_KNOWN_KEY};
 use blob2batch::storage::{BlobHttpHeaders, ContainerClient};
 use serde_json::{Value, json};
-use support::dev::Serve;
+use support::dev::{CliRun, Serve, run_cli};
 use support::fake_batch::{self, FakeBatch, FakeBatchConfig};
+use support::storage::fresh_container;
 
 const JOB: &str = "wordcount";
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The JSON objects of stdout, one per line.
-    fn json(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-            .collect()
-    }
-
-    /// The closing counts object of `--json`.
-    fn counts(&self) -> Value {
-        self.json().pop().expect("a counts line")
-    }
-}
 
 /// Settings of a Batch-backed run over containers `{name}-in`, `{name}-out`, `{name}-dead`.
 fn env(batch_url: &str, name: &str) -> Vec<(String, String)> {
@@ -56,36 +35,12 @@ fn env(batch_url: &str, name: &str) -> Vec<(String, String)> {
     ]
 }
 
-async fn cli(env: &[(String, String)], args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_blob2batch"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    let run = Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(
-        !all.contains(WELL_KNOWN_KEY) && !all.contains("sig=") && !all.contains(fake_batch::KEY),
-        "a secret was printed: {all}"
-    );
-    run
+async fn cli(env: &[(String, String)], args: &[&str]) -> CliRun {
+    run_cli(env, args).await
 }
 
 async fn container(name: &str) -> ContainerClient {
-    let container = support::azurite::azurite()
-        .account()
-        .container(name)
-        .unwrap();
-    container.create_if_missing().await.unwrap();
-    container
+    fresh_container(name).await
 }
 
 async fn upload(container: &ContainerClient, blob: &str, content: &str) -> String {

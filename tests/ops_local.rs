@@ -4,13 +4,12 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use blob2batch::storage::azurite::WELL_KNOWN_KEY;
-use blob2batch::storage::{BlobHttpHeaders, ContainerClient};
+use blob2batch::storage::BlobHttpHeaders;
 use serde_json::{Value, json};
-use support::dev::Dev;
+use support::dev::{Dev, run_cli};
+use support::storage::fresh_container;
 
 fn env(work: &std::path::Path) -> Vec<(String, String)> {
     let mut env = support::azurite::azurite().env();
@@ -25,35 +24,8 @@ fn env(work: &std::path::Path) -> Vec<(String, String)> {
 }
 
 async fn cli(env: &[(String, String)], args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_blob2batch"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        !stdout.contains(WELL_KNOWN_KEY) && !stdout.contains("sig="),
-        "{stdout}"
-    );
-    let lines = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
-    (output.status.code(), lines, stderr)
-}
-
-async fn container(name: &str) -> ContainerClient {
-    let container = support::azurite::azurite()
-        .account()
-        .container(name)
-        .unwrap();
-    container.create_if_missing().await.unwrap();
-    container
+    let run = run_cli(env, args).await;
+    (run.code, run.json(), run.stderr)
 }
 
 /// Waits until `status` says every listed blob succeeded with a current result.
@@ -78,9 +50,9 @@ async fn until_all_succeeded(env: &[(String, String)], count: usize) -> Vec<Valu
 async fn the_commands_work_against_devs_local_runner() {
     let work = tempfile::tempdir().unwrap();
     let env = env(work.path());
-    let input = container("local-in").await;
-    container("local-out").await;
-    let dead = container("local-dead").await;
+    let input = fresh_container("local-in").await;
+    fresh_container("local-out").await;
+    let dead = fresh_container("local-dead").await;
     for (name, text) in [
         ("a.txt", "one two"),
         ("b.txt", "three"),

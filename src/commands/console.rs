@@ -78,3 +78,13 @@ pub fn json_line(out: &mut impl Write, value: &impl serde::Serialize) {
         let _ = writeln!(out, "{text}");
     }
 }
+
+/// What an operations command leaves to report: the failures it went on past, one per line.
+pub trait Problems {
+    fn problems(self) -> Vec<String>;
+}
+
+/// Whether a command's error is the caller's (exit code 2) rather than a failure at run time.
+pub trait UsageError: std::error::Error + 'static {
+    fn is_usage(&self) -> bool;
+}

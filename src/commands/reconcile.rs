@@ -116,3 +116,15 @@ pub async fn run(
     }
     Ok(ReconcileReport { counts, problems })
 }
+
+impl super::console::Problems for ReconcileReport {
+    fn problems(self) -> Vec<String> {
+        self.problems
+    }
+}
+
+impl super::console::UsageError for ReconcileCommandError {
+    fn is_usage(&self) -> bool {
+        matches!(self, ReconcileCommandError::Setup(e) if e.is_usage())
+    }
+}

@@ -386,6 +386,18 @@ impl DryRun {
     }
 }
 
+impl super::console::Problems for RedriveReport {
+    fn problems(self) -> Vec<String> {
+        self.problems
+    }
+}
+
+impl super::console::UsageError for RedriveError {
+    fn is_usage(&self) -> bool {
+        matches!(self, RedriveError::Setup(e) if e.is_usage())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -359,6 +359,18 @@ fn table_line(row: &BlobStatus, palette: Palette) -> String {
     text
 }
 
+impl super::console::Problems for StatusReport {
+    fn problems(self) -> Vec<String> {
+        self.problems
+    }
+}
+
+impl super::console::UsageError for StatusError {
+    fn is_usage(&self) -> bool {
+        matches!(self, StatusError::Setup(e) if e.is_usage())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -284,3 +284,53 @@ impl Serve {
         Serve { process, url }
     }
 }
+
+/// What a finished `blob2batch` command printed and how it exited.
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// The JSON objects of stdout, one per line.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    }
+
+    /// The closing object of a `--json` run.
+    pub fn counts(&self) -> serde_json::Value {
+        self.json().pop().expect("a counts line")
+    }
+}
+
+/// Runs `blob2batch ARGS` with exactly `env` (and `PATH`) to its end, and checks that nothing it
+/// printed holds a secret of the test fixtures (keys, SAS signatures).
+pub async fn run_cli(env: &[(String, String)], args: &[&str]) -> CliRun {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_blob2batch"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run blob2batch");
+    let run = CliRun {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    let all = format!("{}{}", run.stdout, run.stderr);
+    for secret in [
+        blob2batch::storage::azurite::WELL_KNOWN_KEY,
+        super::fake_batch::KEY,
+        "sig=",
+    ] {
+        assert!(!all.contains(secret), "a secret was printed: {all}");
+    }
+    run
+}

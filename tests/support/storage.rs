@@ -65,3 +65,10 @@ pub async fn read_if_exists(
         Err(e) => Err(e),
     }
 }
+
+/// A container of the test Azurite, created when missing.
+pub async fn fresh_container(name: &str) -> ContainerClient {
+    let container = super::azurite::azurite().account().container(name).unwrap();
+    container.create_if_missing().await.unwrap();
+    container
+}
