@@ -101,7 +101,10 @@ async fn reconcile_submits_what_no_event_brought_exactly_once() {
     );
     assert!(fake.task_ids(JOB).is_empty(), "a dry run submitted");
 
-    let first = cli(&env, &["reconcile", "--json"]).await;
+    // At the finest log level too, nothing secret is printed (run_cli checks every run).
+    let mut traced = env.clone();
+    traced.push(("RUST_LOG".into(), "trace".into()));
+    let first = cli(&traced, &["reconcile", "--json"]).await;
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     assert_eq!(
         first.counts(),
@@ -368,7 +371,9 @@ async fn redrive_settles_quarantines_and_keeps_dead_letters() {
         "a dry run moved something"
     );
 
-    let run = cli(&env, &["redrive", "--json"]).await;
+    let mut traced = env.clone();
+    traced.push(("RUST_LOG".into(), "trace".into()));
+    let run = cli(&traced, &["redrive", "--json"]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(
         run.counts(),

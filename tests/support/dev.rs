@@ -328,9 +328,21 @@ pub async fn run_cli(env: &[(String, String)], args: &[&str]) -> CliRun {
     for secret in [
         blob2batch::storage::azurite::WELL_KNOWN_KEY,
         super::fake_batch::KEY,
-        "sig=",
     ] {
-        assert!(!all.contains(secret), "a secret was printed: {all}");
+        assert!(!all.contains(secret), "a key was printed: {all}");
+    }
+    assert!(
+        !all.contains(&format!("SharedKey {}:", super::fake_batch::ACCOUNT)),
+        "a Shared Key signature was printed: {all}"
+    );
+    // A SAS may be named, never shown: its signature must read redacted wherever it appears.
+    for (at, _) in all.match_indices("sig=") {
+        let value = &all[at + 4..];
+        assert!(
+            value.starts_with("REDACTED") || value.starts_with("<redacted>"),
+            "a SAS signature was printed: {}",
+            &all[at.saturating_sub(200)..(at + 80).min(all.len())]
+        );
     }
     run
 }
