@@ -11,7 +11,7 @@ use crate::batch::{
     RetryOptions, entra_credential_from_env,
 };
 use crate::config::{BatchAuth, BatchSettings, RunnerSettings, Settings};
-use crate::http::{AppState, WebhookKey, app};
+use crate::http::{AppState, WebhookKey, app_with_body_limit};
 use crate::intake::Intake;
 use crate::local::{LocalRunner, LocalRunnerError, LocalRunnerOptions};
 use crate::runner::TaskRunner;
@@ -92,7 +92,7 @@ impl Application {
         Ok(Application {
             listener,
             port,
-            router: app(state),
+            router: app_with_body_limit(state, settings.http.max_body_bytes),
         })
     }
 
