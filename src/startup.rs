@@ -10,8 +10,8 @@ use crate::batch::{
     BatchClient, BatchClientOptions, BatchConfigError, BatchCredential, BatchTaskRunner,
     RetryOptions, entra_credential_from_env,
 };
-use crate::config::{BatchAuth, BatchSettings, RunnerSettings, Settings};
-use crate::http::{AppState, WebhookKey, app_with_body_limit};
+use crate::config::{BatchAuth, BatchSettings, HttpSettings, RunnerSettings, Settings};
+use crate::http::{AppState, WebhookKey, app_with_body_limit, server};
 use crate::intake::Intake;
 use crate::local::{LocalRunner, LocalRunnerError, LocalRunnerOptions};
 use crate::runner::TaskRunner;
@@ -70,6 +70,7 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     router: axum::Router,
+    http: HttpSettings,
 }
 
 impl Application {
@@ -93,6 +94,7 @@ impl Application {
             listener,
             port,
             router: app_with_body_limit(state, settings.http.max_body_bytes),
+            http: settings.http,
         })
     }
 
@@ -106,8 +108,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), std::io::Error> {
         tracing::info!(port = self.port, "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        server::serve(self.listener, self.router, &self.http, shutdown).await;
+        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 pub mod body;
 pub mod error;
 pub mod host;
+pub mod server;
 pub mod state;
 pub mod webhook;
 
