@@ -49,6 +49,8 @@ pub struct Settings {
     /// Where Event Grid writes the events it could not deliver (`redrive` reads it).
     pub deadletter_container: String,
     pub reconcile: ReconcileSettings,
+    /// What `serve` allows a client: body size, time to send a request, connections.
+    pub http: HttpSettings,
 }
 
 /// What the `Reconcile` timer looks at, and how long one run may take.
@@ -60,6 +62,37 @@ pub struct ReconcileSettings {
     pub grace: Duration,
     /// The longest one timer run works before it answers (and resumes in the next run).
     pub budget: Duration,
+}
+
+/// The limits `serve` puts on every client (the `HTTP_*` settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// The largest request body read; a larger one is answered 413.
+    pub max_body_bytes: usize,
+    /// How long a request head may take: from the accept for the first request of a connection,
+    /// from the head's first byte for later ones. Past it the connection is closed, after a 408
+    /// if part of a head had arrived.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    pub idle_timeout: Duration,
+    /// How long a request body may take to arrive once its head has.
+    pub body_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            // Event Grid sends at most 1 MB per delivery; the host's string encoding of the event
+            // escapes every quote twice, which can more than double that.
+            max_body_bytes: 4 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -223,6 +256,7 @@ impl Settings {
         let webhook_key = r.get("WEBHOOK_KEY").map(SecretString::from);
         let deadletter_container = r.container("DEADLETTER_CONTAINER", "deadletter");
         let reconcile = r.reconcile();
+        let http = r.http();
 
         match (storage, runner, access) {
             (Some(storage), Some(runner), Some(access)) if r.problems.is_empty() => Ok(Settings {
@@ -245,6 +279,7 @@ impl Settings {
                 webhook_key,
                 deadletter_container,
                 reconcile,
+                http,
             }),
             _ => Err(ConfigError {
                 problems: r.problems,
@@ -526,6 +561,54 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 Duration::from_secs(10),
                 Duration::from_secs(240),
             ),
+        }
+    }
+
+    fn http(&mut self) -> HttpSettings {
+        let default = HttpSettings::default();
+        // Below 1 MiB a full Event Grid delivery (1 MB) would be refused; above 64 MiB a handful of
+        // clients could make the handler hold more memory than its plan has.
+        let (min_body, max_body) = (1024 * 1024, 64 * 1024 * 1024);
+        let second = Duration::from_secs(1);
+        let max_body_bytes = self
+            .parse(
+                "HTTP_MAX_BODY_BYTES",
+                &format!("a whole number of bytes from {min_body} to {max_body}"),
+                |v| {
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (min_body..=max_body).contains(n))
+                },
+            )
+            .unwrap_or(default.max_body_bytes);
+        let max_connections = self
+            .parse(
+                "HTTP_MAX_CONNECTIONS",
+                "a whole number from 1 to 65536",
+                |v| v.parse::<usize>().ok().filter(|n| (1..=65_536).contains(n)),
+            )
+            .unwrap_or(default.max_connections);
+        HttpSettings {
+            max_body_bytes,
+            header_timeout: self.duration(
+                "HTTP_HEADER_TIMEOUT",
+                default.header_timeout,
+                second,
+                Duration::from_secs(300),
+            ),
+            idle_timeout: self.duration(
+                "HTTP_IDLE_TIMEOUT",
+                default.idle_timeout,
+                second,
+                Duration::from_secs(3600),
+            ),
+            body_timeout: self.duration(
+                "HTTP_BODY_TIMEOUT",
+                default.body_timeout,
+                second,
+                Duration::from_secs(300),
+            ),
+            max_connections,
         }
     }
 
@@ -992,6 +1075,80 @@ mod tests {
             ))
             .is_err()
         );
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_bounds() {
+        let s = settings(&batch_minimal()).unwrap();
+        assert_eq!(s.http, HttpSettings::default());
+        assert_eq!(s.http.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(s.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(s.http.idle_timeout, Duration::from_secs(120));
+        assert_eq!(s.http.body_timeout, Duration::from_secs(30));
+        assert_eq!(s.http.max_connections, 1024);
+
+        let s = settings(&with(
+            batch_minimal(),
+            &[
+                ("HTTP_MAX_BODY_BYTES", "1048576"),
+                ("HTTP_HEADER_TIMEOUT", "PT1S"),
+                ("HTTP_IDLE_TIMEOUT", "PT1H"),
+                ("HTTP_BODY_TIMEOUT", "PT5M"),
+                ("HTTP_MAX_CONNECTIONS", "1"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(
+            s.http,
+            HttpSettings {
+                max_body_bytes: 1024 * 1024,
+                header_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(3600),
+                body_timeout: Duration::from_secs(300),
+                max_connections: 1,
+            }
+        );
+
+        for (name, value, expected) in [
+            (
+                "HTTP_MAX_BODY_BYTES",
+                "1048575",
+                "HTTP_MAX_BODY_BYTES must be a whole number of bytes from 1048576 to 67108864",
+            ),
+            (
+                "HTTP_MAX_BODY_BYTES",
+                "4MiB",
+                "HTTP_MAX_BODY_BYTES must be a whole number of bytes from 1048576 to 67108864",
+            ),
+            (
+                "HTTP_HEADER_TIMEOUT",
+                "PT0S",
+                "HTTP_HEADER_TIMEOUT must be an ISO 8601 duration from PT1S to PT5M",
+            ),
+            (
+                "HTTP_IDLE_TIMEOUT",
+                "P1D",
+                "HTTP_IDLE_TIMEOUT must be an ISO 8601 duration from PT1S to PT1H",
+            ),
+            (
+                "HTTP_BODY_TIMEOUT",
+                "30s",
+                "HTTP_BODY_TIMEOUT must be an ISO 8601 duration from PT1S to PT5M",
+            ),
+            (
+                "HTTP_MAX_CONNECTIONS",
+                "0",
+                "HTTP_MAX_CONNECTIONS must be a whole number from 1 to 65536",
+            ),
+            (
+                "HTTP_MAX_CONNECTIONS",
+                "65537",
+                "HTTP_MAX_CONNECTIONS must be a whole number from 1 to 65536",
+            ),
+        ] {
+            let err = settings(&with(batch_minimal(), &[(name, value)])).unwrap_err();
+            assert_eq!(err.problems, vec![expected.to_owned()], "{name}={value}");
+        }
     }
 
     #[test]

@@ -8,6 +8,9 @@ use serde_json::Value;
 
 pub const BLOB_CREATED: &str = "Microsoft.Storage.BlobCreated";
 pub const SUBSCRIPTION_VALIDATION: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
+/// The most events one delivery may hold: Event Grid never batches more (its `maxEventsPerBatch`
+/// stops at 5,000), so a longer array did not come from Event Grid.
+pub const MAX_EVENTS_PER_DELIVERY: usize = 5_000;
 
 /// One event, either schema.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +28,8 @@ pub enum EventError {
     NotJson(String),
     #[error("the delivery is empty")]
     Empty,
+    #[error("the delivery holds {0} events; at most {MAX_EVENTS_PER_DELIVERY} are accepted")]
+    TooMany(usize),
     #[error("an event must be a JSON object, found {0}")]
     NotAnObject(&'static str),
     #[error("the event has neither `eventType` (Event Grid schema) nor `type` (CloudEvents)")]
@@ -44,6 +49,9 @@ pub fn parse_delivery(body: &[u8]) -> Result<Vec<Event>, EventError> {
 pub fn parse_events(value: Value) -> Result<Vec<Event>, EventError> {
     match value {
         Value::Array(items) if items.is_empty() => Err(EventError::Empty),
+        Value::Array(items) if items.len() > MAX_EVENTS_PER_DELIVERY => {
+            Err(EventError::TooMany(items.len()))
+        }
         Value::Array(items) => items.into_iter().map(parse_event).collect(),
         other => Ok(vec![parse_event(other)?]),
     }
@@ -130,6 +138,16 @@ mod tests {
             Err(EventError::NotJson(_))
         ));
         assert_eq!(parse_delivery(b"[]"), Err(EventError::Empty));
+        // The count is checked before any event is read: 5,000 get as far as the first event.
+        let objects = |n: usize| format!("[{}{{}}]", "{},".repeat(n - 1));
+        assert_eq!(
+            parse_delivery(objects(MAX_EVENTS_PER_DELIVERY).as_bytes()),
+            Err(EventError::UnknownSchema)
+        );
+        assert_eq!(
+            parse_delivery(objects(MAX_EVENTS_PER_DELIVERY + 1).as_bytes()),
+            Err(EventError::TooMany(MAX_EVENTS_PER_DELIVERY + 1))
+        );
         assert_eq!(
             parse_delivery(b"[1]"),
             Err(EventError::NotAnObject("a number"))

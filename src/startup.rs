@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::batch::{BatchConfigError, BatchTaskRunner};
-use crate::config::{BatchSettings, RunnerSettings, Settings};
-use crate::http::{AppState, app};
+use crate::config::{BatchSettings, HttpSettings, RunnerSettings, Settings};
+use crate::http::{AppState, app_with_body_limit, server};
 use crate::local::{LocalRunner, LocalRunnerError, LocalRunnerOptions};
 use crate::ops::batch_client;
 use crate::runner::TaskRunner;
@@ -53,6 +53,7 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     router: axum::Router,
+    http: HttpSettings,
 }
 
 impl Application {
@@ -72,7 +73,8 @@ impl Application {
         Ok(Application {
             listener,
             port,
-            router: app(state),
+            router: app_with_body_limit(state, settings.http.max_body_bytes),
+            http: settings.http,
         })
     }
 
@@ -86,8 +88,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), std::io::Error> {
         tracing::info!(port = self.port, "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        server::serve(self.listener, self.router, &self.http, shutdown).await;
+        Ok(())
     }
 }

@@ -9,9 +9,10 @@
 //!
 //! The event arrives as an object or as a JSON string holding JSON, sometimes twice over,
 //! depending on the host version: we unwrap up to three levels and never compare raw text.
+//!
+//! Whatever goes wrong, the answer keeps that shape, a body too large or too slow included.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::body::{BodyError, ReadBody};
+use super::error::close_after;
 use super::state::AppState;
 use crate::event::{EventError, parse_events};
 use crate::headers::header_str;
@@ -61,6 +64,15 @@ pub enum InvocationError {
     Event(#[from] EventError),
 }
 
+impl InvocationError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            InvocationError::Event(EventError::TooMany(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 /// The event value inside a binding, whichever way the host encoded it.
 pub fn decode_binding(mut value: Value) -> Result<Value, InvocationError> {
     for _ in 0..MAX_ENCODING_LEVELS {
@@ -79,22 +91,28 @@ pub fn decode_binding(mut value: Value) -> Result<Value, InvocationError> {
 }
 
 /// `POST /BlobCreated`.
-pub async fn invoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn invoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<ReadBody, BodyError>,
+) -> Response {
     let invocation_id = header_str(&headers, "x-azure-functions-invocationid")
         .unwrap_or("-")
         .to_owned();
     let span =
         tracing::info_span!("invocation", invocation_id = %invocation_id, function = "BlobCreated");
     async move {
+        let body = match body {
+            Ok(ReadBody(body)) => body,
+            Err(error) => {
+                let mut response = reject(error.status(), &error);
+                close_after(&mut response);
+                return response;
+            }
+        };
         let events = match decode_invocation(&body) {
             Ok(events) => events,
-            Err(error) => {
-                return respond(
-                    StatusCode::BAD_REQUEST,
-                    vec![format!("rejected: {error}")],
-                    serde_json::json!({ "error": error.to_string() }),
-                );
-            }
+            Err(error) => return reject(error.status(), &error),
         };
         let report = state.intake.handle(events).await;
         respond_with_report(report)
@@ -118,6 +136,14 @@ fn decode_invocation(body: &[u8]) -> Result<Vec<crate::event::Event>, Invocation
         .remove(BINDING_NAME)
         .ok_or(InvocationError::MissingBinding)?;
     Ok(parse_events(decode_binding(binding)?)?)
+}
+
+fn reject(status: StatusCode, error: &dyn std::error::Error) -> Response {
+    respond(
+        status,
+        vec![format!("rejected: {error}")],
+        serde_json::json!({ "error": error.to_string() }),
+    )
 }
 
 fn respond_with_report(report: DeliveryReport) -> Response {

@@ -1,23 +1,29 @@
 //! The HTTP surface: one router for the Functions host's calls and direct Event Grid deliveries.
 
+pub mod body;
 pub mod error;
 pub mod host;
+pub mod server;
 pub mod state;
 pub mod timer;
 pub mod webhook;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 pub use state::{AppState, WebhookKey};
 
-/// Event Grid batches are at most 1 MB; the host's double encoding can nearly double that.
-const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+use body::BodyLimit;
 
-/// The router, without a listener: tests drive it with `oneshot`.
+/// The router with the default body limit, without a listener: tests drive it with `oneshot`.
 pub fn app(state: AppState) -> Router {
+    app_with_body_limit(state, BodyLimit::default().0)
+}
+
+/// The router, refusing request bodies above `max_body_bytes` (`HTTP_MAX_BODY_BYTES`).
+pub fn app_with_body_limit(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         // The host's readiness probe: any answer will do, so answer at once.
         .route("/", get(|| async { StatusCode::OK }))
@@ -27,6 +33,8 @@ pub fn app(state: AppState) -> Router {
             "/api/events",
             post(webhook::deliver).options(webhook::handshake),
         )
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // `ReadBody` reads the limit from here; `DefaultBodyLimit` holds any other extractor to it.
+        .layer(Extension(BodyLimit(max_body_bytes)))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

@@ -3,17 +3,18 @@
 //! Handles both schemas, batched or not, and both validation handshakes: the Event Grid schema's
 //! `SubscriptionValidation` event (answered with its code) and the CloudEvents `OPTIONS` request
 //! (answered with `WebHook-Allowed-Origin`). Status codes follow Event Grid's retry rules: 200 is
-//! success, 400 is dead-lettered at once, 503 and 500 are retried.
+//! success, 400 and 413 are dead-lettered at once, 503 and 500 are retried.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use super::body::ReadBody;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::event::{SUBSCRIPTION_VALIDATION, parse_delivery};
@@ -24,14 +25,36 @@ pub struct KeyQuery {
     code: Option<String>,
 }
 
+/// The `WEBHOOK_KEY` check, as an extractor: it runs before the body is read, so that a caller
+/// without the key cannot make the handler receive and buffer a body.
+pub struct Authorized;
+
+impl FromRequestParts<AppState> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.webhook_key else {
+            return Ok(Authorized);
+        };
+        // A query string that does not parse carries no key.
+        let code = Query::<KeyQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|Query(query)| query.code);
+        if expected.matches(code.as_deref().unwrap_or("")) {
+            Ok(Authorized)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
 /// `POST /api/events`.
 pub async fn deliver(
+    _: Authorized,
     State(state): State<AppState>,
-    Query(query): Query<KeyQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    ReadBody(body): ReadBody,
 ) -> Result<Response, ApiError> {
-    check_key(&state, &query)?;
     let kind = header_str(&headers, "aeg-event-type").unwrap_or("Notification");
     let delivery_count = header_str(&headers, "aeg-delivery-count").unwrap_or("-");
     let subscription = header_str(&headers, "aeg-subscription-name").unwrap_or("-");
@@ -43,7 +66,7 @@ pub async fn deliver(
             tracing::info!("subscription deleted");
             return Ok(Json(json!({})).into_response());
         }
-        let events = parse_delivery(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let events = parse_delivery(&body)?;
         if kind.eq_ignore_ascii_case("SubscriptionValidation")
             || events
                 .iter()
@@ -76,12 +99,7 @@ pub async fn deliver(
 }
 
 /// `OPTIONS /api/events`: the CloudEvents abuse-protection handshake.
-pub async fn handshake(
-    State(state): State<AppState>,
-    Query(query): Query<KeyQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    check_key(&state, &query)?;
+pub async fn handshake(_: Authorized, headers: HeaderMap) -> Result<Response, ApiError> {
     let origin = header_str(&headers, "webhook-request-origin")
         .ok_or_else(|| ApiError::BadRequest("WebHook-Request-Origin is missing".into()))?;
     let origin = HeaderValue::from_str(origin)
@@ -102,13 +120,4 @@ pub async fn handshake(
         ],
     )
         .into_response())
-}
-
-fn check_key(state: &AppState, query: &KeyQuery) -> Result<(), ApiError> {
-    match &state.webhook_key {
-        Some(expected) if !expected.matches(query.code.as_deref().unwrap_or("")) => {
-            Err(ApiError::Unauthorized)
-        }
-        _ => Ok(()),
-    }
 }
