@@ -49,13 +49,33 @@ pub enum IgnoreReason {
 impl fmt::Display for IgnoreReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IgnoreReason::EventType(t) => write!(f, "event type {t} is not handled"),
-            IgnoreReason::Container(c) => write!(f, "container {c} is not the input container"),
-            IgnoreReason::Api(a) => write!(f, "api {a} does not commit a blob"),
+            IgnoreReason::EventType(t) => {
+                write!(f, "event type {} is not handled", clip(t, SHOWN_CHARS))
+            }
+            IgnoreReason::Container(c) => write!(
+                f,
+                "container {} is not the input container",
+                clip(c, SHOWN_CHARS)
+            ),
+            IgnoreReason::Api(a) => {
+                write!(f, "api {} does not commit a blob", clip(a, SHOWN_CHARS))
+            }
             IgnoreReason::FolderMarker => write!(f, "folder marker"),
             IgnoreReason::Prefix => write!(f, "name does not start with INPUT_PREFIX"),
             IgnoreReason::Suffix => write!(f, "name does not end with INPUT_SUFFIX"),
         }
+    }
+}
+
+/// How much of a field an event chose is repeated in reasons and logs: enough to recognise it,
+/// never the megabytes a hostile delivery may put there.
+const SHOWN_CHARS: usize = 128;
+
+/// `text`, cut to `max` characters with `…` when it is longer.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -156,7 +176,7 @@ impl EventFilter {
         }
         let path = self
             .path_in_account(url)
-            .ok_or_else(|| RejectReason::ForeignAccount(origin_of(url)))?;
+            .ok_or_else(|| RejectReason::ForeignAccount(clip(&origin_of(url), SHOWN_CHARS)))?;
         let decoded = percent_decode_str(path)
             .decode_utf8()
             .map_err(|_| RejectReason::UrlMismatch)?;
@@ -381,6 +401,23 @@ mod tests {
             );
             assert!(matches!(filter().classify(&e), Verdict::Act(_)), "{api}");
         }
+    }
+
+    #[test]
+    fn reasons_repeat_only_the_start_of_what_an_event_says() {
+        let mut huge = blob_event("a", "a");
+        huge.event_type = "x".repeat(1_000_000);
+        let Verdict::Ignore(reason) = filter().classify(&huge) else {
+            panic!("ignored")
+        };
+        let text = reason.to_string();
+        assert!(text.len() < 200, "{} bytes", text.len());
+        assert!(
+            text.starts_with("event type xxx") && text.contains('…'),
+            "{text}"
+        );
+        assert_eq!(clip("résumé", 3), "rés…");
+        assert_eq!(clip("short", 10), "short");
     }
 
     #[test]

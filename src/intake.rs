@@ -13,7 +13,11 @@ use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::event::Event;
-use crate::filter::{EventFilter, Verdict};
+use crate::filter::{EventFilter, Verdict, clip};
+
+/// A blob subject is its prefix and a name of at most 1,024 characters; what is longer is an
+/// event's own invention and is not repeated in full.
+const MAX_SUBJECT_CHARS: usize = 1100;
 use crate::plan::Planner;
 use crate::runner::{Accepted, Submission, SubmitError, TaskRunner};
 
@@ -190,14 +194,14 @@ impl Intake {
                 }
                 Verdict::Ignore(reason) => reports.push(EventReport {
                     id: event.id.clone(),
-                    blob: event.subject.clone(),
+                    blob: event.subject.as_deref().map(|s| clip(s, MAX_SUBJECT_CHARS)),
                     outcome: Outcome::Ignored {
                         reason: reason.to_string(),
                     },
                 }),
                 Verdict::Reject(reason) => reports.push(EventReport {
                     id: event.id.clone(),
-                    blob: event.subject.clone(),
+                    blob: event.subject.as_deref().map(|s| clip(s, MAX_SUBJECT_CHARS)),
                     outcome: Outcome::Rejected {
                         reason: reason.to_string(),
                     },

@@ -181,7 +181,12 @@ impl LocalRunner {
                 store,
                 seen: Mutex::new(ids.into_iter().collect()),
                 events,
-                http: reqwest::Client::new(),
+                // Azurite (Node) drops idle connections after 5 s; a pooled connection reused
+                // after that is reset mid-request.
+                http: reqwest::Client::builder()
+                    .pool_idle_timeout(Duration::from_secs(2))
+                    .build()
+                    .unwrap_or_default(),
                 running: Mutex::new(JoinSet::new()),
                 pending,
                 _lock: lock,
@@ -480,15 +485,19 @@ impl LocalRunner {
             std::fs::create_dir_all(parent)
                 .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
         }
-        http_download_to_file(&self.inner.http, &file.http_url, &path)
-            .await
-            .map_err(|e| {
-                fail(format!(
-                    "downloading `{}` from {} failed: {e}",
-                    file.file_path,
-                    redact_sas(&file.http_url)
-                ))
-            })?;
+        let mut download = http_download_to_file(&self.inner.http, &file.http_url, &path).await;
+        // A connection that failed before an answer (no status) is worth one more try, as the
+        // Batch node agent retries its downloads.
+        if download.as_ref().is_err_and(|e| e.status().is_none()) {
+            download = http_download_to_file(&self.inner.http, &file.http_url, &path).await;
+        }
+        download.map_err(|e| {
+            fail(format!(
+                "downloading `{}` from {} failed: {e}",
+                file.file_path,
+                redact_sas(&file.http_url)
+            ))
+        })?;
         if let Some(mode) = &file.file_mode {
             set_mode(&path, mode);
         }
