@@ -26,12 +26,14 @@
 //! chunking and per-item retries, `transport` one logical request and its attempts, `shared_key`
 //! and `credential` the two ways to authorize, `retry` the backoff and budget, `error` what a
 //! failed call says, `models` the answers we read, `task_runner` the [`crate::runner::TaskRunner`]
-//! on top of it all.
+//! on top of it all, and `group_commit` the queue in front of it that lets concurrent invocations
+//! share Add Task Collection calls.
 
 pub mod client;
 pub mod collection;
 pub mod credential;
 pub mod error;
+pub mod group_commit;
 pub mod models;
 pub mod retry;
 mod shared_key;
@@ -44,5 +46,6 @@ pub use credential::{
     select_entra_credential,
 };
 pub use error::{BatchConfigError, BatchError, BatchErrorKind};
+pub use group_commit::{GroupCommitOptions, GroupCommitRunner, SubmitUntil};
 pub use retry::{MAX_RETRY_BUDGET, RetryOptions};
 pub use task_runner::BatchTaskRunner;
