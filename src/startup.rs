@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::batch::{
     BatchClient, BatchClientOptions, BatchConfigError, BatchCredential, BatchTaskRunner,
-    RetryOptions, entra_credential_from_env,
+    GroupCommitOptions, GroupCommitRunner, RetryOptions, entra_credential_from_env,
 };
 use crate::config::{BatchAuth, BatchSettings, RunnerSettings, Settings};
 use crate::http::{AppState, WebhookKey, app};
@@ -34,7 +34,14 @@ pub enum StartupError {
 /// (the Functions host gives a handler seconds to answer its first probe).
 pub fn runner_from_settings(settings: &Settings) -> Result<Arc<dyn TaskRunner>, StartupError> {
     match &settings.runner {
-        RunnerSettings::Batch(batch) => Ok(Arc::new(batch_runner(batch)?)),
+        // Concurrent invocations share Add Task Collection calls, at most `max_in_flight` at once.
+        RunnerSettings::Batch(batch) => Ok(Arc::new(GroupCommitRunner::new(
+            batch_runner(batch)?,
+            GroupCommitOptions {
+                max_in_flight: batch.max_in_flight,
+                budget: batch.retry_budget,
+            },
+        ))),
         RunnerSettings::Local(local) => Ok(Arc::new(LocalRunner::new(
             LocalRunnerOptions::from_settings(local)?,
         )?)),
