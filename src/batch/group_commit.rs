@@ -30,7 +30,7 @@ use super::task_runner::BatchTaskRunner;
 use crate::runner::{BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
 
 /// Group calls in flight when `BATCH_MAX_IN_FLIGHT` is not set.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 3;
 
 /// The largest `BATCH_MAX_IN_FLIGHT` accepted.
 pub const MAX_MAX_IN_FLIGHT: usize = 64;
