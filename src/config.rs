@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::account_key::AccountKey;
 use crate::batch::MAX_RETRY_BUDGET;
+use crate::batch::group_commit::{DEFAULT_MAX_IN_FLIGHT, MAX_MAX_IN_FLIGHT};
 use crate::duration::{format_iso8601, parse_iso8601};
 use crate::loopback::is_loopback_url;
 use crate::storage::key::StorageAccountKey;
@@ -124,6 +125,9 @@ pub struct BatchSettings {
     pub submit_mode: SubmitMode,
     /// Total time one submission may take, retries included (at most [`MAX_RETRY_BUDGET`]).
     pub retry_budget: Duration,
+    /// Add Task (Collection) calls in flight at once; the tasks of further invocations queue and
+    /// share the next call.
+    pub max_in_flight: usize,
 }
 
 /// How the Batch client proves who it is.
@@ -477,6 +481,17 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             Duration::from_secs(1),
             MAX_RETRY_BUDGET,
         );
+        let max_in_flight = self
+            .parse(
+                "BATCH_MAX_IN_FLIGHT",
+                &format!("a whole number from 1 to {MAX_MAX_IN_FLIGHT}"),
+                |v| {
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_MAX_IN_FLIGHT).contains(n))
+                },
+            )
+            .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
         let auth = match (key, account_name) {
             (Some(key), Some(account)) => BatchAuth::SharedKey { account, key },
             (Some(_), None) => {
@@ -501,6 +516,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 SubmitMode::Task
             },
             retry_budget,
+            max_in_flight,
         })
     }
 
@@ -814,6 +830,7 @@ mod tests {
         assert_eq!(b.job_id, "wordcount");
         assert_eq!(b.submit_mode, SubmitMode::Task);
         assert_eq!(b.retry_budget, MAX_RETRY_BUDGET);
+        assert_eq!(b.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
         assert!(matches!(&s.task.access, StorageAccess::Identity(id) if id == UAMI));
         assert_eq!(s.task.max_wall_clock_time, Duration::from_secs(3600));
         assert_eq!(s.task.max_retry_count, 2);
@@ -939,6 +956,23 @@ mod tests {
                 low_priority: true
             })
         );
+    }
+
+    #[test]
+    fn calls_in_flight_are_bounded() {
+        let s = settings(&with(batch_minimal(), &[("BATCH_MAX_IN_FLIGHT", "1")])).unwrap();
+        assert_eq!(batch(&s).max_in_flight, 1);
+        let s = settings(&with(batch_minimal(), &[("BATCH_MAX_IN_FLIGHT", "64")])).unwrap();
+        assert_eq!(batch(&s).max_in_flight, 64);
+        for value in ["0", "65", "-1", "many"] {
+            let err =
+                settings(&with(batch_minimal(), &[("BATCH_MAX_IN_FLIGHT", value)])).unwrap_err();
+            assert_eq!(
+                err.problems,
+                vec!["BATCH_MAX_IN_FLIGHT must be a whole number from 1 to 64".to_string()],
+                "{value}"
+            );
+        }
     }
 
     #[test]

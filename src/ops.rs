@@ -129,5 +129,7 @@ pub fn batch_client(batch: &BatchSettings) -> Result<BatchClient, BatchConfigErr
         budget: batch.retry_budget,
         ..RetryOptions::default()
     };
+    // A request that never answers must leave time for another attempt within the budget.
+    options.request_timeout = options.request_timeout.min(batch.retry_budget / 2);
     BatchClient::new(options)
 }

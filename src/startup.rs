@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::batch::{BatchConfigError, BatchTaskRunner};
+use crate::batch::{BatchConfigError, BatchTaskRunner, GroupCommitOptions, GroupCommitRunner};
 use crate::config::{BatchSettings, HttpSettings, RunnerSettings, Settings};
 use crate::http::{AppState, app_with_body_limit, server};
 use crate::local::{LocalRunner, LocalRunnerError, LocalRunnerOptions};
@@ -33,7 +33,14 @@ pub enum StartupError {
 /// (the Functions host gives a handler seconds to answer its first probe).
 pub fn runner_from_settings(settings: &Settings) -> Result<Arc<dyn TaskRunner>, StartupError> {
     match &settings.runner {
-        RunnerSettings::Batch(batch) => Ok(Arc::new(batch_runner(batch)?)),
+        // Concurrent invocations share Add Task Collection calls, at most `max_in_flight` at once.
+        RunnerSettings::Batch(batch) => Ok(Arc::new(GroupCommitRunner::new(
+            batch_runner(batch)?,
+            GroupCommitOptions {
+                max_in_flight: batch.max_in_flight,
+                budget: batch.retry_budget,
+            },
+        ))),
         RunnerSettings::Local(local) => Ok(Arc::new(LocalRunner::new(
             LocalRunnerOptions::from_settings(local)?,
         )?)),

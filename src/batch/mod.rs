@@ -25,12 +25,14 @@
 //! chunking and per-item retries, `transport` one logical request and its attempts, `shared_key`
 //! and `credential` the two ways to authorize, `retry` the backoff and budget, `error` what a
 //! failed call says, `models` the answers we read, `task_runner` the [`crate::runner::TaskRunner`]
-//! on top of it all.
+//! on top of it all, and `group_commit` the queue in front of it that lets concurrent invocations
+//! share Add Task Collection calls.
 
 pub mod client;
 pub mod collection;
 pub mod credential;
 pub mod error;
+pub mod group_commit;
 pub mod models;
 pub mod retry;
 mod shared_key;
@@ -40,5 +42,6 @@ mod transport;
 pub use client::{API_VERSION, BatchClient, BatchClientOptions};
 pub use credential::{BATCH_SCOPE, BatchCredential};
 pub use error::{BatchConfigError, BatchError, BatchErrorKind};
+pub use group_commit::{GroupCommitOptions, GroupCommitRunner, SubmitUntil};
 pub use retry::{MAX_RETRY_BUDGET, RetryOptions};
 pub use task_runner::BatchTaskRunner;

@@ -150,49 +150,54 @@ impl BatchTaskRunner {
 
 impl TaskRunner for BatchTaskRunner {
     fn submit<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<SubmitResult>> {
-        Box::pin(async move {
-            let deadline = self.client.deadline();
-            let mut task_items = Vec::new();
-            let mut tasks = Vec::new();
-            let mut job_items = Vec::new();
-            let mut jobs = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match item {
-                    Submission::Task(task) => {
-                        task_items.push(i);
-                        tasks.push(task);
-                    }
-                    Submission::Job(job) => {
-                        job_items.push(i);
-                        jobs.push(job);
-                    }
+        Box::pin(self.submit_until(items, self.client.deadline()))
+    }
+}
+
+impl BatchTaskRunner {
+    /// [`TaskRunner::submit`] with the deadline given: a caller that queued the items first
+    /// passes what is left of their budget.
+    pub async fn submit_until(&self, items: &[Submission], deadline: Instant) -> Vec<SubmitResult> {
+        let mut task_items = Vec::new();
+        let mut tasks = Vec::new();
+        let mut job_items = Vec::new();
+        let mut jobs = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Submission::Task(task) => {
+                    task_items.push(i);
+                    tasks.push(task);
+                }
+                Submission::Job(job) => {
+                    job_items.push(i);
+                    jobs.push(job);
                 }
             }
+        }
 
-            let (task_results, job_results) = tokio::join!(
-                self.add_tasks(&tasks, deadline),
-                self.add_jobs(&jobs, deadline)
-            );
+        let (task_results, job_results) = tokio::join!(
+            self.add_tasks(&tasks, deadline),
+            self.add_jobs(&jobs, deadline)
+        );
 
-            let mut results: Vec<Option<SubmitResult>> = vec![None; items.len()];
-            for (i, result) in task_items
-                .into_iter()
-                .zip(task_results)
-                .chain(job_items.into_iter().zip(job_results))
-            {
-                results[i] = Some(to_submit_result(items[i].id(), result));
-            }
-            results
-                .into_iter()
-                .map(|r| {
-                    r.unwrap_or_else(|| {
-                        Err(SubmitError::transient(
-                            "the Batch client returned no result",
-                        ))
-                    })
+        let mut results: Vec<Option<SubmitResult>> = vec![None; items.len()];
+        for (i, result) in task_items
+            .into_iter()
+            .zip(task_results)
+            .chain(job_items.into_iter().zip(job_results))
+        {
+            results[i] = Some(to_submit_result(items[i].id(), result));
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(SubmitError::transient(
+                        "the Batch client returned no result",
+                    ))
                 })
-                .collect()
-        })
+            })
+            .collect()
     }
 }
 

@@ -5,8 +5,16 @@
 //! compared case-insensitively, `RequestBodyTooLarge` over 100 tasks or 1 MB. It verifies Shared
 //! Key signatures with its own implementation of the scheme (written apart from the client's
 //! signer, so that the two cannot share a mistake) or accepts a configured bearer token, and it
-//! records every request. Faults are scripted: canned responses served before normal handling,
-//! per-task server errors in collections, and a fixed latency.
+//! records every request.
+//!
+//! Faults come two ways: scripted ([`Fault`]s served in order to the next requests: canned
+//! answers, connection resets before or after the request took effect, hangs, stalls; per-task
+//! server errors in collections) and drawn at random per request from a seeded [`FaultProfile`]
+//! (503s, 429s with or without `Retry-After`, resets, hangs), on top of a fixed latency. It is
+//! served with hyper directly, connection by connection, so that a fault can drop a connection
+//! with a TCP reset instead of answering. Whatever happens to a request, the fake counts per id
+//! how many requests carried it and how many times it was created ([`IdCount`]), so that a test
+//! can tell a lost task from a duplicated one.
 //!
 //! Included with `#[path]`/`mod` by several test crates, so it holds no tests itself.
 #![allow(dead_code)]
@@ -16,14 +24,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -62,6 +71,8 @@ pub struct FakeBatchConfig {
     pub reverse_collection_results: bool,
     /// Keep a record of every request (turn off for long benchmarks).
     pub record_requests: bool,
+    /// Random faults drawn per request (after the scripted ones run out).
+    pub faults: Option<FaultProfile>,
 }
 
 impl Default for FakeBatchConfig {
@@ -75,6 +86,7 @@ impl Default for FakeBatchConfig {
             latency: Duration::ZERO,
             reverse_collection_results: false,
             record_requests: true,
+            faults: None,
         }
     }
 }
@@ -133,6 +145,103 @@ impl CannedResponse {
     }
 }
 
+/// What the fake does with one request instead of answering it normally.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer this instead of handling the request.
+    Respond(CannedResponse),
+    /// Reset the connection (TCP RST) without storing anything or answering.
+    ResetBefore,
+    /// Handle the request (store the tasks or the job it creates), then reset the connection
+    /// instead of answering: the client cannot tell that it succeeded.
+    ResetAfterCreate,
+    /// Never answer (the request stays unanswered until the client closes the connection).
+    Hang,
+    /// Handle the request normally, but only after this long.
+    Stall(Duration),
+}
+
+/// Faults drawn at random, one draw per request, from a seeded generator: the same seed gives
+/// the same sequence of draws (which request gets which depends on arrival order). The
+/// probabilities add up to at most 1; the rest of the requests are handled normally.
+#[derive(Clone, Debug, Default)]
+pub struct FaultProfile {
+    pub seed: u64,
+    /// `503 ServerBusy`.
+    pub p_503: f64,
+    /// `429 TooManyRequests`.
+    pub p_429: f64,
+    /// Sent as `Retry-After` (whole seconds, rounded up) with each 429 when set.
+    pub retry_after_429: Option<Duration>,
+    /// See [`Fault::ResetBefore`].
+    pub p_reset_before: f64,
+    /// See [`Fault::ResetAfterCreate`].
+    pub p_reset_after_create: f64,
+    /// See [`Fault::Hang`].
+    pub p_hang: f64,
+    /// Added to every request, on top of [`FakeBatchConfig::latency`].
+    pub latency: Duration,
+}
+
+impl FaultProfile {
+    /// The fault for a uniform draw `r` in `[0, 1)`, if any.
+    fn pick(&self, r: f64) -> Option<Fault> {
+        let mut edge = 0.0;
+        let mut hit = |p: f64| {
+            edge += p;
+            r < edge
+        };
+        if hit(self.p_503) {
+            Some(Fault::Respond(CannedResponse::error(
+                503,
+                "ServerBusy",
+                "The server is currently unable to receive requests. Please retry your request.",
+            )))
+        } else if hit(self.p_429) {
+            let mut response = CannedResponse::error(
+                429,
+                "TooManyRequests",
+                "The server is throttling the account. Please retry your request later.",
+            );
+            if let Some(wait) = self.retry_after_429 {
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                response = response.header("retry-after", &seconds.to_string());
+            }
+            Some(Fault::Respond(response))
+        } else if hit(self.p_reset_before) {
+            Some(Fault::ResetBefore)
+        } else if hit(self.p_reset_after_create) {
+            Some(Fault::ResetAfterCreate)
+        } else if hit(self.p_hang) {
+            Some(Fault::Hang)
+        } else {
+            None
+        }
+    }
+}
+
+/// What happened to requests carrying one id (lower-cased): how many requests (or collection
+/// items) carried it, whatever became of them, and how many times it was created. Ids are unique
+/// in a job, so `created` above 1 means the same id was created in two jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdCount {
+    pub carried: u32,
+    pub created: u32,
+}
+
+/// How many requests got each kind of fault, scripted or drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Canned answers, the drawn 503s and 429s included.
+    pub responses: u64,
+    pub status_503: u64,
+    pub status_429: u64,
+    pub reset_before: u64,
+    pub reset_after_create: u64,
+    pub hangs: u64,
+    pub stalls: u64,
+}
+
 /// One request as it arrived.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
@@ -148,6 +257,8 @@ pub struct RecordedRequest {
     pub authorized: bool,
     /// Status answered; 0 while the request is still being handled (or was abandoned).
     pub status: u16,
+    /// The connection was reset instead of answering.
+    pub reset: bool,
 }
 
 impl RecordedRequest {
@@ -165,6 +276,7 @@ pub struct FakeBatch {
 
 impl Drop for FakeBatch {
     fn drop(&mut self) {
+        // The accept loop owns the connections' tasks: aborting it ends them all.
         self.server.abort();
     }
 }
@@ -178,12 +290,18 @@ struct Shared {
 #[derive(Default)]
 struct FakeState {
     jobs: HashMap<String, Job>,
-    canned: VecDeque<CannedResponse>,
+    scripted: VecDeque<Fault>,
     /// Lower-case task ids that get `servererror` in their next collection result(s).
     item_faults: HashMap<String, u32>,
     latency: Duration,
+    profile: Option<FaultProfile>,
+    rng: Option<fastrand::Rng>,
     requests: Vec<RecordedRequest>,
+    request_count: u64,
     sequence: u64,
+    task_counts: HashMap<String, IdCount>,
+    job_counts: HashMap<String, IdCount>,
+    fault_counts: FaultCounts,
 }
 
 struct Job {
@@ -193,6 +311,35 @@ struct Job {
     /// Lower-case task id -> fields Get Task answers with (state, executionInfo), set by tests.
     task_fields: HashMap<String, Value>,
     metadata: Vec<Value>,
+}
+
+/// One client connection; a fault may reset it.
+struct Connection {
+    /// A second handle on the socket (hyper owns the first), through which a fault sets a zero
+    /// linger so that closing sends a reset.
+    socket: Mutex<Option<socket2::Socket>>,
+}
+
+/// Returned to hyper to make it drop the connection without answering.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by a fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl Connection {
+    /// Arms a reset: once hyper drops its handle too, the kernel sends RST instead of FIN.
+    fn reset(&self) -> Dropped {
+        if let Some(socket) = self.socket.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = socket.set_linger(Some(Duration::ZERO));
+        }
+        Dropped
+    }
 }
 
 impl FakeBatch {
@@ -207,6 +354,10 @@ impl FakeBatch {
             latency: config.latency,
             ..FakeState::default()
         };
+        if let Some(profile) = &config.faults {
+            state.rng = Some(fastrand::Rng::with_seed(profile.seed));
+            state.profile = Some(profile.clone());
+        }
         for id in &config.jobs {
             state.jobs.insert(
                 id.to_ascii_lowercase(),
@@ -218,10 +369,7 @@ impl FakeBatch {
             base_url,
             state: Mutex::new(state),
         });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = tokio::spawn(accept_loop(listener, shared.clone()));
         FakeBatch {
             addr,
             shared,
@@ -242,9 +390,23 @@ impl FakeBatch {
         &self.shared.config.account
     }
 
-    /// Serves `response` (instead of normal handling) to the next request not already served one.
+    /// Serves `response` (instead of normal handling) to the next request not already served a
+    /// scripted fault.
     pub fn push_response(&self, response: CannedResponse) {
-        self.state().canned.push_back(response);
+        self.push_fault(Fault::Respond(response));
+    }
+
+    /// Applies `fault` to the next request not already given a scripted fault.
+    pub fn push_fault(&self, fault: Fault) {
+        self.state().scripted.push_back(fault);
+    }
+
+    /// Draws random faults from `profile` (a fresh generator from its seed) from now on; `None`
+    /// stops them.
+    pub fn set_fault_profile(&self, profile: Option<FaultProfile>) {
+        let mut state = self.state();
+        state.rng = profile.as_ref().map(|p| fastrand::Rng::with_seed(p.seed));
+        state.profile = profile;
     }
 
     /// The next `times` collection results for `task_id` are `servererror` (nothing is stored).
@@ -272,6 +434,36 @@ impl FakeBatch {
 
     pub fn clear_requests(&self) {
         self.state().requests.clear();
+    }
+
+    /// How many requests arrived, recorded or not.
+    pub fn request_count(&self) -> u64 {
+        self.state().request_count
+    }
+
+    /// Per task id (lower-cased): how many Add Task requests and collection items carried it,
+    /// and how many times it was created.
+    pub fn task_counts(&self) -> HashMap<String, IdCount> {
+        self.state().task_counts.clone()
+    }
+
+    /// The counts of one task id.
+    pub fn task_count(&self, task_id: &str) -> IdCount {
+        self.state()
+            .task_counts
+            .get(&task_id.to_ascii_lowercase())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Per job id (lower-cased): how many Add Job requests carried it, how many times created.
+    pub fn job_counts(&self) -> HashMap<String, IdCount> {
+        self.state().job_counts.clone()
+    }
+
+    /// How many requests each kind of fault hit so far.
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.state().fault_counts
     }
 
     /// The job's body as added, if the job exists.
@@ -358,46 +550,160 @@ impl Shared {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                connections.spawn(serve_connection(stream, shared.clone()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let connection = Arc::new(Connection {
+        socket: Mutex::new(socket2::SockRef::from(&stream).try_clone().ok()),
+    });
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let shared = shared.clone();
+        let connection = connection.clone();
+        async move { handle(&shared, &connection, request).await }
+    });
+    // An error here is a reset on purpose, or a client that went away: nothing to report.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// Which ids a request carries, by what it asks for: `(tasks, jobs)`.
+fn carried_ids(method: &Method, path: &str, body: Option<&Value>) -> (Vec<String>, Vec<String>) {
+    let id = |v: &Value| v["id"].as_str().map(str::to_ascii_lowercase);
+    let (Some(body), true) = (body, *method == Method::POST) else {
+        return (Vec::new(), Vec::new());
+    };
+    if path.ends_with("/addtaskcollection") {
+        let tasks = body["value"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        (tasks.iter().filter_map(id).collect(), Vec::new())
+    } else if path.ends_with("/tasks") {
+        (id(body).into_iter().collect(), Vec::new())
+    } else if path.trim_end_matches('/') == "/jobs" {
+        (Vec::new(), id(body).into_iter().collect())
+    } else {
+        (Vec::new(), Vec::new())
+    }
+}
+
+async fn handle(
+    shared: &Shared,
+    connection: &Connection,
+    request: Request<Incoming>,
+) -> Result<Response, Dropped> {
     let at = Instant::now();
     let (parts, body) = request.into_parts();
-    let body_bytes = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
-        Ok(b) => b.to_vec(),
+    let body_bytes = match Limited::new(body, 16 * 1024 * 1024).collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
         Err(_) => Vec::new(),
     };
+    let parsed: Option<Value> = serde_json::from_slice(&body_bytes).ok();
     let authorized = authorize(&shared.config, &parts.method, &parts.uri, &parts.headers);
-    let request_id = {
+
+    let (request_id, latency, fault, record_index) = {
         let mut state = shared.state();
         state.sequence += 1;
-        format!("00000000-fa6e-4000-8000-{:012x}", state.sequence)
-    };
-
-    let (latency, canned, record_index) = {
-        let mut state = shared.state();
+        state.request_count += 1;
+        let request_id = format!("00000000-fa6e-4000-8000-{:012x}", state.sequence);
+        let (tasks, jobs) = carried_ids(&parts.method, parts.uri.path(), parsed.as_ref());
+        for id in tasks {
+            state.task_counts.entry(id).or_default().carried += 1;
+        }
+        for id in jobs {
+            state.job_counts.entry(id).or_default().carried += 1;
+        }
         let record_index = if shared.config.record_requests {
             state.requests.push(RecordedRequest {
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),
                 query: parts.uri.query().map(str::to_string),
                 headers: parts.headers.clone(),
-                body: serde_json::from_slice(&body_bytes).ok(),
+                body: parsed.clone(),
                 body_bytes: body_bytes.clone(),
                 at,
                 authorized,
                 status: 0,
+                reset: false,
             });
             Some(state.requests.len() - 1)
         } else {
             None
         };
-        (state.latency, state.canned.pop_front(), record_index)
+        let fault = match state.scripted.pop_front() {
+            Some(fault) => Some(fault),
+            None => {
+                let state = &mut *state;
+                match (&state.profile, &mut state.rng) {
+                    (Some(profile), Some(rng)) => profile.pick(rng.f64()),
+                    _ => None,
+                }
+            }
+        };
+        let counts = &mut state.fault_counts;
+        match &fault {
+            Some(Fault::Respond(canned)) => {
+                counts.responses += 1;
+                match canned.status {
+                    503 => counts.status_503 += 1,
+                    429 => counts.status_429 += 1,
+                    _ => {}
+                }
+            }
+            Some(Fault::ResetBefore) => counts.reset_before += 1,
+            Some(Fault::ResetAfterCreate) => counts.reset_after_create += 1,
+            Some(Fault::Hang) => counts.hangs += 1,
+            Some(Fault::Stall(_)) => counts.stalls += 1,
+            None => {}
+        }
+        let latency = state.latency + state.profile.as_ref().map_or(Duration::ZERO, |p| p.latency);
+        (request_id, latency, fault, record_index)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
 
-    let mut response = match canned {
-        Some(canned) => {
+    let ctx = Ctx {
+        shared,
+        request_id: &request_id,
+    };
+    let handle_normally = || {
+        if !authorized {
+            ctx.error(
+                403,
+                "AuthenticationFailed",
+                "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
+            )
+        } else {
+            ctx.route(
+                &parts.method,
+                parts.uri.path(),
+                parts.uri.query(),
+                &parts.headers,
+                &body_bytes,
+            )
+        }
+    };
+    let mark_reset = || {
+        if let Some(i) = record_index
+            && let Some(record) = shared.state().requests.get_mut(i)
+        {
+            record.reset = true;
+        }
+    };
+    let mut response = match fault {
+        None => handle_normally(),
+        Some(Fault::Respond(canned)) => {
             if !canned.delay.is_zero() {
                 tokio::time::sleep(canned.delay).await;
             }
@@ -409,26 +715,21 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 .body(Body::from(canned.body))
                 .expect("canned response")
         }
-        None => {
-            let ctx = Ctx {
-                shared: &shared,
-                request_id: &request_id,
-            };
-            if !authorized {
-                ctx.error(
-                    403,
-                    "AuthenticationFailed",
-                    "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
-                )
-            } else {
-                ctx.route(
-                    &parts.method,
-                    parts.uri.path(),
-                    parts.uri.query(),
-                    &parts.headers,
-                    &body_bytes,
-                )
-            }
+        Some(Fault::ResetBefore) => {
+            mark_reset();
+            return Err(connection.reset());
+        }
+        Some(Fault::ResetAfterCreate) => {
+            let _ = handle_normally();
+            mark_reset();
+            return Err(connection.reset());
+        }
+        // hyper drops this future when the client closes the connection, and the fake's drop
+        // ends the connection otherwise.
+        Some(Fault::Hang) => return std::future::pending().await,
+        Some(Fault::Stall(stall)) => {
+            tokio::time::sleep(stall).await;
+            handle_normally()
         }
     };
 
@@ -451,7 +752,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             record.status = status;
         }
     }
-    response
+    Ok(response)
 }
 
 struct Ctx<'a> {
@@ -540,7 +841,8 @@ impl Ctx<'_> {
         if state.jobs.contains_key(&key) {
             return self.error(409, "JobExists", "The specified job already exists.");
         }
-        state.jobs.insert(key, Job::new(spec.clone()));
+        state.jobs.insert(key.clone(), Job::new(spec.clone()));
+        state.job_counts.entry(key).or_default().created += 1;
         drop(state);
         self.created(&format!("jobs/{id}"))
     }
@@ -557,10 +859,12 @@ impl Ctx<'_> {
         let Some(job) = self.job_mut(&mut state, job_id) else {
             return self.error(404, "JobNotFound", "The specified job does not exist.");
         };
-        if !job.task_ids.insert(id.to_ascii_lowercase()) {
+        let key = id.to_ascii_lowercase();
+        if !job.task_ids.insert(key.clone()) {
             return self.error(409, "TaskExists", "The specified task already exists.");
         }
         job.tasks.push(task);
+        state.task_counts.entry(key).or_default().created += 1;
         drop(state);
         self.created(&format!("jobs/{job_id}/tasks/{id}"))
     }
@@ -604,7 +908,7 @@ impl Ctx<'_> {
                 }));
                 continue;
             }
-            if !job.task_ids.insert(key) {
+            if !job.task_ids.insert(key.clone()) {
                 results.push(json!({
                     "status": "clienterror", "taskId": id,
                     "error": self.error_json("TaskExists", "The specified task already exists."),
@@ -612,6 +916,7 @@ impl Ctx<'_> {
                 continue;
             }
             job.tasks.push(task.clone());
+            state.task_counts.entry(key).or_default().created += 1;
             results.push(json!({
                 "status": "success", "taskId": id, "eTag": "0x8DE0000FA6E0001",
                 "lastModified": "2026-03-14T09:31:09.0000000Z",
