@@ -67,7 +67,10 @@ impl BatchError {
     }
 
     /// Builds the error for a response that was not a success, from its status, headers and body.
-    pub(crate) fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
+    ///
+    /// Public (only the transport calls it) so that the fuzz targets in `fuzz/` can feed it any
+    /// status and bytes.
+    pub fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
         let parsed = ErrorBody::parse(body);
         let message = parsed.message.unwrap_or_else(|| {
             let reason = status.canonical_reason().unwrap_or("unexpected status");
@@ -228,8 +231,10 @@ fn one_line(message: &str) -> String {
 }
 
 /// What we could read out of an error body, whatever its shape.
+///
+/// Public, with [`ErrorBody::parse`], so that the fuzz targets in `fuzz/` can reach it.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct ErrorBody {
+pub struct ErrorBody {
     pub code: Option<String>,
     pub message: Option<String>,
     /// The start of a body that was not JSON, so that a proxy's HTML page still says something.
@@ -242,7 +247,7 @@ impl ErrorBody {
     /// Accepts the Batch shape `{"code", "message": {"lang", "value"}, "values"}` (with or without
     /// `odata.metadata`), a plain-string `message`, the ARM-style `{"error": {...}}` wrapper, an
     /// empty body and non-JSON.
-    pub(crate) fn parse(body: &[u8]) -> Self {
+    pub fn parse(body: &[u8]) -> Self {
         let text = String::from_utf8_lossy(body);
         let trimmed = text.trim();
         if trimmed.is_empty() {
