@@ -144,10 +144,11 @@ impl fmt::Display for BatchError {
         if let Some(status) = self.status {
             write!(f, " (HTTP {status})")?;
         }
+        // Batch messages carry "\nRequestId:...\nTime:..." lines; one log line reads better. The
+        // code comes from the body too, so whatever answered can put line breaks in it.
         if let Some(code) = &self.code {
-            write!(f, " {code}")?;
+            write!(f, " {}", one_line(code))?;
         }
-        // Batch messages carry "\nRequestId:...\nTime:..." lines; one log line reads better.
         write!(f, ": {}", one_line(&self.message))?;
         if let Some(id) = &self.request_id {
             write!(f, " [request-id {id}]")?;
@@ -380,5 +381,21 @@ mod tests {
             "Batch permanent error (HTTP 404) JobNotFound: The specified job does not exist. RequestId:rid-1 [request-id rid-1]"
         );
         assert!(err.has_code("jobnotfound"));
+    }
+
+    /// Found by the fuzz target `batch_error` (fuzz/regressions/batch_error/code-with-line-break).
+    #[test]
+    fn display_is_one_line_when_the_code_has_line_breaks() {
+        let err = BatchError::from_response(
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            br#"{"code":"Job\r\nNotFound\n","message":"gone"}"#,
+        );
+        assert_eq!(
+            err.to_string(),
+            "Batch permanent error (HTTP 404) Job NotFound: gone"
+        );
+        // The code itself stays as the service sent it, for `has_code`.
+        assert_eq!(err.code.as_deref(), Some("Job\r\nNotFound\n"));
     }
 }
