@@ -202,8 +202,13 @@ impl EventFilter {
             return None;
         }
         let lowered = lower_origin(url);
+        // What a client fetches is the URL with its dot segments resolved (`..`, `%2e%2e`, and
+        // `\` read as `/`): on a path-style account (Azurite) `input/../../other/...` would leave
+        // the account's path for another account's, so the resolved URL must stay under it too.
+        let resolved = Url::parse(url).map(|u| lower_origin(u.as_str())).ok()?;
         self.account_bases.iter().find_map(|base| {
             let rest = lowered.strip_prefix(base.as_str())?.strip_prefix('/')?;
+            resolved.strip_prefix(base.as_str())?.strip_prefix('/')?;
             // `lower_origin` keeps the length, so the same offset applies to the original.
             Some(&url[url.len() - rest.len()..])
         })
@@ -486,6 +491,46 @@ mod tests {
             f.classify(&no_etag),
             Verdict::Reject(RejectReason::MissingData("eTag"))
         );
+    }
+
+    /// The in-account property of the fuzz target `event_filter` failed on this input (kept as
+    /// fuzz/regressions/event_filter/dot-segments-leave-the-account.json): the subject's blob part
+    /// matched the URL's text, but the URL, resolved, names another account.
+    #[test]
+    fn dot_segments_cannot_leave_the_account() {
+        let f = EventFilter::new(
+            &Url::parse("http://127.0.0.1:10000/devstoreaccount1").unwrap(),
+            "input",
+            None,
+            None,
+        );
+        for (name, path) in [
+            ("../../otheraccount/input/a", "../../otheraccount/input/a"),
+            (
+                "..\\..\\otheraccount/input/a",
+                "..\\..\\otheraccount/input/a",
+            ),
+            (
+                "../../otheraccount/input/a",
+                "%2e%2e/%2E%2E/otheraccount/input/a",
+            ),
+        ] {
+            let e = event(
+                &format!("/blobServices/default/containers/input/blobs/{name}"),
+                &format!("http://127.0.0.1:10000/devstoreaccount1/input/{path}"),
+                "PutBlob",
+            );
+            let verdict = f.classify(&e);
+            assert!(!matches!(verdict, Verdict::Act(_)), "{path}: {verdict:?}");
+        }
+        // Dot segments that stay inside the account are still the account's, as for the Azure
+        // account in `awkward_names_are_taken_from_the_subject`.
+        let inside = event(
+            "/blobServices/default/containers/input/blobs/../up.txt",
+            "http://127.0.0.1:10000/devstoreaccount1/input/../up.txt",
+            "PutBlob",
+        );
+        assert!(matches!(f.classify(&inside), Verdict::Act(_)));
     }
 
     #[test]

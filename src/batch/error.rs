@@ -67,7 +67,10 @@ impl BatchError {
     }
 
     /// Builds the error for a response that was not a success, from its status, headers and body.
-    pub(crate) fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
+    ///
+    /// Public (only the transport calls it) so that the fuzz targets in `fuzz/` can feed it any
+    /// status and bytes.
+    pub fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
         let parsed = ErrorBody::parse(body);
         let message = parsed.message.unwrap_or_else(|| {
             let reason = status.canonical_reason().unwrap_or("unexpected status");
@@ -141,10 +144,11 @@ impl fmt::Display for BatchError {
         if let Some(status) = self.status {
             write!(f, " (HTTP {status})")?;
         }
+        // Batch messages carry "\nRequestId:...\nTime:..." lines; one log line reads better. The
+        // code comes from the body too, so whatever answered can put line breaks in it.
         if let Some(code) = &self.code {
-            write!(f, " {code}")?;
+            write!(f, " {}", one_line(code))?;
         }
-        // Batch messages carry "\nRequestId:...\nTime:..." lines; one log line reads better.
         write!(f, ": {}", one_line(&self.message))?;
         if let Some(id) = &self.request_id {
             write!(f, " [request-id {id}]")?;
@@ -219,8 +223,10 @@ fn one_line(message: &str) -> String {
 }
 
 /// What we could read out of an error body, whatever its shape.
+///
+/// Public, with [`ErrorBody::parse`], so that the fuzz targets in `fuzz/` can reach it.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct ErrorBody {
+pub struct ErrorBody {
     pub code: Option<String>,
     pub message: Option<String>,
     /// The start of a body that was not JSON, so that a proxy's HTML page still says something.
@@ -233,7 +239,7 @@ impl ErrorBody {
     /// Accepts the Batch shape `{"code", "message": {"lang", "value"}, "values"}` (with or without
     /// `odata.metadata`), a plain-string `message`, the ARM-style `{"error": {...}}` wrapper, an
     /// empty body and non-JSON.
-    pub(crate) fn parse(body: &[u8]) -> Self {
+    pub fn parse(body: &[u8]) -> Self {
         let text = String::from_utf8_lossy(body);
         let trimmed = text.trim();
         if trimmed.is_empty() {
@@ -366,5 +372,21 @@ mod tests {
             "Batch permanent error (HTTP 404) JobNotFound: The specified job does not exist. RequestId:rid-1 [request-id rid-1]"
         );
         assert!(err.has_code("jobnotfound"));
+    }
+
+    /// Found by the fuzz target `batch_error` (fuzz/regressions/batch_error/code-with-line-break).
+    #[test]
+    fn display_is_one_line_when_the_code_has_line_breaks() {
+        let err = BatchError::from_response(
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            br#"{"code":"Job\r\nNotFound\n","message":"gone"}"#,
+        );
+        assert_eq!(
+            err.to_string(),
+            "Batch permanent error (HTTP 404) Job NotFound: gone"
+        );
+        // The code itself stays as the service sent it, for `has_code`.
+        assert_eq!(err.code.as_deref(), Some("Job\r\nNotFound\n"));
     }
 }

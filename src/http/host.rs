@@ -121,7 +121,11 @@ pub async fn invoke(
     .await
 }
 
-fn decode_invocation(body: &[u8]) -> Result<Vec<crate::event::Event>, InvocationError> {
+/// The events of a whole `POST /BlobCreated` body, or why there are none.
+///
+/// Public (the handler itself only calls it from [`invoke`]) so that the fuzz targets in `fuzz/`
+/// can feed it arbitrary bodies.
+pub fn decode_invocation(body: &[u8]) -> Result<Vec<crate::event::Event>, InvocationError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| InvocationError::NotAnInvocation(e.to_string()))?;
     if !value.is_object() {
