@@ -11,12 +11,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use blob2batch::plan::task_id;
-use blob2batch::startup::{Application, runner_from_settings};
 use serde_json::{Value, json};
+use support::app::spawn_handler;
 use support::fake_batch::{
     CannedResponse, FakeBatch, FakeBatchConfig, Fault, FaultProfile, IdCount, RecordedRequest,
 };
-use support::settings::{from_pairs, handler_env};
 
 const ETAG: &str = "0x8DE62A1B3C4D5E7";
 
@@ -26,16 +25,8 @@ struct App {
 }
 
 async fn spawn_app(fake: &FakeBatch, extra: &[(&str, &str)]) -> App {
-    let mut pairs = handler_env(fake.url().as_str());
-    pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT", "0".into()));
-    pairs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    let settings = from_pairs(&pairs);
-    let runner = runner_from_settings(&settings).unwrap();
-    let application = Application::build(settings, runner).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", application.port());
-    tokio::spawn(application.run_until_stopped(std::future::pending()));
     App {
-        address,
+        address: spawn_handler(fake.url().as_str(), extra).await,
         http: reqwest::Client::new(),
     }
 }

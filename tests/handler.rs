@@ -6,10 +6,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use blob2batch::plan::task_id;
-use blob2batch::startup::{Application, runner_from_settings};
 use serde_json::{Value, json};
+use support::app::spawn_handler;
 use support::fake_batch::{CannedResponse, FakeBatch, FakeBatchConfig};
-use support::settings::{from_pairs, handler_env};
 
 const ETAG: &str = "0x8DE62A1B3C4D5E7";
 
@@ -51,16 +50,8 @@ impl TestApp {
 
 /// Builds the app from settings exactly as `serve` does, on port 0.
 async fn spawn_app(batch_url: &str, extra: &[(&str, &str)]) -> TestApp {
-    let mut pairs = handler_env(batch_url);
-    pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT", "0".into()));
-    pairs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    let settings = from_pairs(&pairs);
-    let runner = runner_from_settings(&settings).unwrap();
-    let application = Application::build(settings, runner).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", application.port());
-    tokio::spawn(application.run_until_stopped(std::future::pending()));
     TestApp {
-        address,
+        address: spawn_handler(batch_url, extra).await,
         client: reqwest::Client::new(),
     }
 }

@@ -1,8 +1,9 @@
-//! Shared support for integration tests: a fake Batch service, a dedicated Azurite, the `dev`
+//! Shared support for integration tests: the handler on a free port, a fake Batch service, a dedicated Azurite, the `dev`
 //! pipeline as a child process, and storage helpers only tests need.
 // Each test binary uses only part of the support code.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod azurite;
 pub mod dev;
 pub mod fake_batch;
