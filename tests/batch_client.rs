@@ -15,7 +15,7 @@ use blob2batch::batch::{
     BATCH_SCOPE, BatchClient, BatchClientOptions, BatchCredential, BatchErrorKind, BatchTaskRunner,
     RetryOptions,
 };
-use blob2batch::runner::{Accepted, Submission, SubmitError, TaskRunner};
+use blob2batch::runner::{Accepted, Submission, SubmitError, TaskLookup, TaskRunner};
 use blob2batch::task_spec::{
     AutoUserScope, AutoUserSpecification, ContainerSettings, ContainerWorkingDirectory,
     ElevationLevel, IdentityReference, JobManagerTask, JobSpec, OnAllTasksComplete, OutputFile,
@@ -23,7 +23,7 @@ use blob2batch::task_spec::{
     ResourceFile, TaskConstraints, TaskSpec, UploadCondition, UserIdentity,
 };
 use serde_json::json;
-use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig};
+use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig, FaultProfile};
 
 const JOB: &str = "wordcount";
 const POOL: &str = "wordcount-pool";
@@ -307,6 +307,36 @@ async fn a_hung_attempt_times_out_and_is_retried() {
     assert_eq!(outcome, Ok(Accepted::Submitted));
     assert_eq!(fake.requests().len(), 2);
     assert_eq!(fake.tasks(JOB).len(), 1);
+}
+
+#[tokio::test]
+async fn once_a_lookup_has_failed_the_lookups_not_yet_started_fail_with_it() {
+    let fake = fake_with_job().await;
+    fake.set_fault_profile(Some(FaultProfile {
+        p_503: 1.0,
+        ..FaultProfile::default()
+    }));
+    let mut options = options(&fake);
+    options.retry.budget = Duration::from_millis(300);
+    let runner = BatchTaskRunner::new(BatchClient::new(options).unwrap(), JOB, POOL);
+    let items: Vec<Submission> = (0..200)
+        .map(|i| Submission::Task(simple_task(&format!("wc-{i:03}"))))
+        .collect();
+    let results = runner.lookup(&items).await;
+    assert_eq!(results.len(), items.len());
+    for result in &results {
+        let shown = blob2batch::error_chain::error_chain(result.as_ref().unwrap_err());
+        assert!(shown.contains("ServerBusy"), "{shown}");
+    }
+    // Only the reads already under way when the first one gave up reached the service (16 run
+    // at once); every later item failed with that error without a request of its own.
+    let asked: std::collections::BTreeSet<String> =
+        fake.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        !asked.is_empty() && asked.len() <= 16,
+        "{} tasks asked for",
+        asked.len()
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 //! One deadline bounds a whole `submit` call, job creation and the retried add included, so that
 //! an invocation answers before Event Grid gives up on it.
 
+use std::sync::{Arc, OnceLock};
+
 use futures_util::StreamExt as _;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -226,9 +228,28 @@ impl BatchTaskRunner {
 }
 
 impl TaskLookup for BatchTaskRunner {
-    /// Get Task per item, several at once.
+    /// Get Task per item, several at once. Once one read has failed after its retries, the items
+    /// not yet started fail with that error instead of each spending the retry budget again:
+    /// against an unreachable service, `status` over thousands of blobs would otherwise take
+    /// hours to say so.
     fn lookup<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<LookupResult>> {
-        let lookups: Vec<_> = items.iter().map(|item| self.lookup_one(item)).collect();
+        let first_failure: Arc<OnceLock<LookupError>> = Arc::default();
+        let lookups: Vec<_> = items
+            .iter()
+            .map(|item| {
+                let first_failure = Arc::clone(&first_failure);
+                async move {
+                    if let Some(failure) = first_failure.get() {
+                        return Err(failure.clone());
+                    }
+                    let result = self.lookup_one(item).await;
+                    if let Err(failure) = &result {
+                        let _ = first_failure.set(failure.clone());
+                    }
+                    result
+                }
+            })
+            .collect();
         Box::pin(
             futures_util::stream::iter(lookups)
                 .buffered(LOOKUPS_IN_FLIGHT)

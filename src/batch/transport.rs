@@ -130,6 +130,7 @@ impl Transport {
 
     async fn execute_attempts(&self, call: &Call, deadline: Instant) -> Result<Reply, BatchError> {
         let mut attempt: u32 = 0;
+        let mut previous: Option<BatchError> = None;
         loop {
             attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -189,6 +190,14 @@ impl Transport {
                         method = %call.method, path, attempt, latency_ms,
                         "Batch HTTP call timed out"
                     );
+                    // Cut short by what was left of the budget rather than by the attempt
+                    // timeout: the failure before it (a 503, a refused connection) says more.
+                    if timeout < self.request_timeout
+                        && let Some(mut error) = previous.take()
+                    {
+                        error.attempts = attempt;
+                        return Err(error);
+                    }
                     let error = BatchError::transient(format!(
                         "no answer within {} ms",
                         timeout.as_millis()
@@ -217,6 +226,7 @@ impl Transport {
                 error = %error_chain(&error),
                 "retrying Batch call"
             );
+            previous = Some(error);
             tokio::time::sleep(wait).await;
         }
     }
