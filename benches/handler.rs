@@ -2,7 +2,8 @@
 //! and latency through `POST /BlobCreated` against a zero-latency fake Batch on loopback, idle
 //! memory, and binary size. Runs the release binary as the Functions host would.
 //!
-//! `cargo bench --bench handler` (settings: BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_STARTS).
+//! `cargo bench --bench handler` (settings: BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_STARTS;
+//! BATCH_MAX_IN_FLIGHT is passed on to serve when set).
 
 #[path = "../tests/support/fake_batch.rs"]
 mod fake_batch;
@@ -35,9 +36,12 @@ fn free_port() -> u16 {
 }
 
 fn spawn_handler(batch_url: &str, port: u16) -> Child {
-    Command::new(BINARY)
-        .arg("serve")
-        .env_clear()
+    let mut command = Command::new(BINARY);
+    command.arg("serve").env_clear();
+    if let Ok(value) = std::env::var("BATCH_MAX_IN_FLIGHT") {
+        command.env("BATCH_MAX_IN_FLIGHT", value);
+    }
+    command
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
         .env("STORAGE_ACCOUNT_KEY", STORAGE_KEY)
