@@ -18,9 +18,13 @@
 
 #[path = "../tests/support/fake_batch.rs"]
 mod fake_batch;
+#[path = "support/serve.rs"]
+mod serve;
+#[allow(dead_code)]
+#[path = "../tests/support/settings.rs"]
+mod settings;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,10 +32,8 @@ use std::time::{Duration, Instant};
 use blob2batch::plan::task_id;
 use fake_batch::{FakeBatch, FakeBatchConfig, FaultCounts, FaultProfile};
 use serde_json::{Value, json};
+use serve::{BINARY, free_port, spawn_handler};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_blob2batch");
-const STORAGE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const ETAG: &str = "0x8DE62A1B3C4D5E7";
 /// Event Grid waits this long for an answer.
 const EVENT_GRID_TIMEOUT: Duration = Duration::from_secs(30);
@@ -101,38 +103,6 @@ fn profiles() -> Vec<Profile> {
             },
         },
     ]
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn_handler(batch_url: &str, port: u16) -> Child {
-    let mut command = Command::new(BINARY);
-    command.arg("serve").env_clear();
-    // Passed through, to compare settings; unset, serve uses its defaults.
-    for name in ["BATCH_MAX_IN_FLIGHT", "BATCH_RETRY_BUDGET"] {
-        if let Ok(value) = std::env::var(name) {
-            command.env(name, value);
-        }
-    }
-    command
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
-        .env("STORAGE_ACCOUNT_KEY", STORAGE_KEY)
-        .env("BATCH_ACCOUNT_URL", batch_url)
-        .env("BATCH_ACCOUNT_NAME", fake_batch::ACCOUNT)
-        .env("BATCH_ACCOUNT_KEY", fake_batch::KEY)
-        .env("WORDCOUNT_IMAGE", "example.azurecr.io/wordcount:1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run the release binary")
 }
 
 /// VmHWM (peak resident set) of a process, in KiB.

@@ -3,57 +3,29 @@
 //! memory, and binary size. Runs the release binary as the Functions host would.
 //!
 //! `cargo bench --bench handler` (settings: BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_STARTS;
-//! BATCH_MAX_IN_FLIGHT is passed on to serve when set).
+//! BATCH_MAX_IN_FLIGHT and BATCH_RETRY_BUDGET are passed on to serve when set).
 
 #[path = "../tests/support/fake_batch.rs"]
 mod fake_batch;
+#[path = "support/serve.rs"]
+mod serve;
+#[allow(dead_code)]
+#[path = "../tests/support/settings.rs"]
+mod settings;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fake_batch::{FakeBatch, FakeBatchConfig};
 use serde_json::json;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_blob2batch");
-const STORAGE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+use serve::{BINARY, free_port, spawn_handler};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn_handler(batch_url: &str, port: u16) -> Child {
-    let mut command = Command::new(BINARY);
-    command.arg("serve").env_clear();
-    if let Ok(value) = std::env::var("BATCH_MAX_IN_FLIGHT") {
-        command.env("BATCH_MAX_IN_FLIGHT", value);
-    }
-    command
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
-        .env("STORAGE_ACCOUNT_KEY", STORAGE_KEY)
-        .env("BATCH_ACCOUNT_URL", batch_url)
-        .env("BATCH_ACCOUNT_NAME", fake_batch::ACCOUNT)
-        .env("BATCH_ACCOUNT_KEY", fake_batch::KEY)
-        .env("WORDCOUNT_IMAGE", "example.azurecr.io/wordcount:1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run the release binary")
 }
 
 /// Time from spawn to the first HTTP answer on `GET /`, polled as fast as possible.
