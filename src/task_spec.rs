@@ -41,6 +41,23 @@ pub struct TaskSpec {
     pub user_identity: Option<UserIdentity>,
 }
 
+impl TaskSpec {
+    /// A task with only what Batch requires, an id and a command line; the rest is left out.
+    pub fn new(id: impl Into<String>, command_line: impl Into<String>) -> TaskSpec {
+        TaskSpec {
+            id: id.into(),
+            display_name: None,
+            command_line: command_line.into(),
+            container_settings: None,
+            resource_files: Vec::new(),
+            output_files: Vec::new(),
+            environment_settings: Vec::new(),
+            constraints: None,
+            user_identity: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSettings {
@@ -246,17 +263,7 @@ mod tests {
 
     #[test]
     fn optional_fields_stay_out_of_the_body() {
-        let task = TaskSpec {
-            id: "t".into(),
-            display_name: None,
-            command_line: "/wordcount input/data".into(),
-            container_settings: None,
-            resource_files: Vec::new(),
-            output_files: Vec::new(),
-            environment_settings: Vec::new(),
-            constraints: None,
-            user_identity: None,
-        };
+        let task = TaskSpec::new("t", "/wordcount input/data");
         assert_eq!(
             serde_json::to_string(&task).unwrap(),
             r#"{"id":"t","commandLine":"/wordcount input/data"}"#

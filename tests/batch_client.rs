@@ -52,17 +52,7 @@ async fn fake_with_job() -> FakeBatch {
 }
 
 fn simple_task(id: &str) -> TaskSpec {
-    TaskSpec {
-        id: id.to_string(),
-        display_name: None,
-        command_line: "/wordcount --output out/result.json input/data".into(),
-        container_settings: None,
-        resource_files: Vec::new(),
-        output_files: Vec::new(),
-        environment_settings: Vec::new(),
-        constraints: None,
-        user_identity: None,
-    }
+    TaskSpec::new(id, "/wordcount --output out/result.json input/data")
 }
 
 fn full_task(id: &str) -> TaskSpec {

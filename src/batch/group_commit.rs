@@ -578,17 +578,7 @@ mod tests {
     }
 
     fn task_with_command(id: &str, command_line: &str) -> Submission {
-        Submission::Task(TaskSpec {
-            id: id.into(),
-            display_name: None,
-            command_line: command_line.into(),
-            container_settings: None,
-            resource_files: Vec::new(),
-            output_files: Vec::new(),
-            environment_settings: Vec::new(),
-            constraints: None,
-            user_identity: None,
-        })
+        Submission::Task(TaskSpec::new(id, command_line))
     }
 
     fn job(id: &str) -> Submission {

@@ -283,10 +283,7 @@ mod tests {
     use crate::local::failure::FailureCode;
 
     fn task(id: &str) -> TaskSpec {
-        serde_json::from_value(
-            serde_json::json!({"id": id, "commandLine": "/wordcount input/data"}),
-        )
-        .unwrap()
+        TaskSpec::new(id, "/wordcount input/data")
     }
 
     #[test]
