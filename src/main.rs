@@ -98,12 +98,6 @@ const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let interactive = !matches!(cli.command, Command::Serve);
-    if interactive && std::env::var_os("RUST_LOG").is_none() {
-        // `dev` and `put` print their own progress; logs are for problems only.
-        // SAFETY: still single-threaded; nothing reads the environment concurrently.
-        unsafe { std::env::set_var("RUST_LOG", "warn") };
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -119,7 +113,7 @@ fn main() -> ExitCode {
                 func_host,
                 podman,
             } => {
-                telemetry::init_with(false, std::io::stderr);
+                telemetry::init_with(false, "warn", std::io::stderr);
                 let options = DevOptions {
                     persist,
                     func_host,
@@ -132,7 +126,7 @@ fn main() -> ExitCode {
                 }
             }
             Command::Put { files, prefix } => {
-                telemetry::init_with(false, std::io::stderr);
+                telemetry::init_with(false, "warn", std::io::stderr);
                 let setup = match dev::resolve(dev::process_env(), &LocalDefaults::default()) {
                     Ok(setup) => setup,
                     Err(error) => return failed("put", &error, true),
@@ -201,7 +195,7 @@ where
     R: Problems,
     E: UsageError,
 {
-    telemetry::init_with(false, std::io::stderr);
+    telemetry::init_with(false, "warn", std::io::stderr);
     let settings = match console::ops_settings() {
         Ok(settings) => settings,
         Err(error) => return failed(command, &error, true),

@@ -1,14 +1,23 @@
 //! Runs full flows at TRACE with known secrets and searches everything logged for them: account
-//! keys, SAS signatures, Shared Key signatures and the webhook key must never appear.
+//! keys, SAS signatures, Shared Key signatures, bearer tokens and the webhook key must never
+//! appear.
 //!
-//! Its own test binary: it owns the process-wide subscriber.
+//! Its own test binary: it owns the process-wide subscriber, which every test here shares (each
+//! looks for its own secrets in everything captured).
 
+#[path = "support/mod.rs"]
 mod support;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use blob2batch::account_key::AccountKey;
+use blob2batch::batch::{BatchClient, BatchClientOptions, BatchCredential, BatchTaskRunner};
+use blob2batch::runner::{Accepted, Submission, TaskRunner};
 use blob2batch::startup::{Application, runner_from_settings};
+use blob2batch::task_spec::{IdentityReference, ResourceFile, TaskSpec};
 use serde_json::{Value, json};
 use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig};
 use support::settings::{STORAGE_KEY, from_pairs, handler_env};
@@ -28,6 +37,25 @@ impl Write for Capture {
     }
 }
 
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Everything any thread logs from now on, at TRACE, as `serve` formats it (JSON lines).
+fn capture() -> Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = Capture::default();
+            let writer = capture.clone();
+            blob2batch::telemetry::init_with(true, "trace", move || writer.clone());
+            capture
+        })
+        .clone()
+}
+
 fn event(id: &str, name: &str) -> Value {
     json!({
         "id": id, "topic": "/t", "eventType": "Microsoft.Storage.BlobCreated",
@@ -39,11 +67,7 @@ fn event(id: &str, name: &str) -> Value {
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs_at_trace_level() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    // SAFETY: set before any other thread reads the environment in this test binary.
-    unsafe { std::env::set_var("RUST_LOG", "trace") };
-    blob2batch::telemetry::init_with(true, move || writer.clone());
+    let capture = capture();
 
     let fake = FakeBatch::start(FakeBatchConfig::default()).await;
     for _ in 0..2 {
@@ -128,7 +152,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         "the flows produced signatures to look for"
     );
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("event handled"), "logging works at all");
     assert!(logs.contains("\"level\":\"TRACE\""), "TRACE was captured");
     for secret in &secrets {
@@ -138,4 +162,113 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         );
     }
     assert!(!logs.contains("sig="), "no SAS query string in the logs");
+}
+
+/// A token credential that hands out one fixed token. `Debug` is derived on purpose, token
+/// included: if the client ever printed its credential, this test would catch it.
+#[derive(Debug)]
+struct StaticToken(&'static str);
+
+#[async_trait::async_trait]
+impl TokenCredential for StaticToken {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        Ok(AccessToken::new(
+            self.0,
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        ))
+    }
+}
+
+fn batch_client(fake: &FakeBatch, credential: BatchCredential) -> BatchClient {
+    let mut options = BatchClientOptions::new(fake.url(), credential);
+    options.retry.initial_delay = Duration::from_millis(20);
+    options.retry.max_delay = Duration::from_millis(200);
+    // The bearer path runs over plain http to the loopback fake only with this explicit option.
+    options.danger_allow_token_over_http_on_loopback = true;
+    BatchClient::new(options).unwrap()
+}
+
+fn task(id: &str) -> TaskSpec {
+    let mut task = TaskSpec::new(id, "/wordcount input/data");
+    task.resource_files.push(ResourceFile {
+        http_url: "https://acct.blob.core.windows.net/input/a.txt".into(),
+        file_path: "input/data".into(),
+        file_mode: None,
+        identity_reference: Some(IdentityReference {
+            resource_id: "/subscriptions/s/uami".into(),
+        }),
+    });
+    task
+}
+
+#[tokio::test]
+async fn no_key_signature_or_token_of_the_batch_client_reaches_the_logs() {
+    let logs = capture();
+    const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.secret-bearer-token.c2ln";
+
+    // Shared Key: retries, job creation, a collection with a retried item, a duplicate, a
+    // permanent error and a read.
+    let fake = FakeBatch::start(FakeBatchConfig::default()).await;
+    let key = AccountKey::from_base64(fake_batch::KEY).unwrap();
+    let client = batch_client(&fake, BatchCredential::shared_key(fake_batch::ACCOUNT, key));
+    let runner = BatchTaskRunner::new(client.clone(), "wordcount", "pool");
+    fake.push_response(CannedResponse::status(503));
+    fake.push_response(
+        CannedResponse::error(429, "TooManyRequests", "Slow down.").header("retry-after-ms", "10"),
+    );
+    runner.submit(&[Submission::Task(task("wc-1"))]).await;
+    fake.fail_task_in_collection("wc-3", 1);
+    runner
+        .submit(&[
+            Submission::Task(task("wc-1")),
+            Submission::Task(task("wc-2")),
+            Submission::Task(task("wc-3")),
+            Submission::Task(task("not valid!")),
+        ])
+        .await;
+    client.get_task("wordcount", "wc-2").await.unwrap();
+
+    // Bearer.
+    let bearer_fake = FakeBatch::start(FakeBatchConfig {
+        key: None,
+        bearer_token: Some(TOKEN.into()),
+        ..FakeBatchConfig::default()
+    })
+    .await;
+    bearer_fake.push_response(CannedResponse::status(502));
+    let bearer = batch_client(
+        &bearer_fake,
+        BatchCredential::Token(Arc::new(StaticToken(TOKEN))),
+    );
+    let results = BatchTaskRunner::new(bearer, "wordcount", "pool")
+        .submit(&[Submission::Task(task("wc-1"))])
+        .await;
+    assert_eq!(results, vec![Ok(Accepted::Submitted)]);
+
+    let signatures: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_string))
+        .collect();
+    assert!(signatures.len() >= 8, "{}", signatures.len());
+    assert!(fake.requests().iter().all(|r| r.authorized));
+
+    let text = logs.text();
+    assert!(text.contains("Batch HTTP call"), "nothing was captured");
+    assert!(text.contains("retrying Batch call"));
+    assert!(
+        !text.contains(fake_batch::KEY),
+        "the account key was logged"
+    );
+    for authorization in &signatures {
+        let signature = authorization.rsplit(':').next().unwrap();
+        assert!(!text.contains(signature), "a signature was logged");
+    }
+    assert!(!text.contains("SharedKey fakebatch:"));
+    assert!(!text.contains(TOKEN), "the bearer token was logged");
+    assert!(!text.contains("secret-bearer-token"));
 }

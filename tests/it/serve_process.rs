@@ -2,15 +2,13 @@
 //! settings with exit code 2, and a failed invocation's reasons reach stdout, the only place the
 //! host sees them (it discards the body of a non-2xx answer).
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::dev::Serve;
+use crate::support::fake_batch::{CannedResponse, FakeBatch, FakeBatchConfig};
+use crate::support::settings::{STORAGE_KEY, handler_env};
 use serde_json::{Value, json};
-use support::dev::Serve;
-use support::fake_batch::{CannedResponse, FakeBatch, FakeBatchConfig};
-use support::settings::{STORAGE_KEY, handler_env};
 
 fn env(fake: &FakeBatch) -> Vec<(&'static str, String)> {
     let mut env = handler_env(fake.url().as_str());

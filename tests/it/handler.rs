@@ -1,14 +1,12 @@
 //! The handler as it runs in production, on a real port, against a fake Batch service on loopback
 //! that verifies Shared Key signatures and records every request.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::app::spawn_handler;
+use crate::support::fake_batch::{CannedResponse, FakeBatch, FakeBatchConfig};
 use blob2batch::plan::task_id;
 use serde_json::{Value, json};
-use support::app::spawn_handler;
-use support::fake_batch::{CannedResponse, FakeBatch, FakeBatchConfig};
 
 const ETAG: &str = "0x8DE62A1B3C4D5E7";
 
@@ -85,7 +83,7 @@ fn expected_id(name: &str) -> String {
     task_id("acct", "input", name, ETAG)
 }
 
-fn task_posts(fake: &FakeBatch) -> Vec<support::fake_batch::RecordedRequest> {
+fn task_posts(fake: &FakeBatch) -> Vec<crate::support::fake_batch::RecordedRequest> {
     fake.requests()
         .into_iter()
         .filter(|r| r.method == "POST" && r.path.starts_with("/jobs/"))

@@ -1,23 +1,21 @@
 //! The operations commands as an operator runs them: the real `blob2batch` binary against a real
 //! Azurite and the fake Batch service. Each test has containers of its own.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::dev::{CliRun, Serve, run_cli};
+use crate::support::fake_batch::{self, FakeBatch, FakeBatchConfig};
+use crate::support::storage::fresh_container;
 use blob2batch::plan::task_id;
 use blob2batch::storage::azurite::{WELL_KNOWN_ACCOUNT, WELL_KNOWN_KEY};
 use blob2batch::storage::{BlobHttpHeaders, ContainerClient};
 use serde_json::{Value, json};
-use support::dev::{CliRun, Serve, run_cli};
-use support::fake_batch::{self, FakeBatch, FakeBatchConfig};
-use support::storage::fresh_container;
 
 const JOB: &str = "wordcount";
 
 /// Settings of a Batch-backed run over containers `{name}-in`, `{name}-out`, `{name}-dead`.
 fn env(batch_url: &str, name: &str) -> Vec<(String, String)> {
-    let azurite = support::azurite::azurite();
+    let azurite = crate::support::azurite::azurite();
     vec![
         ("STORAGE_ACCOUNT_URL".into(), azurite.url.clone()),
         ("STORAGE_ACCOUNT_KEY".into(), WELL_KNOWN_KEY.into()),
@@ -312,7 +310,7 @@ fn cloud_event(id: &str, container: &str, blob: &str, etag: &str, account_url: &
 async fn redrive_settles_quarantines_and_keeps_dead_letters() {
     let fake = fake().await;
     let env = env(fake.url().as_str(), "redr");
-    let azurite = support::azurite::azurite();
+    let azurite = crate::support::azurite::azurite();
     let input = container("redr-in").await;
     container("redr-out").await;
     let dead = container("redr-dead").await;
@@ -438,7 +436,7 @@ async fn unreachable_batch_fails_within_the_budget_and_moves_nothing() {
     container("down-out").await;
     let dead = container("down-dead").await;
     let etag = upload(&input, "a.txt", "a").await;
-    let url = support::azurite::azurite().url.clone();
+    let url = crate::support::azurite::azurite().url.clone();
     dead.upload_bytes(
         "SUB/2026/3/14/9/0001.json",
         json!([event_grid("e-1", "down-in", "a.txt", &etag, &url)])

@@ -2,18 +2,16 @@
 //! trickled bodies, idle connections by the hundred, the connection cap, and shutdown while all
 //! that goes on. Waits are bounded generously; what is asserted is the outcome.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::dev::Serve;
+use crate::support::fake_batch::{FakeBatch, FakeBatchConfig};
+use crate::support::settings::{from_pairs, handler_env};
 use blob2batch::runner::{Accepted, BoxFuture, Submission, SubmitResult, TaskRunner};
 use blob2batch::startup::Application;
 use serde_json::{Value, json};
-use support::dev::Serve;
-use support::fake_batch::{FakeBatch, FakeBatchConfig};
-use support::settings::{from_pairs, handler_env};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;

@@ -2,16 +2,14 @@
 //! against a dedicated Azurite. Files are uploaded through the storage API; the assertions read
 //! the result documents in the output container.
 
-mod support;
-
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::support::dev::Dev;
 use blob2batch::commands::dev::feed::{blob_created_event, invocation_body};
 use blob2batch::plan::task_id;
 use blob2batch::storage::{BlobEntry, BlobHttpHeaders, ContainerClient};
 use serde_json::{Value, json};
-use support::dev::Dev;
 
 struct Shared {
     dev: Dev,
@@ -22,7 +20,7 @@ static DEV: OnceLock<Shared> = OnceLock::new();
 
 fn dev() -> &'static Dev {
     &DEV.get_or_init(|| {
-        let azurite = support::azurite::azurite();
+        let azurite = crate::support::azurite::azurite();
         let work = tempfile::tempdir().unwrap();
         let mut env = azurite.env();
         env.push(("INPUT_CONTAINER".into(), "e2e-in".into()));
@@ -34,7 +32,7 @@ fn dev() -> &'static Dev {
 }
 
 fn container(name: &str) -> ContainerClient {
-    support::azurite::azurite()
+    crate::support::azurite::azurite()
         .account()
         .container(name)
         .unwrap()
@@ -58,7 +56,10 @@ async fn result(blob: &str, bytes: Option<u64>, timeout: Duration) -> Value {
     let name = format!("{blob}.wordcount.json");
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(body) = support::storage::read_if_exists(&out, &name).await.unwrap() {
+        if let Some(body) = crate::support::storage::read_if_exists(&out, &name)
+            .await
+            .unwrap()
+        {
             let doc: Value =
                 serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name}: not JSON ({e})"));
             if bytes.is_none_or(|b| doc["bytes"] == b) {
@@ -213,7 +214,7 @@ async fn a_failing_task_leaves_its_logs_where_documented() {
     let stderr = String::from_utf8(out.read(&stderr_blob).await.unwrap()).unwrap();
     assert!(stderr.starts_with("wordcount: "), "{stderr}");
     assert!(
-        support::storage::read_if_exists(&out, &format!("{blob}.wordcount.json"))
+        crate::support::storage::read_if_exists(&out, &format!("{blob}.wordcount.json"))
             .await
             .unwrap()
             .is_none()
@@ -249,7 +250,7 @@ async fn redelivered_events_run_once() {
         content_type: Some("text/plain".into()),
         ..BlobEntry::default()
     };
-    let account = support::azurite::azurite().account();
+    let account = crate::support::azurite::azurite().account();
     let event = blob_created_event(&account, "e2e-in", &entry, "redelivered-event", 1);
     let body = invocation_body(&event);
     let http = reqwest::Client::new();

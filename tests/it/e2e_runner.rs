@@ -1,8 +1,6 @@
 //! The local runner against a real Azurite: it runs the task specification exactly as written,
 //! and what would fail on Batch fails here. A small shell script stands in for `wordcount`.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,7 +40,7 @@ struct Fixture {
 }
 
 async fn fixture(name: &str) -> Fixture {
-    let azurite = support::azurite::azurite();
+    let azurite = crate::support::azurite::azurite();
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("wordcount-stand-in");
     std::fs::write(&script, STAND_IN).unwrap();
@@ -95,7 +93,7 @@ impl Fixture {
 
     async fn read_output(&self, blob: &str) -> Option<Vec<u8>> {
         let container = self.account.container(&self.output).unwrap();
-        support::storage::read_if_exists(&container, blob)
+        crate::support::storage::read_if_exists(&container, blob)
             .await
             .unwrap()
     }
@@ -103,8 +101,10 @@ impl Fixture {
     /// The task the handler plans for `blob` (same shape: fixed paths, SAS URLs).
     fn task(&self, id: &str, blob: &str) -> TaskSpec {
         let hour = Duration::from_secs(3600);
-        let read = support::storage::blob_sas_url(&self.account, &self.input, blob, "r", hour);
-        let write = support::storage::container_sas_url(&self.account, &self.output, "cw", hour);
+        let read =
+            crate::support::storage::blob_sas_url(&self.account, &self.input, blob, "r", hour);
+        let write =
+            crate::support::storage::container_sas_url(&self.account, &self.output, "cw", hour);
         TaskSpec {
             id: id.into(),
             display_name: Some(blob.into()),
@@ -328,7 +328,7 @@ async fn what_fails_on_batch_fails_here() {
 
     // A SAS for another blob.
     let mut task = f.task("wc-wrong-blob", "x.txt");
-    task.resource_files[0].http_url = support::storage::blob_sas_url(
+    task.resource_files[0].http_url = crate::support::storage::blob_sas_url(
         &f.account,
         &f.input,
         "other.txt",
@@ -344,7 +344,12 @@ async fn what_fails_on_batch_fails_here() {
     // A read-only SAS for the output container: the upload fails.
     let mut task = f.task("wc-ro-output", "x.txt");
     task.output_files[0].destination.container.container_url =
-        support::storage::container_sas_url(&f.account, &f.output, "rl", Duration::from_secs(60));
+        crate::support::storage::container_sas_url(
+            &f.account,
+            &f.output,
+            "rl",
+            Duration::from_secs(60),
+        );
     submit(&runner, task).await;
     let why = failure(finished(&mut events, "wc-ro-output").await);
     assert_eq!(why.code, FailureCode::FileUploadError, "{why}");

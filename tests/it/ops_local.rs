@@ -2,17 +2,15 @@
 //! directory `dev` executes, `status` reads its records, `redrive` hands it dead letters; the
 //! real `blob2batch` and `wordcount` binaries, a real Azurite.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::dev::{Dev, run_cli};
+use crate::support::storage::fresh_container;
 use blob2batch::storage::BlobHttpHeaders;
 use serde_json::{Value, json};
-use support::dev::{Dev, run_cli};
-use support::storage::fresh_container;
 
 fn env(work: &std::path::Path) -> Vec<(String, String)> {
-    let mut env = support::azurite::azurite().env();
+    let mut env = crate::support::azurite::azurite().env();
     env.extend([
         ("RUNNER".to_string(), "local".to_string()),
         ("LOCAL_WORK_DIR".into(), work.display().to_string()),
@@ -97,7 +95,7 @@ async fn the_commands_work_against_devs_local_runner() {
         .unwrap()
         .etag
         .unwrap();
-    let url = support::azurite::azurite().url.clone();
+    let url = crate::support::azurite::azurite().url.clone();
     dead.upload_bytes(
         "SUB/2026/3/14/9/0001.json",
         json!([{

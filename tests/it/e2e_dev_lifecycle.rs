@@ -1,20 +1,18 @@
 //! End to end: `blob2batch dev` starts and stops what it needs, and a restart does not run a
 //! blob version twice.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::dev::Dev;
 use blob2batch::storage::azurite::{self, WELL_KNOWN_KEY};
 use blob2batch::storage::{BlobHttpHeaders, StorageAccount};
-use support::dev::Dev;
 
 async fn wait_result(account: &StorageAccount, container: &str, blob: &str) -> serde_json::Value {
     let out = account.container(container).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(body) =
-            support::storage::read_if_exists(&out, &format!("{blob}.wordcount.json"))
+            crate::support::storage::read_if_exists(&out, &format!("{blob}.wordcount.json"))
                 .await
                 .unwrap()
         {
@@ -27,7 +25,7 @@ async fn wait_result(account: &StorageAccount, container: &str, blob: &str) -> s
 
 #[tokio::test]
 async fn a_restart_runs_nothing_twice_and_stop_prints_a_summary() {
-    let azurite = support::azurite::azurite();
+    let azurite = crate::support::azurite::azurite();
     let work = tempfile::tempdir().unwrap();
     let mut env = azurite.env();
     env.push(("INPUT_CONTAINER".into(), "life-in".into()));
@@ -91,7 +89,7 @@ async fn result_etag(account: &StorageAccount, blob: &str) -> String {
 /// Returns it with that storage URL and port.
 fn dev_with_its_own_azurite(work_dir: &std::path::Path) -> (Dev, String, u16) {
     // Make sure Azurite is installed (a clear failure otherwise) before asking dev to start it.
-    support::azurite::azurite();
+    crate::support::azurite::azurite();
     let port = azurite::free_port("127.0.0.1").unwrap();
     let url = azurite::blob_url("127.0.0.1", port);
     let env = vec![
@@ -151,7 +149,7 @@ async fn func_host_deliveries_are_event_grid_notifications_retried_until_accepte
     use axum::http::{HeaderMap, StatusCode};
     use std::sync::{Arc, Mutex};
 
-    let azurite = support::azurite::azurite();
+    let azurite = crate::support::azurite::azurite();
     let received: Arc<Mutex<Vec<(HeaderMap, String, String)>>> = Arc::default();
     let app = {
         let received = received.clone();

@@ -1,14 +1,12 @@
 //! Storage against a real Azurite: service SAS accepted and refused exactly as the service does, and
 //! blob names that must round-trip.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::storage::{blob_sas_url, container_sas_url};
 use blob2batch::storage::blob::http_download_to_file;
 use blob2batch::storage::sas::{SasOptions, SasProtocol, SasResource};
 use blob2batch::storage::{BlobHttpHeaders, ContainerClient, encode_blob_name};
-use support::storage::{blob_sas_url, container_sas_url};
 use time::OffsetDateTime;
 
 fn http() -> reqwest::Client {
@@ -40,12 +38,12 @@ async fn get_status(url: &str) -> (u16, String) {
 }
 
 async fn fresh_container(name: &str) -> ContainerClient {
-    support::storage::fresh_container(name).await
+    crate::support::storage::fresh_container(name).await
 }
 
 #[tokio::test]
 async fn service_sas_is_accepted_and_refused_like_the_service() {
-    let azurite = support::azurite::azurite();
+    let azurite = crate::support::azurite::azurite();
     let account = azurite.account();
     let admin = fresh_container("sas").await;
     admin
@@ -174,7 +172,7 @@ async fn awkward_blob_names_round_trip() {
     let nested = container.list(Some("nested/")).await.unwrap();
     assert_eq!(nested.len(), 1);
     assert!(
-        support::storage::read_if_exists(&container, "absent")
+        crate::support::storage::read_if_exists(&container, "absent")
             .await
             .unwrap()
             .is_none()
@@ -213,7 +211,7 @@ async fn large_files_upload_in_blocks_and_download_streaming() {
     // Back the way a task fetches its resource file: a plain GET of a blob SAS URL, streamed.
     let dst = dir.path().join("back.bin");
     let url = blob_sas_url(
-        &support::azurite::azurite().account(),
+        &crate::support::azurite::azurite().account(),
         "large",
         "big/blob é.bin",
         "r",

@@ -6,16 +6,14 @@
 //! The faults are scripted, so each case is deterministic; random fault profiles under load are
 //! the business of `benches/faults.rs`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use blob2batch::plan::task_id;
-use serde_json::{Value, json};
-use support::app::spawn_handler;
-use support::fake_batch::{
+use crate::support::app::spawn_handler;
+use crate::support::fake_batch::{
     CannedResponse, FakeBatch, FakeBatchConfig, Fault, FaultProfile, IdCount, RecordedRequest,
 };
+use blob2batch::plan::task_id;
+use serde_json::{Value, json};
 
 const ETAG: &str = "0x8DE62A1B3C4D5E7";
 
