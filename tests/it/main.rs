@@ -12,6 +12,7 @@ mod e2e_runner;
 mod e2e_storage;
 mod faults;
 mod fuzz_regressions;
+mod golden;
 mod handler;
 mod hostile_connections;
 mod hostile_input;
