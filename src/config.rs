@@ -28,6 +28,9 @@ pub const AZURITE_URL: &str = "http://127.0.0.1:10000/devstoreaccount1";
 /// Local image name used when `WORDCOUNT_IMAGE` is not set and tasks run on this machine.
 pub const DEFAULT_LOCAL_IMAGE: &str = "localhost/wordcount:latest";
 
+/// `STORAGE_RETRY_BUDGET` when unset.
+pub const DEFAULT_STORAGE_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
 /// Batch terminates a task that has not completed 180 days after it was added, so no task
 /// duration setting, and no SAS lifetime derived from them, needs to be longer.
 pub const MAX_TASK_LIFETIME: Duration = Duration::from_secs(180 * 86_400);
@@ -103,6 +106,9 @@ pub struct StorageSettings {
     pub account_name: String,
     /// `STORAGE_ACCOUNT_KEY`, decoded; when present, tasks get service SAS URLs signed with it.
     pub account_key: Option<StorageAccountKey>,
+    /// The longest one storage call of ours may take, retries included (`STORAGE_RETRY_BUDGET`):
+    /// what an operator waits at most to hear that storage is failing.
+    pub retry_budget: Duration,
 }
 
 /// Where submitted work runs (`RUNNER`), and what that choice needs.
@@ -390,6 +396,12 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     fn storage(&mut self) -> Option<StorageSettings> {
         let raw = self.required("STORAGE_ACCOUNT_URL", "");
         let key = self.key("STORAGE_ACCOUNT_KEY");
+        let retry_budget = self.duration(
+            "STORAGE_RETRY_BUDGET",
+            DEFAULT_STORAGE_RETRY_BUDGET,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        );
         let url = match Url::parse(raw?.trim_end_matches('/')) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
             _ => {
@@ -419,6 +431,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             account_key: key.map(|key| StorageAccountKey::new(account_name.clone(), key)),
             account_url: url,
             account_name,
+            retry_budget,
         })
     }
 

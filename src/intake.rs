@@ -11,15 +11,16 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::config::Settings;
+use crate::context::Context;
 use crate::event::Event;
 use crate::filter::{EventFilter, Verdict, clip};
+use crate::per_item::PerItem;
+use crate::plan::Planner;
+use crate::runner::{Accepted, Submission, SubmitResult, TaskRunner, submit_each};
 
 /// A blob subject is its prefix and a name of at most 1,024 characters; what is longer is an
 /// event's own invention and is not repeated in full.
 const MAX_SUBJECT_CHARS: usize = 1100;
-use crate::plan::Planner;
-use crate::runner::{Accepted, Submission, SubmitError, TaskRunner};
 
 /// Shared by every request.
 pub struct Intake {
@@ -152,16 +153,21 @@ impl Disposition {
 }
 
 impl Intake {
-    /// The intake the settings describe: their filter, their planner, and `runner`.
-    pub fn from_settings(settings: &Settings, runner: Arc<dyn TaskRunner>) -> Intake {
-        Intake::new(
-            EventFilter::from_settings(settings),
-            Planner::from_settings(settings),
-            runner,
-        )
+    /// The intake of `context`, submitting through its runner.
+    pub fn new(context: &Context) -> Intake {
+        Intake::with_runner(context, context.runner().clone())
     }
 
-    pub fn new(filter: EventFilter, planner: Planner, runner: Arc<dyn TaskRunner>) -> Intake {
+    /// The intake of `context`, submitting through `runner` (a dry run's, for one).
+    pub fn with_runner(context: &Context, runner: Arc<dyn TaskRunner>) -> Intake {
+        Intake::from_parts(context.filter().clone(), context.planner().clone(), runner)
+    }
+
+    pub(crate) fn from_parts(
+        filter: EventFilter,
+        planner: Planner,
+        runner: Arc<dyn TaskRunner>,
+    ) -> Intake {
         Intake {
             filter,
             planner,
@@ -174,71 +180,90 @@ impl Intake {
     pub async fn handle(&self, events: Vec<Event>) -> DeliveryReport {
         let started = Instant::now();
         let now = OffsetDateTime::now_utc();
-        let mut reports = Vec::with_capacity(events.len());
-        let mut submissions: Vec<Submission> = Vec::new();
-        // Where each submission's report is, and the id it was planned with.
-        let mut submitted_at: Vec<(usize, String)> = Vec::new();
-        for event in &events {
+        let mut outcomes = PerItem::new(events.len());
+        let mut blobs = Vec::with_capacity(events.len());
+        // The events acted on: where each one's report goes, and its work.
+        let mut at = Vec::new();
+        let mut submissions = Vec::new();
+        for (index, event) in events.iter().enumerate() {
             match self.filter.classify(event) {
                 Verdict::Act(blob) => {
-                    let submission = self.planner.plan(&blob, now);
-                    submitted_at.push((reports.len(), submission.id().to_owned()));
-                    reports.push(EventReport {
-                        id: event.id.clone(),
-                        blob: Some(format!("{}/{}", blob.container, blob.blob)),
-                        outcome: Outcome::Submitted {
-                            task_id: submission.id().to_owned(),
-                        },
-                    });
-                    submissions.push(submission);
+                    blobs.push(Some(format!("{}/{}", blob.container, blob.blob)));
+                    at.push(index);
+                    submissions.push(self.planner.plan(&blob, now).submission);
                 }
-                Verdict::Ignore(reason) => reports.push(EventReport {
-                    id: event.id.clone(),
-                    blob: event.subject.as_deref().map(|s| clip(s, MAX_SUBJECT_CHARS)),
-                    outcome: Outcome::Ignored {
-                        reason: reason.to_string(),
-                    },
-                }),
-                Verdict::Reject(reason) => reports.push(EventReport {
-                    id: event.id.clone(),
-                    blob: event.subject.as_deref().map(|s| clip(s, MAX_SUBJECT_CHARS)),
-                    outcome: Outcome::Rejected {
-                        reason: reason.to_string(),
-                    },
-                }),
+                Verdict::Ignore(reason) => {
+                    blobs.push(subject_of(event));
+                    outcomes.set(
+                        index,
+                        Outcome::Ignored {
+                            reason: reason.to_string(),
+                        },
+                    );
+                }
+                Verdict::Reject(reason) => {
+                    blobs.push(subject_of(event));
+                    outcomes.set(
+                        index,
+                        Outcome::Rejected {
+                            reason: reason.to_string(),
+                        },
+                    );
+                }
             }
         }
-
         if !submissions.is_empty() {
             let span = tracing::info_span!("submit", tasks = submissions.len());
-            let mut results = self
-                .runner
-                .submit(&submissions)
+            let results = submit_each(self.runner.as_ref(), &submissions)
                 .instrument(span)
-                .await
-                .into_iter();
-            for (index, task_id) in submitted_at {
-                // A runner owes one result per item; an item it left without one was not
-                // submitted as far as anyone can tell, so it asks for a redelivery.
-                let result = results.next().unwrap_or_else(|| {
-                    Err(SubmitError::transient(
-                        "the runner returned no result for this task",
-                    ))
-                });
-                reports[index].outcome = match result {
-                    Ok(Accepted::Submitted) => Outcome::Submitted { task_id },
-                    Ok(Accepted::Duplicate) => Outcome::Duplicate { task_id },
-                    Err(error) => Outcome::Failed {
-                        task_id,
-                        transient: error.is_transient(),
-                        reason: error.reason(),
-                    },
-                };
+                .await;
+            for ((index, submission), result) in at.into_iter().zip(&submissions).zip(results) {
+                outcomes.set(index, outcome_of(submission, result));
             }
         }
+        let outcomes = outcomes.finish(|| Outcome::Failed {
+            task_id: String::new(),
+            transient: true,
+            reason: "the event was neither settled nor submitted".into(),
+        });
+        let reports = events
+            .into_iter()
+            .zip(blobs)
+            .zip(outcomes)
+            .map(|((event, blob), outcome)| EventReport {
+                id: event.id,
+                blob,
+                outcome,
+            })
+            .collect();
+        let report = DeliveryReport { events: reports };
+        report.log(started.elapsed().as_millis() as u64);
+        report
+    }
+}
 
-        let latency_ms = started.elapsed().as_millis() as u64;
-        for report in &reports {
+/// The event's subject, as far as a report repeats it.
+fn subject_of(event: &Event) -> Option<String> {
+    event.subject.as_deref().map(|s| clip(s, MAX_SUBJECT_CHARS))
+}
+
+fn outcome_of(submission: &Submission, result: SubmitResult) -> Outcome {
+    let task_id = submission.id().to_owned();
+    match result {
+        Ok(Accepted::Submitted) => Outcome::Submitted { task_id },
+        Ok(Accepted::Duplicate) => Outcome::Duplicate { task_id },
+        Err(error) => Outcome::Failed {
+            task_id,
+            transient: error.is_transient(),
+            reason: error.reason(),
+        },
+    }
+}
+
+impl DeliveryReport {
+    /// One log line per event: problems at `warn`, the rest at `info`.
+    fn log(&self, latency_ms: u64) {
+        for report in &self.events {
             let (task_id, reason) = match &report.outcome {
                 Outcome::Submitted { task_id } | Outcome::Duplicate { task_id } => {
                     (Some(task_id.as_str()), None)
@@ -263,7 +288,6 @@ impl Intake {
                 ),
             }
         }
-        DeliveryReport { events: reports }
     }
 }
 
@@ -289,7 +313,7 @@ mod tests {
     }
 
     fn intake(runner: Arc<dyn TaskRunner>) -> Intake {
-        let settings = Settings::from_lookup(|name| match name {
+        let settings = crate::config::Settings::from_lookup(|name| match name {
             "STORAGE_ACCOUNT_URL" => Some("https://acct.blob.core.windows.net".into()),
             "BATCH_ACCOUNT_URL" => Some("https://b.westeurope.batch.azure.com".into()),
             "WORDCOUNT_IMAGE" => Some("example.azurecr.io/wordcount:1".into()),
@@ -297,7 +321,11 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        Intake::from_settings(&settings, runner)
+        Intake::from_parts(
+            EventFilter::from_settings(&settings),
+            Planner::from_settings(&settings),
+            runner,
+        )
     }
 
     fn event(id: &str, name: &str) -> Event {

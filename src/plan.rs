@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::config::{AutoPool, RunnerSettings, Settings, StorageAccess, SubmitMode, TaskSettings};
 use crate::filter::BlobCreated;
+use crate::results::{ResultNames, SOURCE_ETAG_METADATA, TASK_ID_METADATA};
 use crate::runner::Submission;
 use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
 use crate::storage::url::encode_blob_name;
@@ -32,17 +33,9 @@ pub const RESULT_FILE: &str = "../stdout.txt";
 /// Constant: no part of it comes from an event.
 pub const COMMAND_LINE: &str = "/wordcount input/data";
 /// Readable by the image's non-root user, whatever user Batch downloads the file as.
-pub const INPUT_FILE_MODE: &str = "0644";
+const INPUT_FILE_MODE: &str = "0644";
 /// Environment variable carrying the blob name into the task (the `source` of the result).
 pub const SOURCE_VARIABLE: &str = "WORDCOUNT_SOURCE";
-/// Where results and logs go when the natural name would exceed the 1,024-character blob name
-/// limit.
-pub const LONG_NAMES_PREFIX: &str = "long-names/";
-/// Metadata on a result blob: the eTag of the input version it was counted from, so that a result
-/// left by an earlier version of an overwritten blob is known not to be current.
-pub const SOURCE_ETAG_METADATA: &str = "source_etag";
-/// Metadata on a result blob: the id of the task (or job) that produced it.
-pub const TASK_ID_METADATA: &str = "task_id";
 /// Task id prefix; the rest is hex of a SHA-256.
 pub const TASK_ID_PREFIX: &str = "wc-";
 /// Job id prefix in job-per-blob mode.
@@ -50,10 +43,20 @@ pub const JOB_ID_PREFIX: &str = "wcj-";
 /// The one task of a job-per-blob job.
 pub const JOB_MANAGER_TASK_ID: &str = "wordcount";
 
-const MAX_BLOB_NAME_CHARS: usize = 1024;
 const MAX_DISPLAY_NAME_CHARS: usize = 1024;
 /// Clock skew tolerated between us and storage for a SAS's start time.
 const SAS_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// One blob version, planned: the work to submit and where its outputs will be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Planned {
+    pub submission: Submission,
+    /// The blob's name in the input container.
+    pub blob: String,
+    /// The version planned for (unquoted).
+    pub etag: String,
+    pub names: ResultNames,
+}
 
 #[derive(Clone, Debug)]
 pub struct Planner {
@@ -66,6 +69,14 @@ pub struct Planner {
     /// The identity that logs in to the registry, when the pool has one.
     registry_identity: Option<String>,
     mode: SubmitMode,
+}
+
+/// How a task reaches its input and the output container.
+struct Access {
+    input_url: String,
+    output_container_url: String,
+    /// The pool's identity, when it is the way in (no SAS).
+    identity: Option<IdentityReference>,
 }
 
 impl Planner {
@@ -100,7 +111,7 @@ impl Planner {
         name: &str,
         etag: &str,
         now: OffsetDateTime,
-    ) -> Submission {
+    ) -> Planned {
         let blob = BlobCreated {
             container: container.to_string(),
             blob: name.to_string(),
@@ -117,49 +128,86 @@ impl Planner {
     }
 
     /// The work for one blob version, with SAS URLs valid from `now`.
-    pub fn plan(&self, blob: &BlobCreated, now: OffsetDateTime) -> Submission {
+    pub fn plan(&self, blob: &BlobCreated, now: OffsetDateTime) -> Planned {
         let id = task_id(&self.account_name, &blob.container, &blob.blob, &blob.etag);
-        match &self.mode {
-            SubmitMode::Task => Submission::Task(self.task_spec(id, blob, now)),
-            SubmitMode::Job(auto_pool) => {
-                let job_id = job_id(&id);
-                let task = self.task_spec(JOB_MANAGER_TASK_ID.into(), blob, now);
-                Submission::Job(JobSpec {
-                    id: job_id,
-                    display_name: task.display_name.clone(),
-                    pool_info: PoolInfo {
-                        pool_id: None,
-                        auto_pool_specification: Some(self.auto_pool(auto_pool)),
-                    },
-                    on_all_tasks_complete: None,
-                    job_manager_task: Some(JobManagerTask {
-                        task,
-                        kill_job_on_completion: true,
-                    }),
-                })
+        let (submission, names) = match &self.mode {
+            SubmitMode::Task => {
+                let names = ResultNames::word_count(&blob.blob, &id);
+                let task = self.task_spec(id.clone(), &id, blob, &names, now);
+                (Submission::Task(task), names)
             }
+            SubmitMode::Job(auto_pool) => {
+                // The task's id is the same in every job: the job's id is what names its outputs.
+                let job_id = job_id(&id);
+                let names = ResultNames::word_count(&blob.blob, &job_id);
+                let task = self.task_spec(JOB_MANAGER_TASK_ID.into(), &job_id, blob, &names, now);
+                (
+                    Submission::Job(self.job_per_blob(job_id, task, auto_pool)),
+                    names,
+                )
+            }
+        };
+        Planned {
+            submission,
+            blob: blob.blob.clone(),
+            etag: blob.etag.clone(),
+            names,
         }
     }
 
-    fn task_spec(&self, id: String, blob: &BlobCreated, now: OffsetDateTime) -> TaskSpec {
-        // In job mode the task id is constant: the logs prefix uses the job's unique id instead.
-        let unique = if id == JOB_MANAGER_TASK_ID {
-            job_id(&task_id(
-                &self.account_name,
-                &blob.container,
-                &blob.blob,
-                &blob.etag,
-            ))
-        } else {
-            id.clone()
-        };
-        let identity = match &self.task.access {
-            StorageAccess::Identity(resource_id) => Some(IdentityReference {
-                resource_id: resource_id.clone(),
+    /// A task with the id `id`, whose outputs name `unique_id` (the id that tells this version's
+    /// work from any other's).
+    fn task_spec(
+        &self,
+        id: String,
+        unique_id: &str,
+        blob: &BlobCreated,
+        names: &ResultNames,
+        now: OffsetDateTime,
+    ) -> TaskSpec {
+        let access = self.access(blob, now);
+        TaskSpec {
+            display_name: Some(truncate_chars(
+                &format!("{}/{}", blob.container, blob.blob),
+                MAX_DISPLAY_NAME_CHARS,
+            )),
+            id,
+            command_line: COMMAND_LINE.into(),
+            container_settings: Some(ContainerSettings {
+                image_name: self.task.image.clone(),
+                container_run_options: None,
+                registry: self.registry(),
+                working_directory: Some(ContainerWorkingDirectory::TaskWorkingDirectory),
             }),
-            StorageAccess::Sas(_) => None,
-        };
-        let (input_url, output_container_url) = match &self.task.access {
+            resource_files: vec![ResourceFile {
+                http_url: access.input_url.clone(),
+                file_path: INPUT_PATH.into(),
+                file_mode: Some(INPUT_FILE_MODE.into()),
+                identity_reference: access.identity.clone(),
+            }],
+            output_files: self.output_files(&access, blob, names, unique_id),
+            environment_settings: vec![EnvironmentSetting {
+                name: SOURCE_VARIABLE.into(),
+                value: blob.blob.clone(),
+            }],
+            constraints: Some(TaskConstraints {
+                max_wall_clock_time: Some(self.task.max_wall_clock_time_iso()),
+                retention_time: Some(self.task.retention_time_iso()),
+                max_task_retry_count: Some(self.task.max_retry_count),
+            }),
+            user_identity: Some(UserIdentity {
+                auto_user: Some(AutoUserSpecification {
+                    scope: AutoUserScope::Task,
+                    elevation_level: ElevationLevel::NonAdmin,
+                }),
+            }),
+        }
+    }
+
+    /// The input's URL and the output container's, with read and write SAS signed from `now`
+    /// when there is a key, plain (for the pool's identity) otherwise.
+    fn access(&self, blob: &BlobCreated, now: OffsetDateTime) -> Access {
+        match &self.task.access {
             StorageAccess::Sas(key) => {
                 let options = |permissions: &str| SasOptions {
                     permissions: permissions.into(),
@@ -184,86 +232,81 @@ impl Planner {
                     },
                     &options("cw"),
                 );
-                (
-                    read.append_to(&blob.url),
-                    write.append_to(&self.output_container_url()),
-                )
+                Access {
+                    input_url: read.append_to(&blob.url),
+                    output_container_url: write.append_to(&self.output_container_url()),
+                    identity: None,
+                }
             }
-            StorageAccess::Identity(_) => (blob.url.clone(), self.output_container_url()),
-        };
-        let destination = |path: String, headers: Vec<HttpHeader>| OutputFileDestination {
+            StorageAccess::Identity(resource_id) => Access {
+                input_url: blob.url.clone(),
+                output_container_url: self.output_container_url(),
+                identity: Some(IdentityReference {
+                    resource_id: resource_id.clone(),
+                }),
+            },
+        }
+    }
+
+    /// Standard output to the result blob on success, with the version it counts; the task's
+    /// `stdout.txt` and `stderr.txt` to the logs folder on failure.
+    fn output_files(
+        &self,
+        access: &Access,
+        blob: &BlobCreated,
+        names: &ResultNames,
+        unique_id: &str,
+    ) -> Vec<OutputFile> {
+        let destination = |path: &str, headers: Vec<HttpHeader>| OutputFileDestination {
             container: OutputFileBlobContainerDestination {
-                container_url: output_container_url.clone(),
-                path: Some(path),
-                identity_reference: identity.clone(),
+                container_url: access.output_container_url.clone(),
+                path: Some(path.to_string()),
+                identity_reference: access.identity.clone(),
                 upload_headers: headers,
             },
         };
-        TaskSpec {
-            display_name: Some(truncate_chars(
-                &format!("{}/{}", blob.container, blob.blob),
-                MAX_DISPLAY_NAME_CHARS,
-            )),
+        let header = |name: String, value: &str| HttpHeader {
+            name,
+            value: value.to_string(),
+        };
+        vec![
+            OutputFile {
+                file_pattern: RESULT_FILE.into(),
+                destination: destination(
+                    &names.result,
+                    vec![
+                        header("Content-Type".into(), "application/json"),
+                        header(format!("x-ms-meta-{SOURCE_ETAG_METADATA}"), &blob.etag),
+                        header(format!("x-ms-meta-{TASK_ID_METADATA}"), unique_id),
+                    ],
+                ),
+                upload_options: OutputFileUploadOptions {
+                    upload_condition: UploadCondition::TaskSuccess,
+                },
+            },
+            OutputFile {
+                file_pattern: "../std*.txt".into(),
+                destination: destination(&names.logs, vec![]),
+                upload_options: OutputFileUploadOptions {
+                    upload_condition: UploadCondition::TaskFailure,
+                },
+            },
+        ]
+    }
+
+    /// Job-per-blob mode: a job of its own with `task` as its job manager, on an auto pool.
+    fn job_per_blob(&self, id: String, task: TaskSpec, auto_pool: &AutoPool) -> JobSpec {
+        JobSpec {
             id,
-            command_line: COMMAND_LINE.into(),
-            container_settings: Some(ContainerSettings {
-                image_name: self.task.image.clone(),
-                container_run_options: None,
-                registry: self.registry(),
-                working_directory: Some(ContainerWorkingDirectory::TaskWorkingDirectory),
-            }),
-            resource_files: vec![ResourceFile {
-                http_url: input_url,
-                file_path: INPUT_PATH.into(),
-                file_mode: Some(INPUT_FILE_MODE.into()),
-                identity_reference: identity.clone(),
-            }],
-            output_files: vec![
-                OutputFile {
-                    file_pattern: RESULT_FILE.into(),
-                    destination: destination(
-                        output_blob_name(&blob.blob, &unique),
-                        vec![
-                            HttpHeader {
-                                name: "Content-Type".into(),
-                                value: "application/json".into(),
-                            },
-                            HttpHeader {
-                                name: format!("x-ms-meta-{SOURCE_ETAG_METADATA}"),
-                                value: blob.etag.clone(),
-                            },
-                            HttpHeader {
-                                name: format!("x-ms-meta-{TASK_ID_METADATA}"),
-                                value: unique.clone(),
-                            },
-                        ],
-                    ),
-                    upload_options: OutputFileUploadOptions {
-                        upload_condition: UploadCondition::TaskSuccess,
-                    },
-                },
-                OutputFile {
-                    file_pattern: "../std*.txt".into(),
-                    destination: destination(logs_prefix(&blob.blob, &unique), vec![]),
-                    upload_options: OutputFileUploadOptions {
-                        upload_condition: UploadCondition::TaskFailure,
-                    },
-                },
-            ],
-            environment_settings: vec![EnvironmentSetting {
-                name: SOURCE_VARIABLE.into(),
-                value: blob.blob.clone(),
-            }],
-            constraints: Some(TaskConstraints {
-                max_wall_clock_time: Some(self.task.max_wall_clock_time_iso()),
-                retention_time: Some(self.task.retention_time_iso()),
-                max_task_retry_count: Some(self.task.max_retry_count),
-            }),
-            user_identity: Some(UserIdentity {
-                auto_user: Some(AutoUserSpecification {
-                    scope: AutoUserScope::Task,
-                    elevation_level: ElevationLevel::NonAdmin,
-                }),
+            display_name: task.display_name.clone(),
+            pool_info: PoolInfo {
+                pool_id: None,
+                auto_pool_specification: Some(self.auto_pool(auto_pool)),
+            },
+            on_all_tasks_complete: None,
+            job_manager_task: Some(JobManagerTask {
+                task,
+                kill_job_on_completion: true,
             }),
         }
     }
@@ -322,7 +365,8 @@ impl Planner {
 
 /// `wc-` + hex of SHA-256 over (account, container, blob, eTag), cut to Batch's 64 characters.
 /// Each part is length-prefixed so that no two different tuples hash the same bytes. A new
-/// eTag (an overwrite) gives a new id; a redelivery gives the same one.
+/// eTag (an overwrite) gives a new id; a redelivery gives the same one. The golden tests pin
+/// it: changing it would run every redelivery that spans an upgrade twice.
 pub fn task_id(account: &str, container: &str, blob: &str, etag: &str) -> String {
     let mut hasher = Sha256::new();
     for part in [account, container, blob, etag.trim_matches('"')] {
@@ -342,44 +386,6 @@ pub fn job_id(task_id: &str) -> String {
     let mut id = String::from(JOB_ID_PREFIX);
     id.push_str(&hash[..64 - JOB_ID_PREFIX.len()]);
     id
-}
-
-/// The blob a task uploads its result to, in the output container (its output file uploaded on
-/// success).
-pub fn result_blob_name(task: &TaskSpec) -> Option<&str> {
-    task.output_files
-        .iter()
-        .find(|o| o.upload_options.upload_condition == UploadCondition::TaskSuccess)
-        .and_then(|o| o.destination.container.path.as_deref())
-}
-
-/// The folder a failed task leaves its `stdout.txt` and `stderr.txt` in, in the output container.
-pub fn logs_folder(task: &TaskSpec) -> Option<&str> {
-    task.output_files
-        .iter()
-        .find(|o| o.upload_options.upload_condition == UploadCondition::TaskFailure)
-        .and_then(|o| o.destination.container.path.as_deref())
-}
-
-/// `{blob}.wordcount.json`, or `long-names/{id}.wordcount.json` when that would be too long.
-pub fn output_blob_name(blob: &str, unique_id: &str) -> String {
-    let natural = format!("{blob}.wordcount.json");
-    if natural.chars().count() <= MAX_BLOB_NAME_CHARS {
-        natural
-    } else {
-        format!("{LONG_NAMES_PREFIX}{unique_id}.wordcount.json")
-    }
-}
-
-/// Virtual directory for a failed task's `stdout.txt` and `stderr.txt`:
-/// `{blob}.wordcount.logs/{id}`, or `long-names/{id}.wordcount.logs` when too long.
-pub fn logs_prefix(blob: &str, unique_id: &str) -> String {
-    let natural = format!("{blob}.wordcount.logs/{unique_id}");
-    if natural.chars().count() + "/stdout.txt".len() <= MAX_BLOB_NAME_CHARS {
-        natural
-    } else {
-        format!("{LONG_NAMES_PREFIX}{unique_id}.wordcount.logs")
-    }
 }
 
 /// The registry host of an image reference, if it names one (`example.azurecr.io/wc:1`), by the
@@ -451,8 +457,8 @@ mod tests {
         time::macros::datetime!(2026-03-14 09:26:53 UTC)
     }
 
-    fn task(submission: Submission) -> TaskSpec {
-        match submission {
+    fn task(planned: Planned) -> TaskSpec {
+        match planned.submission {
             Submission::Task(t) => t,
             other => panic!("expected a task, got {other:?}"),
         }
@@ -622,7 +628,7 @@ mod tests {
             ("BATCH_AUTO_POOL_LOW_PRIORITY", "true"),
         ]));
         let b = blob("a.txt", "0x1");
-        let Submission::Job(job) = planner.plan(&b, now()) else {
+        let Submission::Job(job) = planner.plan(&b, now()).submission else {
             panic!("expected a job")
         };
         let tid = task_id("acct", "input", "a.txt", "0x1");
@@ -654,8 +660,12 @@ mod tests {
     #[test]
     fn a_listed_blob_is_planned_like_its_event() {
         let planner = Planner::from_settings(&settings(&[("BATCH_NODE_IDENTITY", UAMI)]));
-        let by_event = task(planner.plan(&blob("docs/a b.txt", "0x8D1"), now()));
-        let by_listing = task(planner.plan_listed("input", "docs/a b.txt", "\"0x8D1\"", now()));
+        let by_event = planner.plan(&blob("docs/a b.txt", "0x8D1"), now());
+        let by_listing = planner.plan_listed("input", "docs/a b.txt", "\"0x8D1\"", now());
+        assert_eq!(by_listing.names, by_event.names);
+        assert_eq!(by_listing.etag, "0x8D1");
+        assert_eq!(by_listing.names.result, "docs/a b.txt.wordcount.json");
+        let (by_event, by_listing) = (task(by_event), task(by_listing));
         assert_eq!(by_listing.id, by_event.id);
         assert_eq!(
             by_listing.resource_files[0].http_url,
@@ -663,12 +673,8 @@ mod tests {
         );
         assert_eq!(by_listing.output_files, by_event.output_files);
         assert_eq!(
-            result_blob_name(&by_listing),
-            Some("docs/a b.txt.wordcount.json")
-        );
-        assert_eq!(
-            logs_folder(&by_listing),
-            Some(format!("docs/a b.txt.wordcount.logs/{}", by_listing.id).as_str())
+            by_listing.output_files[1].destination.container.path,
+            Some(format!("docs/a b.txt.wordcount.logs/{}", by_listing.id))
         );
     }
 

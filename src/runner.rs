@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error_chain::error_chain;
+use crate::per_item::one_per_item;
 use crate::task_spec::{JobSpec, TaskSpec};
 
 /// One unit of work, as planned for one blob version.
@@ -110,6 +111,31 @@ pub trait TaskRunner: Send + Sync + 'static {
     /// Submits every item; returns one result per item, in the same order.
     fn submit<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<SubmitResult>>;
 }
+
+/// Submits `items` through `runner`, holding it to its contract: exactly one result per item,
+/// in order. An item it left without one was not submitted as far as anyone can tell, so it
+/// fails transiently and asks for a redelivery.
+pub async fn submit_each(runner: &dyn TaskRunner, items: &[Submission]) -> Vec<SubmitResult> {
+    let results = runner.submit(items).await;
+    one_per_item(results, items.len(), || {
+        Err(SubmitError::transient(
+            "the runner returned no result for this task",
+        ))
+    })
+}
+
+/// Looks `items` up through `lookup`, one result per item, in order; an item left without one
+/// could not be read.
+pub async fn lookup_each(lookup: &dyn TaskLookup, items: &[Submission]) -> Vec<LookupResult> {
+    let results = lookup.lookup(items).await;
+    one_per_item(results, items.len(), || {
+        Err(LookupError(Arc::new(NoAnswer)))
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the lookup returned no result for this task")]
+struct NoAnswer;
 
 /// Where a submitted task stands, in Batch's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -20,6 +20,7 @@ use super::retry::RetryOptions;
 use super::shared_key::SharedKeySigner;
 use super::transport::{Auth, Call, Reply, Transport};
 use crate::headers::header_str;
+use crate::http_client::{HttpClientOptions, http_client};
 use crate::loopback::is_loopback_url;
 use crate::runner::Accepted;
 use crate::task_spec::{JobSpec, TaskSpec};
@@ -88,11 +89,10 @@ impl BatchClient {
             }
             BatchCredential::Token(credential) => Auth::Token(credential),
         };
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("blob2batch/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.request_timeout)
-            .build()
-            .map_err(BatchConfigError::HttpClient)?;
+        let http = http_client(&HttpClientOptions {
+            connect_timeout: Some(options.request_timeout),
+            ..HttpClientOptions::default()
+        })?;
         Ok(BatchClient {
             inner: Arc::new(Inner {
                 endpoint,

@@ -20,6 +20,7 @@ use super::models::{TaskAddCollectionResult, TaskAddStatus};
 use super::retry::fits_before;
 use super::transport::{Call, Transport};
 use crate::headers::header_str;
+use crate::per_item::PerItem;
 use crate::runner::Accepted;
 use crate::task_spec::TaskSpec;
 
@@ -39,7 +40,7 @@ pub(crate) struct CollectionSend<'a> {
     tasks: &'a [&'a TaskSpec],
     /// Each task's body, serialized once (empty for copies and for tasks that failed to serialize).
     serialized: Vec<Vec<u8>>,
-    results: Vec<Option<ItemResult>>,
+    results: PerItem<ItemResult>,
     /// Chunks still to send, as indices into `tasks`.
     work: VecDeque<Vec<usize>>,
 }
@@ -57,7 +58,7 @@ impl<'a> CollectionSend<'a> {
             deadline,
             tasks,
             serialized: vec![Vec::new(); tasks.len()],
-            results: vec![None; tasks.len()],
+            results: PerItem::new(tasks.len()),
             work: VecDeque::new(),
         }
     }
@@ -78,12 +79,13 @@ impl<'a> CollectionSend<'a> {
                             self.serialized[i] = bytes;
                             sendable.push(i);
                         }
-                        Err(e) => {
-                            self.results[i] = Some(Err(BatchError::permanent(
+                        Err(e) => self.results.set(
+                            i,
+                            Err(BatchError::permanent(
                                 "InvalidRequest",
                                 format!("cannot serialize the task: {e}"),
-                            )))
-                        }
+                            )),
+                        ),
                     }
                 }
             }
@@ -97,16 +99,14 @@ impl<'a> CollectionSend<'a> {
             self.send_chunk(chunk).await;
         }
         for (copy, first) in copies {
-            self.results[copy] = Some(match &self.results[first] {
+            let shared = match self.results.get(first) {
                 Some(Ok(_)) => Ok(Accepted::Duplicate),
                 Some(Err(e)) => Err(e.clone()),
                 None => Err(no_result()),
-            });
+            };
+            self.results.set(copy, shared);
         }
-        self.results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(no_result())))
-            .collect()
+        self.results.finish(|| Err(no_result()))
     }
 
     /// Sends one chunk until each of its items has an outcome: server errors of single items are
@@ -166,14 +166,17 @@ impl<'a> CollectionSend<'a> {
                     e
                 };
                 match status {
-                    Some(TaskAddStatus::Success) => self.results[i] = Some(Ok(Accepted::Submitted)),
+                    Some(TaskAddStatus::Success) => self.results.set(i, Ok(Accepted::Submitted)),
                     Some(TaskAddStatus::ClientError) => {
                         let err = error(BatchErrorKind::Permanent);
-                        self.results[i] = Some(if err.has_code("TaskExists") {
-                            Ok(Accepted::Duplicate)
-                        } else {
-                            Err(err)
-                        });
+                        self.results.set(
+                            i,
+                            if err.has_code("TaskExists") {
+                                Ok(Accepted::Duplicate)
+                            } else {
+                                Err(err)
+                            },
+                        );
                     }
                     Some(TaskAddStatus::ServerError) => {
                         retry.push((i, error(BatchErrorKind::Transient)))
@@ -195,7 +198,7 @@ impl<'a> CollectionSend<'a> {
                     round, "Batch task collection: retry budget exhausted with server errors left"
                 );
                 for (i, err) in retry {
-                    self.results[i] = Some(Err(err));
+                    self.results.set(i, Err(err));
                 }
                 return;
             }
@@ -213,7 +216,7 @@ impl<'a> CollectionSend<'a> {
 
     fn fail_all(&mut self, items: &[usize], error: &BatchError) {
         for &i in items {
-            self.results[i] = Some(Err(error.clone()));
+            self.results.set(i, Err(error.clone()));
         }
     }
 }

@@ -199,8 +199,8 @@ pub enum BatchConfigError {
     InvalidRetryOptions(String),
     #[error("Entra ID credential")]
     Entra(#[from] crate::entra::EntraError),
-    #[error("cannot create the HTTP client")]
-    HttpClient(#[source] reqwest::Error),
+    #[error(transparent)]
+    HttpClient(#[from] crate::http_client::HttpClientError),
 }
 
 /// 429 and every 5xx are worth a redelivery, though only some 5xx are retried within one call

@@ -27,7 +27,9 @@ use tracing::{Instrument, debug};
 
 use super::collection::{MAX_COLLECTION_BODY_BYTES, MAX_TASKS_PER_COLLECTION};
 use super::task_runner::BatchTaskRunner;
+use crate::per_item::{PerItem, one_per_item};
 use crate::runner::{BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
+use crate::sync::lock;
 
 /// Group calls in flight when `BATCH_MAX_IN_FLIGHT` is not set.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 3;
@@ -202,25 +204,22 @@ impl<R: SubmitUntil> TaskRunner for GroupCommitRunner<R> {
                 self.submit_tasks(tasks, deadline),
                 self.shared.inner.submit_until(&jobs, deadline)
             );
-            let mut results: Vec<Option<SubmitResult>> = vec![None; items.len()];
+            let mut results = PerItem::new(items.len());
             for (i, result) in task_at
                 .into_iter()
                 .zip(task_results)
                 .chain(job_at.into_iter().zip(job_results))
             {
-                results[i] = Some(result);
+                results.set(i, result);
             }
-            results
-                .into_iter()
-                .map(|r| r.unwrap_or_else(|| Err(no_result())))
-                .collect()
+            results.finish(|| Err(no_result()))
         })
     }
 }
 
 impl<R: SubmitUntil> Shared<R> {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Starts a call for what is queued, as long as slots are free.
@@ -277,11 +276,9 @@ impl<R: SubmitUntil> Shared<R> {
         slot.latency = Some(elapsed);
         // Free the slot before answering, so that the next group leaves as soon as possible.
         drop(slot);
-        let mut results = results.into_iter();
+        let mut results = one_per_item(results, items.len(), || Err(no_result())).into_iter();
         for (count, reply) in replies {
-            let own: Vec<SubmitResult> = (0..count)
-                .map(|_| results.next().unwrap_or_else(|| Err(no_result())))
-                .collect();
+            let own: Vec<SubmitResult> = results.by_ref().take(count).collect();
             // A caller that went away (its invocation was cancelled) needs no answer.
             let _ = reply.send(own);
         }

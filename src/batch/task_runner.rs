@@ -4,9 +4,6 @@
 //! One deadline bounds a whole `submit` call, job creation and the retried add included, so that
 //! an invocation answers before Event Grid gives up on it.
 
-use std::sync::{Arc, OnceLock};
-
-use futures_util::StreamExt as _;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -15,6 +12,8 @@ use super::client::BatchClient;
 use super::error::BatchError;
 use super::models::{BatchTask, TaskState as BatchTaskState};
 use crate::error_chain::error_chain;
+use crate::fail_fast::map_fail_fast;
+use crate::per_item::PerItem;
 use crate::runner::{
     Accepted, BoxFuture, FailureInfo, LookupError, LookupResult, Submission, SubmitError,
     SubmitResult, TaskLookup, TaskRunner, TaskState, TaskStatus,
@@ -39,6 +38,11 @@ impl BatchTaskRunner {
             job_id: job_id.into(),
             pool_id: pool_id.into(),
         }
+    }
+
+    /// The client it submits with.
+    pub fn client(&self) -> &BatchClient {
+        &self.client
     }
 
     /// The long-lived job: `noaction` when all tasks complete, since it keeps receiving tasks.
@@ -136,17 +140,14 @@ impl BatchTaskRunner {
             let job = (*job).clone();
             set.spawn(async move { (i, client.add_job_until(&job, deadline).await) });
         }
-        let mut results: Vec<Option<Result<Accepted, BatchError>>> = vec![None; jobs.len()];
+        let mut results = PerItem::new(jobs.len());
         while let Some(joined) = set.join_next().await {
             match joined {
-                Ok((i, result)) => results[i] = Some(result),
+                Ok((i, result)) => results.set(i, result),
                 Err(e) => warn!(error = %e, "Add Job task did not finish"),
             }
         }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(BatchError::transient("Add Job did not finish"))))
-            .collect()
+        results.finish(|| Err(BatchError::transient("Add Job did not finish")))
     }
 }
 
@@ -182,24 +183,19 @@ impl BatchTaskRunner {
             self.add_jobs(&jobs, deadline)
         );
 
-        let mut results: Vec<Option<SubmitResult>> = vec![None; items.len()];
+        let mut results = PerItem::new(items.len());
         for (i, result) in task_items
             .into_iter()
             .zip(task_results)
             .chain(job_items.into_iter().zip(job_results))
         {
-            results[i] = Some(to_submit_result(items[i].id(), result));
+            results.set(i, to_submit_result(items[i].id(), result));
         }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(SubmitError::transient(
-                        "the Batch client returned no result",
-                    ))
-                })
-            })
-            .collect()
+        results.finish(|| {
+            Err(SubmitError::transient(
+                "the Batch client returned no result",
+            ))
+        })
     }
 }
 
@@ -233,28 +229,9 @@ impl TaskLookup for BatchTaskRunner {
     /// against an unreachable service, `status` over thousands of blobs would otherwise take
     /// hours to say so.
     fn lookup<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<LookupResult>> {
-        let first_failure: Arc<OnceLock<LookupError>> = Arc::default();
-        let lookups: Vec<_> = items
-            .iter()
-            .map(|item| {
-                let first_failure = Arc::clone(&first_failure);
-                async move {
-                    if let Some(failure) = first_failure.get() {
-                        return Err(failure.clone());
-                    }
-                    let result = self.lookup_one(item).await;
-                    if let Err(failure) = &result {
-                        let _ = first_failure.set(failure.clone());
-                    }
-                    result
-                }
-            })
-            .collect();
-        Box::pin(
-            futures_util::stream::iter(lookups)
-                .buffered(LOOKUPS_IN_FLIGHT)
-                .collect(),
-        )
+        Box::pin(map_fail_fast(items, LOOKUPS_IN_FLIGHT, |item| {
+            self.lookup_one(item)
+        }))
     }
 }
 

@@ -3,26 +3,19 @@
 
 use std::io::{IsTerminal as _, Write};
 
-use super::dev::{self, DevError, LocalDefaults};
-use crate::config::{ConfigError, Settings};
+use super::CommandError;
+use super::dev::{self, LocalDefaults};
+use crate::config::Settings;
 
 /// The settings of `status`, `reconcile` and `redrive`: those of `serve`, read from the
 /// environment; without `STORAGE_ACCOUNT_URL`, those of the local pipeline (`dev`'s Azurite and
 /// work directory), as `put` does.
-pub fn ops_settings() -> Result<Settings, SettingsError> {
+pub fn ops_settings() -> Result<Settings, CommandError> {
     if std::env::var_os("STORAGE_ACCOUNT_URL").is_some_and(|v| !v.is_empty()) {
         Ok(Settings::from_env()?)
     } else {
         Ok(dev::resolve(dev::process_env(), &LocalDefaults::default())?.settings)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Local(#[from] DevError),
 }
 
 /// A terminal colour for a word, or nothing when stdout is not a terminal (or `NO_COLOR` is set).
@@ -77,14 +70,4 @@ pub fn json_line(out: &mut impl Write, value: &impl serde::Serialize) {
     if let Ok(text) = serde_json::to_string(value) {
         let _ = writeln!(out, "{text}");
     }
-}
-
-/// What an operations command leaves to report: the failures it went on past, one per line.
-pub trait Problems {
-    fn problems(self) -> Vec<String>;
-}
-
-/// Whether a command's error is the caller's (exit code 2) rather than a failure at run time.
-pub trait UsageError: std::error::Error + 'static {
-    fn is_usage(&self) -> bool;
 }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::storage::{BlobError, BlobHttpHeaders, ContainerClient, StorageAccount};
+use crate::sync::lock;
 
 #[derive(Clone, Debug)]
 pub struct PutOptions {
@@ -38,10 +39,13 @@ pub enum PutError {
     },
 }
 
-impl PutError {
+impl From<PutError> for super::CommandError {
     /// A file that is not there is the caller's mistake (exit code 2), not a storage failure.
-    pub fn is_usage(&self) -> bool {
-        matches!(self, PutError::NotAFile(_))
+    fn from(error: PutError) -> super::CommandError {
+        match error {
+            error @ PutError::NotAFile(_) => super::CommandError::usage(error),
+            error => super::CommandError::runtime(error),
+        }
     }
 }
 
@@ -106,7 +110,7 @@ async fn upload_one(
         if total < PROGRESS_FROM {
             return;
         }
-        let mut last = last.lock().expect("progress lock");
+        let mut last = lock(&last);
         if sent < total && last.elapsed() < Duration::from_millis(250) {
             return;
         }

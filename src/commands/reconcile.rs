@@ -1,17 +1,16 @@
 //! `blob2batch reconcile [--prefix P] [--since DURATION] [--dry-run] [--json]`: makes sure every
-//! blob version the filter acts on has its task (see [`crate::reconcile`]).
+//! blob version the filter acts on has its task (see [`crate::reconcile`]). A dry run is the same
+//! run with a runner that only looks tasks up.
 
 use std::io::Write;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::CommandError;
 use super::console::{json_line, line};
-use crate::config::Settings;
-use crate::filter::EventFilter;
-use crate::ops::{OpsError, Storage, cli_runner};
-use crate::plan::Planner;
-use crate::reconcile::{Action, Counts, Limits, Mode, ReconcileError, Reconciler, Scope};
+use crate::context::Context;
+use crate::reconcile::{Action, Reconciler, Resume, Scope, Summary};
 
 #[derive(Clone, Debug, Default)]
 pub struct ReconcileOptions {
@@ -22,52 +21,26 @@ pub struct ReconcileOptions {
     pub json: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileCommandError {
-    #[error(transparent)]
-    Setup(#[from] OpsError),
-    #[error(transparent)]
-    Run(#[from] ReconcileError),
-}
-
-/// The counts, and the reasons of the blobs whose submission failed (for stderr).
-#[derive(Debug, Default)]
-pub struct ReconcileReport {
-    pub counts: Counts,
-    pub problems: Vec<String>,
-}
-
+/// Runs it; the reasons of the blobs whose submission failed are returned for stderr.
 pub async fn run(
-    settings: &Settings,
+    context: &Context,
     options: &ReconcileOptions,
     out: &mut impl Write,
-) -> Result<ReconcileReport, ReconcileCommandError> {
-    let storage = Storage::from_settings(settings)?;
-    let cli = cli_runner(settings)?;
-    let reconciler = Reconciler {
-        filter: EventFilter::from_settings(settings),
-        planner: Planner::from_settings(settings),
-        runner: cli.runner.clone(),
-        input: storage
-            .container(&settings.input_container)
-            .map_err(OpsError::from)?,
-        output: storage
-            .container(&settings.output_container)
-            .map_err(OpsError::from)?,
+) -> Result<Vec<String>, CommandError> {
+    let runner = if options.dry_run {
+        context.dry_runner()
+    } else {
+        context.runner().clone()
     };
+    let reconciler = Reconciler::new(context, runner)?;
     let scope = Scope {
         prefix: options.prefix.clone(),
         modified_after: options.since.map(|since| OffsetDateTime::now_utc() - since),
         modified_before: None,
     };
-    let mode = if options.dry_run {
-        Mode::DryRun(cli.lookup.as_ref())
-    } else {
-        Mode::Submit
-    };
     let mut problems = Vec::new();
     let summary = reconciler
-        .run(&scope, mode, &Limits::default(), |action| {
+        .run(&scope, &Resume::default(), |action| {
             if options.json {
                 json_line(out, action);
             } else {
@@ -86,45 +59,27 @@ pub async fn run(
                 problems.push(format!("{}: {reason}", action.blob));
             }
         })
-        .await?;
-    let counts = summary.counts;
+        .await
+        .map_err(CommandError::runtime)?;
     if options.json {
-        json_line(out, &counts);
+        json_line(out, &summary.counts);
     } else {
-        line(
-            out,
-            &format!(
-                "{} {} blob(s): {} current, {} {}, {} with a task already, {} ignored, {} failed",
-                if options.dry_run {
-                    "dry run,"
-                } else {
-                    "reconciled"
-                },
-                counts.listed,
-                summary.current,
-                counts.submitted,
-                if options.dry_run {
-                    "to submit"
-                } else {
-                    "submitted"
-                },
-                counts.duplicate,
-                counts.ignored,
-                counts.failed,
-            ),
-        );
+        line(out, &summary_line(&summary, options.dry_run));
     }
-    Ok(ReconcileReport { counts, problems })
+    Ok(problems)
 }
 
-impl super::console::Problems for ReconcileReport {
-    fn problems(self) -> Vec<String> {
-        self.problems
-    }
-}
-
-impl super::console::UsageError for ReconcileCommandError {
-    fn is_usage(&self) -> bool {
-        matches!(self, ReconcileCommandError::Setup(e) if e.is_usage())
-    }
+fn summary_line(summary: &Summary, dry_run: bool) -> String {
+    let counts = &summary.counts;
+    format!(
+        "{} {} blob(s): {} current, {} {}, {} with a task already, {} ignored, {} failed",
+        if dry_run { "dry run," } else { "reconciled" },
+        counts.listed,
+        summary.current,
+        counts.submitted,
+        if dry_run { "to submit" } else { "submitted" },
+        counts.duplicate,
+        counts.ignored,
+        counts.failed,
+    )
 }

@@ -9,24 +9,19 @@
 //! with the reason in its metadata; one whose submission failed stays for the next run.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use serde::Serialize;
-use time::OffsetDateTime;
 
+use super::CommandError;
 use super::console::{json_line, line};
-use crate::config::Settings;
+use crate::context::Context;
 use crate::deadletter::{
     DeadLetteredEvent, QUARANTINE_PREFIX, REDRIVEN_PREFIX, is_pending, read_dead_letter_blob,
 };
 use crate::error_chain::error_chain;
 use crate::event::parse_blob_subject;
-use crate::filter::{EventFilter, Verdict};
 use crate::headers::header_safe;
 use crate::intake::{EventReport, Intake, Outcome};
-use crate::ops::{OpsError, Storage, cli_runner};
-use crate::plan::Planner;
-use crate::runner::TaskLookup;
 use crate::storage::blob::BlobHttpHeaders;
 use crate::storage::{BlobError, ContainerClient};
 
@@ -53,19 +48,16 @@ pub struct RedriveCounts {
     pub failed: u64,
 }
 
+/// The dead-letter container could not be listed.
 #[derive(Debug, thiserror::Error)]
-pub enum RedriveError {
-    #[error(transparent)]
-    Setup(#[from] OpsError),
-    #[error("cannot list the dead-letter container")]
-    List(#[source] BlobError),
-}
+#[error("cannot list the dead-letter container")]
+struct ListFailed(#[source] BlobError);
 
 #[derive(Debug, Default)]
-pub struct RedriveReport {
-    pub counts: RedriveCounts,
+struct RedriveReport {
+    counts: RedriveCounts,
     /// What failed (a submission, a move), for stderr.
-    pub problems: Vec<String>,
+    problems: Vec<String>,
 }
 
 /// What becomes of a dead-letter blob.
@@ -94,107 +86,117 @@ struct EventLine<'a> {
     outcome: &'a Outcome,
 }
 
+/// Runs it; what failed (a submission, a read, a move) is returned for stderr.
 pub async fn run(
-    settings: &Settings,
+    context: &Context,
     options: &RedriveOptions,
     out: &mut impl Write,
-) -> Result<RedriveReport, RedriveError> {
-    let storage = Storage::from_settings(settings)?;
-    let container = storage
-        .container(&settings.deadletter_container)
-        .map_err(OpsError::from)?;
-    let cli = cli_runner(settings)?;
-    let intake = Intake::from_settings(settings, cli.runner.clone());
-    let mut dry = DryRun {
-        filter: EventFilter::from_settings(settings),
-        planner: Planner::from_settings(settings),
-        lookup: cli.lookup.clone(),
-        would_submit: Default::default(),
+) -> Result<Vec<String>, CommandError> {
+    let container = context
+        .containers()
+        .get(&context.settings().deadletter_container)?;
+    // A dry run goes through the same intake, with a runner that only looks tasks up.
+    let runner = if options.dry_run {
+        context.dry_runner()
+    } else {
+        context.runner().clone()
     };
-    let mut report = RedriveReport::default();
+    let intake = Intake::with_runner(context, runner);
     let names: Vec<String> = container
         .list(None)
         .await
-        .map_err(RedriveError::List)?
+        .map_err(|e| CommandError::runtime(ListFailed(e)))?
         .into_iter()
         .map(|entry| entry.name)
         .filter(|name| is_pending(name))
         .collect();
+    let mut report = RedriveReport::default();
     for name in names {
         report.counts.dead_lettered += 1;
-        let bytes = match container.read(&name).await {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                report.problems.push(format!("{name}: {}", error_chain(&e)));
-                continue;
-            }
-        };
-        let fate = match read_dead_letter_blob(&bytes) {
-            Err(e) => {
-                let reason = e.to_string();
-                if options.json {
-                    json_line(
-                        out,
-                        &serde_json::json!({"deadLetterBlob": name, "unreadable": reason}),
-                    );
-                } else {
-                    line(out, &format!("{name}: unreadable: {reason}"));
-                }
-                Fate::Quarantined(reason)
-            }
-            Ok(events) => {
-                report.counts.events += events.len() as u64;
-                let outcomes = if options.dry_run {
-                    dry.outcomes(&events).await
-                } else {
-                    let reports = intake
-                        .handle(events.iter().map(|d| d.event.clone()).collect())
-                        .await;
-                    reports.events
-                };
-                show(out, options.json, &name, &events, &outcomes);
-                fate_of(&outcomes, &mut report)
-            }
-        };
-        if options.dry_run {
-            continue;
-        }
-        if let Err(e) = settle(&container, &name, &bytes, &fate).await {
-            report
-                .problems
-                .push(format!("{name}: cannot move it: {}", error_chain(&e)));
-        } else if !options.json {
-            match &fate {
-                Fate::Redriven => line(out, &format!("{name}: moved to {REDRIVEN_PREFIX}")),
-                Fate::Quarantined(reason) => line(
-                    out,
-                    &format!("{name}: moved to {QUARANTINE_PREFIX} ({reason})"),
-                ),
-                Fate::Stays => line(out, &format!("{name}: stays for the next run")),
-            }
-        }
+        redrive_blob(&container, &intake, &name, options, out, &mut report).await;
     }
     if options.json {
         json_line(out, &report.counts);
     } else {
-        let c = &report.counts;
-        line(
-            out,
-            &format!(
-                "{}{} dead-letter blob(s), {} event(s): {} submitted, {} duplicate, {} ignored, \
-                 {} rejected, {} failed",
-                if options.dry_run { "dry run: " } else { "" },
-                c.dead_lettered,
-                c.events,
-                c.submitted,
-                c.duplicate,
-                c.ignored,
-                c.rejected,
-                c.failed
-            ),
-        );
+        line(out, &summary_line(&report.counts, options.dry_run));
     }
-    Ok(report)
+    Ok(report.problems)
+}
+
+/// Reads one dead-letter blob, passes its events through the intake, and moves it where its
+/// fate says (not in a dry run).
+async fn redrive_blob(
+    container: &ContainerClient,
+    intake: &Intake,
+    name: &str,
+    options: &RedriveOptions,
+    out: &mut impl Write,
+    report: &mut RedriveReport,
+) {
+    let bytes = match container.read(name).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            report.problems.push(format!("{name}: {}", error_chain(&e)));
+            return;
+        }
+    };
+    let fate = match read_dead_letter_blob(&bytes) {
+        Err(e) => {
+            let reason = e.to_string();
+            if options.json {
+                json_line(
+                    out,
+                    &serde_json::json!({"deadLetterBlob": name, "unreadable": reason}),
+                );
+            } else {
+                line(out, &format!("{name}: unreadable: {reason}"));
+            }
+            Fate::Quarantined(reason)
+        }
+        Ok(events) => {
+            report.counts.events += events.len() as u64;
+            let outcomes = intake
+                .handle(events.iter().map(|d| d.event.clone()).collect())
+                .await
+                .events;
+            show(out, options.json, name, &events, &outcomes);
+            fate_of(&outcomes, report)
+        }
+    };
+    if options.dry_run {
+        return;
+    }
+    match settle(container, name, &bytes, &fate).await {
+        Err(e) => report
+            .problems
+            .push(format!("{name}: cannot move it: {}", error_chain(&e))),
+        Ok(()) if options.json => {}
+        Ok(()) => line(
+            out,
+            &match &fate {
+                Fate::Redriven => format!("{name}: moved to {REDRIVEN_PREFIX}"),
+                Fate::Quarantined(reason) => {
+                    format!("{name}: moved to {QUARANTINE_PREFIX} ({reason})")
+                }
+                Fate::Stays => format!("{name}: stays for the next run"),
+            },
+        ),
+    }
+}
+
+fn summary_line(c: &RedriveCounts, dry_run: bool) -> String {
+    format!(
+        "{}{} dead-letter blob(s), {} event(s): {} submitted, {} duplicate, {} ignored, \
+         {} rejected, {} failed",
+        if dry_run { "dry run: " } else { "" },
+        c.dead_lettered,
+        c.events,
+        c.submitted,
+        c.duplicate,
+        c.ignored,
+        c.rejected,
+        c.failed
+    )
 }
 
 fn show(
@@ -310,79 +312,6 @@ async fn settle(
         .await?;
     container.delete(name).await?;
     Ok(())
-}
-
-/// What the intake would do, without submitting: the filter's verdict, and for an event it acts
-/// on, whether its task is already there.
-struct DryRun {
-    filter: EventFilter,
-    planner: Planner,
-    lookup: Arc<dyn TaskLookup>,
-    /// Ids this run would have submitted: a later event of the same version is a duplicate.
-    would_submit: std::collections::HashSet<String>,
-}
-
-impl DryRun {
-    async fn outcomes(&mut self, events: &[DeadLetteredEvent]) -> Vec<EventReport> {
-        let now = OffsetDateTime::now_utc();
-        let mut reports = Vec::with_capacity(events.len());
-        for dead in events {
-            let event = &dead.event;
-            let outcome = match self.filter.classify(event) {
-                Verdict::Ignore(reason) => Outcome::Ignored {
-                    reason: reason.to_string(),
-                },
-                Verdict::Reject(reason) => Outcome::Rejected {
-                    reason: reason.to_string(),
-                },
-                Verdict::Act(blob) => {
-                    let submission = self.planner.plan(&blob, now);
-                    let task_id = submission.id().to_string();
-                    let key = task_id.to_ascii_lowercase();
-                    match self
-                        .lookup
-                        .lookup(std::slice::from_ref(&submission))
-                        .await
-                        .pop()
-                    {
-                        Some(Ok(Some(_))) => Outcome::Duplicate { task_id },
-                        Some(Ok(None)) if !self.would_submit.insert(key) => {
-                            Outcome::Duplicate { task_id }
-                        }
-                        Some(Ok(None)) => Outcome::Submitted { task_id },
-                        Some(Err(e)) => Outcome::Failed {
-                            task_id,
-                            transient: true,
-                            reason: error_chain(&e),
-                        },
-                        None => Outcome::Failed {
-                            task_id,
-                            transient: true,
-                            reason: "no answer from the lookup".into(),
-                        },
-                    }
-                }
-            };
-            reports.push(EventReport {
-                id: event.id.clone(),
-                blob: event.subject.clone(),
-                outcome,
-            });
-        }
-        reports
-    }
-}
-
-impl super::console::Problems for RedriveReport {
-    fn problems(self) -> Vec<String> {
-        self.problems
-    }
-}
-
-impl super::console::UsageError for RedriveError {
-    fn is_usage(&self) -> bool {
-        matches!(self, RedriveError::Setup(e) if e.is_usage())
-    }
 }
 
 #[cfg(test)]

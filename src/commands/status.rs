@@ -3,26 +3,25 @@
 //! For each blob the filter acts on (the named ones, or all under the prefix, or all): its eTag,
 //! the task id its version gets, the task's state as the runner reports it (Batch's Get Task, or
 //! the local runner's records), the result blob and whether it was counted from this very version
-//! (its `source_etag` metadata), and where a failed task left its logs.
+//! (see [`crate::results`]), and where a failed task left its logs.
+//!
+//! A read that fails after its retries is never shown as a state: the blob's row is left out and
+//! the failure named on stderr (exit code 1). Rows whose reads all succeeded are printed.
 
-use std::collections::HashMap;
 use std::io::Write;
 
-use futures_util::StreamExt as _;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
+use super::CommandError;
 use super::console::{Palette, Tone, json_line, line};
-use crate::config::Settings;
+use crate::context::Context;
 use crate::error_chain::error_chain;
-use crate::filter::EventFilter;
-use crate::ops::{OpsError, Storage, cli_runner};
-use crate::plan::{
-    LONG_NAMES_PREFIX, Planner, SOURCE_ETAG_METADATA, logs_folder, result_blob_name,
-};
-use crate::runner::{FailureInfo, Submission, TaskState, TaskStatus};
-use crate::storage::blob::{BlobEntry, ListOptions};
-use crate::storage::{BlobError, ContainerClient};
+use crate::fail_fast::map_fail_fast;
+use crate::plan::Planned;
+use crate::results::{Found, Results, ResultsError};
+use crate::runner::{FailureInfo, LookupResult, Submission, TaskState, lookup_each};
+use crate::storage::{BlobEntry, BlobError, ContainerClient};
 
 /// Blob properties read at once for named blobs.
 const READS_IN_FLIGHT: usize = 16;
@@ -41,7 +40,9 @@ pub struct BlobStatus {
     pub blob: String,
     pub etag: String,
     pub task_id: String,
-    pub state: State,
+    /// The task's state; `None` (shown as `unsubmitted`) when this version has no task.
+    #[serde(serialize_with = "state_or_unsubmitted")]
+    pub state: Option<TaskState>,
     pub exit_code: Option<i32>,
     pub retries: Option<i32>,
     pub failure: Option<FailureInfo>,
@@ -50,274 +51,167 @@ pub struct BlobStatus {
     pub logs: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// No task for this version.
-    Unsubmitted,
-    Active,
-    Preparing,
-    Running,
-    Succeeded,
-    Failed,
+fn state_or_unsubmitted<S: Serializer>(
+    state: &Option<TaskState>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match state {
+        Some(state) => state.serialize(serializer),
+        None => serializer.serialize_str("unsubmitted"),
+    }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StatusError {
-    #[error(transparent)]
-    Setup(#[from] OpsError),
-    #[error("cannot list the {container} container")]
-    List {
-        container: &'static str,
-        #[source]
-        source: BlobError,
-    },
-}
-
-/// What a run found wrong without stopping: named on stderr, exit code 1.
-#[derive(Debug, Default)]
-pub struct StatusReport {
-    pub rows: usize,
-    pub problems: Vec<String>,
-}
-
+/// The rows printed, and the failures named on stderr (exit code 1 when there are any).
 pub async fn run(
-    settings: &Settings,
+    context: &Context,
     options: &StatusOptions,
     out: &mut impl Write,
-) -> Result<StatusReport, StatusError> {
-    let storage = Storage::from_settings(settings)?;
-    let input = storage
-        .container(&settings.input_container)
-        .map_err(OpsError::from)?;
-    let output = storage
-        .container(&settings.output_container)
-        .map_err(OpsError::from)?;
-    let filter = EventFilter::from_settings(settings);
-    let planner = Planner::from_settings(settings);
-    let lookup = cli_runner(settings)?.lookup;
-    let mut report = StatusReport::default();
+) -> Result<Vec<String>, CommandError> {
+    let settings = context.settings();
+    let input = context.containers().get(&settings.input_container)?;
+    let results = Results::new(context.containers().get(&settings.output_container)?);
+    let mut problems = Vec::new();
 
     let blobs = if options.names.is_empty() {
         input
             .list(options.prefix.as_deref())
             .await
-            .map_err(|source| StatusError::List {
-                container: "input",
-                source,
-            })?
+            .map_err(|e| CommandError::runtime(Listing("input", e)))?
     } else {
-        named_blobs(&input, &options.names, &mut report).await
+        named_blobs(&input, &options.names, &mut problems).await
     };
-    let blobs: Vec<BlobEntry> = blobs
+    let now = OffsetDateTime::now_utc();
+    let planned: Vec<Planned> = blobs
         .into_iter()
-        .filter(|blob| match filter.accepts_name(&blob.name) {
+        .filter(|blob| match context.filter().accepts_name(&blob.name) {
             Ok(()) => true,
             Err(reason) => {
                 if !options.names.is_empty() {
-                    report
-                        .problems
-                        .push(format!("{}: not counted: {reason}", blob.name));
+                    problems.push(format!("{}: not counted: {reason}", blob.name));
                 }
                 false
             }
         })
+        .map(|blob| {
+            context
+                .planner()
+                .plan_listed(&settings.input_container, &blob.name, &blob.etag, now)
+        })
         .collect();
 
-    let now = OffsetDateTime::now_utc();
-    let submissions: Vec<Submission> = blobs
-        .iter()
-        .map(|b| planner.plan_listed(&settings.input_container, &b.name, &b.etag, now))
-        .collect();
-    let states = lookup.lookup(&submissions).await;
-    let outputs = if options.names.is_empty() {
-        Outputs::listed(&output, options.prefix.as_deref()).await?
-    } else {
-        Outputs::probed(&output, &submissions).await
-    };
+    let submissions: Vec<Submission> = planned.iter().map(|p| p.submission.clone()).collect();
+    // Batch and storage are read at once: a failing one costs its own budget, not the sum.
+    let (states, found) = tokio::join!(
+        lookup_each(context.lookup().as_ref(), &submissions),
+        find_results(&results, &planned, options)
+    );
+    let found = found.map_err(CommandError::runtime)?;
 
     let palette = Palette::for_stdout();
-    if !options.json && !blobs.is_empty() {
-        line(out, &header());
-    }
-    for ((blob, submission), state) in blobs.iter().zip(&submissions).zip(states) {
-        let status = match state {
-            Ok(status) => status,
-            Err(e) => {
-                report
-                    .problems
-                    .push(format!("{}: {}", blob.name, error_chain(&e)));
+    let mut header = !options.json;
+    for ((planned, state), found) in planned.iter().zip(states).zip(found) {
+        let row = match row(planned, state, found) {
+            Ok(row) => row,
+            Err(problem) => {
+                problems.push(problem);
                 continue;
             }
         };
-        let row = row(blob, submission, status, &outputs);
+        if std::mem::take(&mut header) {
+            line(out, &table_header());
+        }
         if options.json {
             json_line(out, &row);
         } else {
             line(out, &table_line(&row, palette));
         }
-        report.rows += 1;
     }
-    Ok(report)
+    Ok(problems)
 }
 
-/// The named blobs that exist; a missing one is a problem.
+/// A container could not be listed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot list the {0} container")]
+struct Listing(&'static str, #[source] BlobError);
+
+/// What the output container holds for each planned version: one listing for a prefix (or
+/// everything), one read per blob for named blobs.
+async fn find_results(
+    results: &Results,
+    planned: &[Planned],
+    options: &StatusOptions,
+) -> Result<Vec<Result<Found, ResultsError>>, ResultsError> {
+    if options.names.is_empty() {
+        let listing = results.list(options.prefix.as_deref()).await?;
+        return Ok(planned
+            .iter()
+            .map(|p| Ok(listing.find(&p.names, &p.etag)))
+            .collect());
+    }
+    let versions: Vec<_> = planned
+        .iter()
+        .map(|p| (&p.names, p.etag.as_str()))
+        .collect();
+    Ok(results.probe(&versions, true).await)
+}
+
+/// The named blobs that exist; a missing one, or one that could not be read, is a problem.
 async fn named_blobs(
     input: &ContainerClient,
     names: &[String],
-    report: &mut StatusReport,
+    problems: &mut Vec<String>,
 ) -> Vec<BlobEntry> {
-    let reads: Vec<_> = names.iter().map(|name| input.properties(name)).collect();
-    let found: Vec<_> = futures_util::stream::iter(reads)
-        .buffered(READS_IN_FLIGHT)
-        .collect()
-        .await;
+    let found = map_fail_fast(names, READS_IN_FLIGHT, |name| async move {
+        input.properties(name).await.map_err(std::sync::Arc::new)
+    })
+    .await;
     let mut blobs = Vec::new();
     for (name, found) in names.iter().zip(found) {
         match found {
             Ok(Some(blob)) => blobs.push(blob),
-            Ok(None) => report
-                .problems
-                .push(format!("{name}: no such blob in the input container")),
-            Err(e) => report.problems.push(format!("{name}: {}", error_chain(&e))),
+            Ok(None) => problems.push(format!("{name}: no such blob in the input container")),
+            Err(e) => problems.push(format!("{name}: {}", error_chain(e.as_ref()))),
         }
     }
     blobs
 }
 
+/// One blob's row, or the problem that keeps it from being shown.
 fn row(
-    blob: &BlobEntry,
-    submission: &Submission,
-    status: Option<TaskStatus>,
-    outputs: &Outputs,
-) -> BlobStatus {
-    let task = submission.task();
-    let result = task.and_then(result_blob_name);
-    let recorded = result.and_then(|name| outputs.results.get(name));
-    let output_current = recorded.is_some_and(|etag| etag.as_deref() == Some(&blob.etag));
-    let logs = task
-        .and_then(logs_folder)
-        .filter(|folder| outputs.has_folder(folder))
-        .map(|folder| format!("{folder}/"));
+    planned: &Planned,
+    state: LookupResult,
+    found: Result<Found, ResultsError>,
+) -> Result<BlobStatus, String> {
+    let problem =
+        |e: &(dyn std::error::Error + 'static)| format!("{}: {}", planned.blob, error_chain(e));
+    let status = state.map_err(|e| problem(&e))?;
+    let found = found.map_err(|e| problem(&e))?;
     let (state, exit_code, retries, failure) = match status {
         Some(status) => (
-            match status.state {
-                TaskState::Active => State::Active,
-                TaskState::Preparing => State::Preparing,
-                TaskState::Running => State::Running,
-                TaskState::Succeeded => State::Succeeded,
-                TaskState::Failed => State::Failed,
-            },
+            Some(status.state),
             status.exit_code,
             status.retries,
             status.failure,
         ),
         // The task record may be gone (its job deleted); the current result is the durable fact.
-        None if output_current => (State::Succeeded, None, None, None),
-        None => (State::Unsubmitted, None, None, None),
+        None if found.current => (Some(TaskState::Succeeded), None, None, None),
+        None => (None, None, None, None),
     };
-    BlobStatus {
-        blob: blob.name.clone(),
-        etag: blob.etag.clone(),
-        task_id: submission.id().to_string(),
+    Ok(BlobStatus {
+        blob: planned.blob.clone(),
+        etag: planned.etag.clone(),
+        task_id: planned.submission.id().to_string(),
         state,
         exit_code,
         retries,
         failure,
-        output: recorded.and(result).map(str::to_string),
-        output_current,
-        logs,
-    }
+        output: found.output,
+        output_current: found.current,
+        logs: found.logs,
+    })
 }
 
-/// Result blobs (name -> the version they record, if they say) and every output blob name.
-struct Outputs {
-    results: HashMap<String, Option<String>>,
-    /// Every output blob's name, sorted, to find logs folders.
-    names: Vec<String>,
-}
-
-impl Outputs {
-    /// From listings of the output container under `prefix` and under `long-names/`.
-    async fn listed(
-        output: &ContainerClient,
-        prefix: Option<&str>,
-    ) -> Result<Outputs, StatusError> {
-        let mut prefixes = vec![prefix];
-        if prefix.is_some_and(|p| !p.is_empty() && !LONG_NAMES_PREFIX.starts_with(p)) {
-            prefixes.push(Some(LONG_NAMES_PREFIX));
-        }
-        let mut results = HashMap::new();
-        let mut names = Vec::new();
-        for prefix in prefixes {
-            let mut marker = None;
-            loop {
-                let page = output
-                    .list_page(&ListOptions {
-                        prefix,
-                        marker,
-                        metadata: true,
-                    })
-                    .await
-                    .map_err(|source| StatusError::List {
-                        container: "output",
-                        source,
-                    })?;
-                for entry in page.entries {
-                    results.insert(
-                        entry.name.clone(),
-                        entry.metadata.get(SOURCE_ETAG_METADATA).cloned(),
-                    );
-                    names.push(entry.name);
-                }
-                marker = page.next_marker;
-                if marker.is_none() {
-                    break;
-                }
-            }
-        }
-        names.sort();
-        Ok(Outputs { results, names })
-    }
-
-    /// From the properties of each submission's result blob, and a listing of its logs folder.
-    async fn probed(output: &ContainerClient, submissions: &[Submission]) -> Outputs {
-        let mut results = HashMap::new();
-        let mut names = Vec::new();
-        for submission in submissions {
-            let Some(task) = submission.task() else {
-                continue;
-            };
-            if let Some(name) = result_blob_name(task)
-                && let Ok(Some(entry)) = output.properties(name).await
-            {
-                results.insert(
-                    name.to_string(),
-                    entry.metadata.get(SOURCE_ETAG_METADATA).cloned(),
-                );
-            }
-            if let Some(folder) = logs_folder(task)
-                && let Ok(logs) = output.list(Some(&format!("{folder}/"))).await
-            {
-                names.extend(logs.into_iter().map(|entry| entry.name));
-            }
-        }
-        names.sort();
-        Outputs { results, names }
-    }
-
-    fn has_folder(&self, folder: &str) -> bool {
-        let prefix = format!("{folder}/");
-        let at = self
-            .names
-            .partition_point(|name| name.as_str() < prefix.as_str());
-        self.names
-            .get(at)
-            .is_some_and(|name| name.starts_with(&prefix))
-    }
-}
-
-fn header() -> String {
+fn table_header() -> String {
     format!(
         "{:<12} {:<9} {:<6} {:<8} {}",
         "STATE", "EXIT", "TRIES", "RESULT", "BLOB"
@@ -327,12 +221,12 @@ fn header() -> String {
 /// `STATE EXIT TRIES RESULT BLOB [failure] [logs]`, one blob per line.
 fn table_line(row: &BlobStatus, palette: Palette) -> String {
     let (state, tone) = match row.state {
-        State::Unsubmitted => ("unsubmitted", Tone::Bad),
-        State::Active => ("active", Tone::Busy),
-        State::Preparing => ("preparing", Tone::Busy),
-        State::Running => ("running", Tone::Busy),
-        State::Succeeded => ("succeeded", Tone::Good),
-        State::Failed => ("failed", Tone::Bad),
+        None => ("unsubmitted", Tone::Bad),
+        Some(TaskState::Active) => ("active", Tone::Busy),
+        Some(TaskState::Preparing) => ("preparing", Tone::Busy),
+        Some(TaskState::Running) => ("running", Tone::Busy),
+        Some(TaskState::Succeeded) => ("succeeded", Tone::Good),
+        Some(TaskState::Failed) => ("failed", Tone::Bad),
     };
     let result = match (&row.output, row.output_current) {
         (Some(_), true) => palette.paint("current", Tone::Good, 8),
@@ -359,23 +253,11 @@ fn table_line(row: &BlobStatus, palette: Palette) -> String {
     text
 }
 
-impl super::console::Problems for StatusReport {
-    fn problems(self) -> Vec<String> {
-        self.problems
-    }
-}
-
-impl super::console::UsageError for StatusError {
-    fn is_usage(&self) -> bool {
-        matches!(self, StatusError::Setup(e) if e.is_usage())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(state: State) -> BlobStatus {
+    fn row(state: Option<TaskState>) -> BlobStatus {
         BlobStatus {
             blob: "docs/a b.txt".into(),
             etag: "0x1".into(),
@@ -396,7 +278,7 @@ mod tests {
 
     #[test]
     fn json_lines_use_exactly_the_contract_names() {
-        let value = serde_json::to_value(row(State::Failed)).unwrap();
+        let value = serde_json::to_value(row(Some(TaskState::Failed))).unwrap();
         let mut names: Vec<&str> = value
             .as_object()
             .unwrap()
@@ -421,11 +303,13 @@ mod tests {
         );
         assert_eq!(value["state"], "failed");
         assert_eq!(value["failure"]["code"], "FailureExitCode");
+        let unsubmitted = serde_json::to_value(row(None)).unwrap();
+        assert_eq!(unsubmitted["state"], "unsubmitted");
     }
 
     #[test]
     fn table_lines_say_it_all_without_colour_off_a_terminal() {
-        let text = table_line(&row(State::Failed), Palette::plain());
+        let text = table_line(&row(Some(TaskState::Failed)), Palette::plain());
         assert_eq!(
             text,
             "failed       3         2      -        docs/a b.txt  [usererror FailureExitCode: \

@@ -29,7 +29,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -49,6 +49,7 @@ use tower::ServiceExt;
 
 use super::body::Deadline;
 use crate::config::HttpSettings;
+use crate::sync::lock;
 
 /// Descriptors kept free beyond the connections: the Batch client's own connections, logs, and
 /// the local runner's files.
@@ -280,11 +281,11 @@ impl Activity {
     }
 
     fn phase(&self) -> Phase {
-        *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+        *lock(&self.phase)
     }
 
     fn update(&self, step: impl FnOnce(Phase) -> Phase) {
-        let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut phase = lock(&self.phase);
         let next = step(*phase);
         if next != *phase {
             *phase = next;

@@ -1,4 +1,5 @@
-//! What every request handler shares: the intake the events go to, and the webhook key.
+//! What every request handler shares: the intake the events go to, the webhook key, and the
+//! timer's reconcile run.
 
 use std::sync::Arc;
 
@@ -6,32 +7,26 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Settings;
+use crate::context::Context;
 use crate::intake::Intake;
-use crate::ops::OpsError;
-use crate::reconcile::timer::Timer;
-use crate::runner::TaskRunner;
+use crate::reconcile::scheduled::ScheduledReconcile;
 
 #[derive(Clone)]
 pub struct AppState {
     pub intake: Arc<Intake>,
     pub webhook_key: Option<WebhookKey>,
     /// What `POST /Reconcile` runs.
-    pub timer: Arc<Timer>,
+    pub timer: Arc<ScheduledReconcile>,
 }
 
 impl AppState {
-    /// The state the settings describe, submitting through `runner`. Builds credentials but
-    /// reaches nothing yet.
-    pub fn from_settings(
-        settings: &Settings,
-        runner: Arc<dyn TaskRunner>,
-    ) -> Result<AppState, OpsError> {
-        Ok(AppState {
-            intake: Arc::new(Intake::from_settings(settings, runner.clone())),
-            webhook_key: settings.webhook_key.clone().map(WebhookKey::new),
-            timer: Arc::new(Timer::from_settings(settings, runner)?),
-        })
+    /// The state of a handler on `context`. Reaches nothing yet.
+    pub fn new(context: Arc<Context>) -> AppState {
+        AppState {
+            intake: Arc::new(Intake::new(&context)),
+            webhook_key: context.settings().webhook_key.clone().map(WebhookKey::new),
+            timer: Arc::new(ScheduledReconcile::new(context)),
+        }
     }
 }
 

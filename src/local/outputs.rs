@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::failure::{FailureCode, TaskFailure};
-use super::paths::{OutputPattern, output_blob_name};
+use super::paths::{OutputPattern, destination_blob_name};
 use super::task_dir::TaskDir;
 use crate::storage::blob::{BlobHttpHeaders, ContainerClient};
 use crate::task_spec::{TaskSpec, UploadCondition};
@@ -79,7 +79,7 @@ async fn upload_each(
             ContainerClient::from_sas_url(&dest.container_url).map_err(|e| fail(e.to_string()))?;
         let container_plain = without_query(&dest.container_url);
         for file in files {
-            let blob = output_blob_name(dest.path.as_deref(), pattern.is_wildcard(), &file);
+            let blob = destination_blob_name(dest.path.as_deref(), pattern.is_wildcard(), &file);
             let uploaded = container
                 .upload_file(&blob, &file.path, &headers, None)
                 .await

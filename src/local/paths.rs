@@ -178,7 +178,7 @@ fn walk(base: &Path, dir: &Path, matcher: &GlobMatcher, out: &mut Vec<MatchedFil
 
 /// The blob name for a matched file: `path` itself for a pattern without wildcard, else
 /// `path/relative` (or `relative` when `path` is unset or empty).
-pub fn output_blob_name(path: Option<&str>, wildcard: bool, file: &MatchedFile) -> String {
+pub fn destination_blob_name(path: Option<&str>, wildcard: bool, file: &MatchedFile) -> String {
     match path
         .map(|p| p.trim_end_matches('/'))
         .filter(|p| !p.is_empty())
@@ -282,18 +282,18 @@ mod tests {
             relative: "stderr.txt".into(),
         };
         assert_eq!(
-            output_blob_name(Some("a b.txt.wordcount.json"), false, &f),
+            destination_blob_name(Some("a b.txt.wordcount.json"), false, &f),
             "a b.txt.wordcount.json"
         );
         assert_eq!(
-            output_blob_name(Some("x.logs/wc-1"), true, &f),
+            destination_blob_name(Some("x.logs/wc-1"), true, &f),
             "x.logs/wc-1/stderr.txt"
         );
         assert_eq!(
-            output_blob_name(Some("x.logs/wc-1/"), true, &f),
+            destination_blob_name(Some("x.logs/wc-1/"), true, &f),
             "x.logs/wc-1/stderr.txt"
         );
-        assert_eq!(output_blob_name(None, true, &f), "stderr.txt");
-        assert_eq!(output_blob_name(None, false, &f), "stderr.txt");
+        assert_eq!(destination_blob_name(None, true, &f), "stderr.txt");
+        assert_eq!(destination_blob_name(None, false, &f), "stderr.txt");
     }
 }

@@ -24,9 +24,11 @@ use super::outputs::{UploadedOutput, Uploads, has_sas, upload_outputs};
 use super::paths::resource_file_path;
 use super::task_dir::{Recorded, RunResult, TaskDir, TaskResult, TaskStore};
 use crate::config::LocalSettings;
+use crate::http_client::{HttpClientError, HttpClientOptions, http_client};
 use crate::runner::{Accepted, BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
 use crate::storage::blob::http_download_to_file;
 use crate::storage::sas::redact_sas;
+use crate::sync::lock;
 use crate::task_spec::{ResourceFile, TaskSpec, is_valid_id};
 
 #[derive(Clone, Debug)]
@@ -127,6 +129,8 @@ pub enum LocalRunnerError {
     Busy(PathBuf),
     #[error(transparent)]
     Wordcount(#[from] WordcountMissing),
+    #[error(transparent)]
+    HttpClient(#[from] HttpClientError),
 }
 
 /// How often the runner looks for tasks recorded by other processes.
@@ -156,15 +160,21 @@ struct Inner {
 }
 
 impl LocalRunner {
-    /// Opens (or creates) the work directory and re-queues tasks left unfinished by an earlier run.
-    /// Must be called inside a tokio runtime.
-    pub fn new(options: LocalRunnerOptions) -> Result<Self, LocalRunnerError> {
+    /// Opens (or creates) the work directory and re-queues tasks left unfinished by an earlier
+    /// run; waits a moment for a runner that is stopping to release the directory.
+    pub async fn open(options: LocalRunnerOptions) -> Result<Self, LocalRunnerError> {
         let work_dir_error = |source| LocalRunnerError::WorkDir {
             path: options.work_dir.clone(),
             source,
         };
         let store = TaskStore::open(&options.work_dir).map_err(work_dir_error)?;
-        let lock = lock_work_dir(&options.work_dir)?;
+        let lock = lock_work_dir(&options.work_dir).await?;
+        // Azurite (Node) drops idle connections after 5 s; a pooled connection reused after
+        // that is reset mid-request.
+        let http = http_client(&HttpClientOptions {
+            pool_idle_timeout: Some(Duration::from_secs(2)),
+            ..HttpClientOptions::default()
+        })?;
         let ids = store.ids().map_err(work_dir_error)?;
         let unfinished: Vec<TaskSpec> = ids
             .iter()
@@ -181,12 +191,7 @@ impl LocalRunner {
                 store,
                 seen: Mutex::new(ids.into_iter().collect()),
                 events,
-                // Azurite (Node) drops idle connections after 5 s; a pooled connection reused
-                // after that is reset mid-request.
-                http: reqwest::Client::builder()
-                    .pool_idle_timeout(Duration::from_secs(2))
-                    .build()
-                    .unwrap_or_default(),
+                http,
                 running: Mutex::new(JoinSet::new()),
                 pending,
                 _lock: lock,
@@ -227,6 +232,11 @@ impl LocalRunner {
         &self.inner.options.engine
     }
 
+    /// The task records of its work directory.
+    pub fn store(&self) -> &TaskStore {
+        &self.inner.store
+    }
+
     /// Tasks accepted and not finished yet.
     pub fn pending(&self) -> usize {
         *self.inner.pending.borrow()
@@ -241,7 +251,7 @@ impl LocalRunner {
     /// Stops every running task (their processes are killed); unfinished tasks run again on the
     /// next start with the same work directory.
     pub async fn shutdown(&self) {
-        let mut set = std::mem::take(&mut *self.inner.running.lock().expect("running lock"));
+        let mut set = std::mem::take(&mut *lock(&self.inner.running));
         set.shutdown().await;
     }
 
@@ -250,13 +260,7 @@ impl LocalRunner {
         let key = task.id.to_ascii_lowercase();
         // Claimed before it is recorded, so that the scan for records made elsewhere never
         // starts this one too.
-        if !self
-            .inner
-            .seen
-            .lock()
-            .expect("seen lock")
-            .insert(key.clone())
-        {
+        if !lock(&self.inner.seen).insert(key.clone()) {
             return Ok(Accepted::Duplicate);
         }
         match self.inner.store.record(&task) {
@@ -279,7 +283,7 @@ impl LocalRunner {
                 Ok(Accepted::Duplicate)
             }
             Err(e) => {
-                self.inner.seen.lock().expect("seen lock").remove(&key);
+                lock(&self.inner.seen).remove(&key);
                 Err(SubmitError::transient(RecordError {
                     id: task.id.clone(),
                     source: e,
@@ -294,13 +298,7 @@ impl LocalRunner {
             return;
         };
         for id in ids {
-            if !self
-                .inner
-                .seen
-                .lock()
-                .expect("seen lock")
-                .insert(id.clone())
-            {
+            if !lock(&self.inner.seen).insert(id.clone()) {
                 continue;
             }
             let dir = self.inner.store.dir(&id);
@@ -320,7 +318,7 @@ impl LocalRunner {
     fn spawn(&self, task: TaskSpec) {
         self.inner.pending.send_modify(|n| *n += 1);
         let runner = self.clone();
-        let mut running = self.inner.running.lock().expect("running lock");
+        let mut running = lock(&self.inner.running);
         // Reap finished tasks so the set does not grow without bound.
         while running.try_join_next().is_some() {}
         running.spawn(async move {
@@ -386,12 +384,12 @@ impl LocalRunner {
         let _ = self.inner.events.send(event);
     }
 
-    async fn execute(&self, task: &TaskSpec, dir: &TaskDir, phases: &mut Phases) -> Outcome {
+    async fn execute(&self, task: &TaskSpec, dir: &TaskDir, phases: &mut Phases) -> Execution {
         let wd = dir.wd();
         // A task that runs again starts from a clean working directory.
         let _ = std::fs::remove_dir_all(&wd);
         if let Err(e) = std::fs::create_dir_all(&wd) {
-            return Outcome::failed(TaskFailure::new(
+            return Execution::failed(TaskFailure::new(
                 FailureCode::TaskDirectoryError,
                 format!("cannot create {}: {e}", wd.display()),
             ));
@@ -402,7 +400,7 @@ impl LocalRunner {
         ) {
             (Ok(o), Ok(e)) => (o, e),
             (Err(e), _) | (_, Err(e)) => {
-                return Outcome::failed(TaskFailure::new(
+                return Execution::failed(TaskFailure::new(
                     FailureCode::TaskDirectoryError,
                     format!("cannot create the task's log files: {e}"),
                 ));
@@ -417,7 +415,7 @@ impl LocalRunner {
                 Err(failure) => {
                     append(&dir.stderr(), &format!("{failure}\n"));
                     let uploads = upload_outputs(task, dir, false).await;
-                    return Outcome {
+                    return Execution {
                         exit_code: None,
                         failure: Some(failure),
                         outputs: uploads.done,
@@ -464,7 +462,7 @@ impl LocalRunner {
             (Some(failure), None) => Some(failure),
             (Some(failure), Some(upload)) => Some(failure.and(&upload)),
         };
-        Outcome {
+        Execution {
             exit_code,
             failure,
             outputs: done,
@@ -591,15 +589,15 @@ impl Drop for PendingGuard {
     }
 }
 
-struct Outcome {
+struct Execution {
     exit_code: Option<i32>,
     failure: Option<TaskFailure>,
     outputs: Vec<UploadedOutput>,
 }
 
-impl Outcome {
+impl Execution {
     fn failed(failure: TaskFailure) -> Self {
-        Outcome {
+        Execution {
             exit_code: None,
             failure: Some(failure),
             outputs: Vec::new(),
@@ -607,8 +605,9 @@ impl Outcome {
     }
 }
 
-/// Takes the work directory's lock, waiting a moment for a runner that is stopping.
-fn lock_work_dir(work_dir: &Path) -> Result<std::fs::File, LocalRunnerError> {
+/// Takes the work directory's lock, waiting a moment (without holding up a runtime thread) for
+/// a runner that is stopping.
+async fn lock_work_dir(work_dir: &Path) -> Result<std::fs::File, LocalRunnerError> {
     use std::os::fd::AsRawFd as _;
     let path = work_dir.join("runner.lock");
     let file = std::fs::OpenOptions::new()
@@ -629,7 +628,7 @@ fn lock_work_dir(work_dir: &Path) -> Result<std::fs::File, LocalRunnerError> {
         if Instant::now() >= deadline {
             return Err(LocalRunnerError::Busy(work_dir.to_path_buf()));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -665,12 +664,15 @@ mod tests {
                 wordcount_bin: PathBuf::from("/bin/true"),
             },
         };
-        let first = LocalRunner::new(options.clone()).unwrap();
-        match LocalRunner::new(options.clone()) {
+        let first = LocalRunner::open(options.clone()).await.unwrap();
+        match LocalRunner::open(options.clone()).await {
             Err(LocalRunnerError::Busy(path)) => assert_eq!(path, dir.path()),
             other => panic!("expected Busy, got {:?}", other.err()),
         }
         drop(first);
-        LocalRunner::new(options).expect("the lock is released with the runner");
+        assert!(
+            LocalRunner::open(options).await.is_ok(),
+            "the lock is released with the runner"
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::batch::{BatchClient, BatchError};
 use crate::runner::BoxFuture;
+use crate::sync::lock;
 
 /// The name of the job metadata item that holds the marker.
 pub const JOB_METADATA_NAME: &str = "blob2batch-reconcile-resume";
@@ -109,14 +110,12 @@ pub struct MemoryCursor(std::sync::Mutex<Option<String>>);
 
 impl CursorStore for MemoryCursor {
     fn load(&self) -> BoxFuture<'_, Result<Option<String>, CursorError>> {
-        let value = self.0.lock().map(|v| v.clone()).unwrap_or(None);
+        let value = lock(&self.0).clone();
         Box::pin(async move { Ok(value) })
     }
 
     fn save<'a>(&'a self, marker: Option<&'a str>) -> BoxFuture<'a, Result<(), CursorError>> {
-        if let Ok(mut value) = self.0.lock() {
-            *value = marker.map(str::to_string);
-        }
+        *lock(&self.0) = marker.map(str::to_string);
         Box::pin(async move { Ok(()) })
     }
 }

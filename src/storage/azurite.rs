@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::http_client::{HttpClientError, HttpClientOptions, http_client};
 use crate::loopback::is_loopback_host;
+use crate::sync::lock;
 
 /// The emulator's well-known account name.
 pub const WELL_KNOWN_ACCOUNT: &str = "devstoreaccount1";
@@ -36,14 +38,20 @@ pub fn blob_url(host: &str, port: u16) -> String {
     format!("http://{host}:{port}/{WELL_KNOWN_ACCOUNT}")
 }
 
-/// True when something answers HTTP at `url` within a second (any status counts).
-pub async fn is_reachable(url: &str) -> bool {
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(1))
-        .build()
-    else {
-        return false;
-    };
+/// Whether something answers HTTP at `url` within a second (any status counts).
+pub async fn is_reachable(url: &str) -> Result<bool, HttpClientError> {
+    Ok(answers(&probe_client()?, url).await)
+}
+
+/// A client that gives up on an answer after a second.
+fn probe_client() -> Result<reqwest::Client, HttpClientError> {
+    http_client(&HttpClientOptions {
+        request_timeout: Some(Duration::from_secs(1)),
+        ..HttpClientOptions::default()
+    })
+}
+
+async fn answers(client: &reqwest::Client, url: &str) -> bool {
     client.get(url).send().await.is_ok()
 }
 
@@ -97,6 +105,8 @@ pub enum AzuriteError {
         host: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    HttpClient(#[from] HttpClientError),
 }
 
 /// Where the project's `azurite-blob` is: `AZURITE_BIN`, else `node_modules/.bin/azurite-blob` in
@@ -161,7 +171,7 @@ impl AzuriteProcess {
 
     /// The last lines Azurite printed.
     pub fn output(&self) -> String {
-        let lines = self.output.lock().expect("output lock");
+        let lines = lock(&self.output);
         lines.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
@@ -223,7 +233,40 @@ pub async fn start(options: AzuriteOptions) -> Result<AzuriteProcess, AzuriteErr
     } else {
         options.port
     };
-    let mut cmd = Command::new(&bin);
+    let probe = probe_client()?;
+    let (mut child, parent) = spawn_with_parent_death_signal(command(&bin, &options, port))
+        .await
+        .map_err(|source| AzuriteError::Spawn {
+            bin: bin.clone(),
+            source,
+        })?;
+    let output = Arc::new(Mutex::new(VecDeque::new()));
+    if let Some(out) = child.stdout.take() {
+        collect(out, output.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        collect(err, output.clone());
+    }
+    let pgid = child.id().map(|id| id as i32);
+    let host = if options.host.contains(':') && !options.host.starts_with('[') {
+        format!("[{}]", options.host)
+    } else {
+        options.host.clone()
+    };
+    let process = AzuriteProcess {
+        child: Some(child),
+        _parent: parent,
+        pgid,
+        url: blob_url(&host, port),
+        port,
+        output,
+    };
+    wait_until_ready(process, &probe).await
+}
+
+/// The command line of an Azurite blob service on `port` as `options` say.
+fn command(bin: &Path, options: &AzuriteOptions, port: u16) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.arg("--blobHost")
         .arg(&options.host)
         .arg("--blobPort")
@@ -247,33 +290,14 @@ pub async fn start(options: AzuriteOptions) -> Result<AzuriteProcess, AzuriteErr
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let (mut child, parent) = spawn_with_parent_death_signal(cmd)
-        .await
-        .map_err(|source| AzuriteError::Spawn {
-            bin: bin.clone(),
-            source,
-        })?;
-    let output = Arc::new(Mutex::new(VecDeque::new()));
-    if let Some(out) = child.stdout.take() {
-        collect(out, output.clone());
-    }
-    if let Some(err) = child.stderr.take() {
-        collect(err, output.clone());
-    }
-    let pgid = child.id().map(|id| id as i32);
-    let host = if options.host.contains(':') && !options.host.starts_with('[') {
-        format!("[{}]", options.host)
-    } else {
-        options.host.clone()
-    };
-    let mut process = AzuriteProcess {
-        child: Some(child),
-        _parent: parent,
-        pgid,
-        url: blob_url(&host, port),
-        port,
-        output,
-    };
+    cmd
+}
+
+/// Waits until the started Azurite answers, or says why it will not.
+async fn wait_until_ready(
+    mut process: AzuriteProcess,
+    probe: &reqwest::Client,
+) -> Result<AzuriteProcess, AzuriteError> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Some(child) = process.child.as_mut()
@@ -286,7 +310,7 @@ pub async fn start(options: AzuriteOptions) -> Result<AzuriteProcess, AzuriteErr
                 output: process.output(),
             });
         }
-        if is_reachable(&process.url).await {
+        if answers(probe, &process.url).await {
             return Ok(process);
         }
         if Instant::now() > deadline {
@@ -351,7 +375,7 @@ fn collect(stream: impl AsyncRead + Unpin + Send + 'static, sink: Arc<Mutex<VecD
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            let mut sink = sink.lock().expect("output lock");
+            let mut sink = lock(&sink);
             if sink.len() >= 50 {
                 sink.pop_front();
             }

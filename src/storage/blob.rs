@@ -14,13 +14,17 @@ use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::pager::PagerOptions;
-use azure_core::http::{RequestContent, StatusCode, Url};
+use azure_core::http::{
+    ClientOptions, ExponentialRetryOptions, RequestContent, RetryOptions, StatusCode, Url,
+};
 use azure_storage_blob::models::{
     BlobClientGetPropertiesResultHeaders as _, BlobContainerClientListBlobsOptions,
     BlockBlobClientCommitBlockListOptions, BlockBlobClientUploadOptions, BlockLookupList,
     ListBlobsIncludeItem,
 };
-use azure_storage_blob::{BlobClient, BlobContainerClient};
+use azure_storage_blob::{
+    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
+};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -51,6 +55,9 @@ pub enum BlobError {
     },
     #[error("invalid storage URL: {0}")]
     Url(String),
+    /// The call, retries included, did not end within the client's retry budget.
+    #[error("{op}: no answer within {} s, retries included", budget.as_secs())]
+    Timeout { op: &'static str, budget: Duration },
 }
 
 impl BlobError {
@@ -279,6 +286,9 @@ pub struct ContainerClient {
     /// The SAS query, without `?` (may be empty).
     query: String,
     credential: Option<Arc<dyn TokenCredential>>,
+    /// When set, the longest any one call may take, retries included
+    /// ([`ContainerClient::with_retry_budget`]); otherwise the SDK's retry policy alone bounds it.
+    budget: Option<Duration>,
     inner: Arc<BlobContainerClient>,
 }
 
@@ -304,6 +314,7 @@ impl ContainerClient {
             base,
             query,
             credential: None,
+            budget: None,
             inner: Arc::new(inner),
         })
     }
@@ -321,8 +332,47 @@ impl ContainerClient {
             base,
             query: String::new(),
             credential: Some(credential),
+            budget: None,
             inner: Arc::new(inner),
         })
+    }
+
+    /// The same container, each call of which gives up once `budget` has passed, retries
+    /// included (`STORAGE_RETRY_BUDGET`): the SDK stops retrying by then, and a call still
+    /// waiting for an answer is abandoned.
+    pub fn with_retry_budget(self, budget: Duration) -> Result<Self, BlobError> {
+        let url = parse_url(&join_query(&self.base, &self.query))?;
+        let options = BlobContainerClientOptions {
+            client_options: client_options(budget),
+            ..Default::default()
+        };
+        let inner = BlobContainerClient::new(url, self.credential.clone(), Some(options))
+            .map_err(|e| BlobError::azure("container client", e))?;
+        Ok(Self {
+            budget: Some(budget),
+            inner: Arc::new(inner),
+            ..self
+        })
+    }
+
+    /// Whether both are the same client (clones of one), not merely of the same container.
+    #[cfg(test)]
+    pub(crate) fn is_same_client(&self, other: &ContainerClient) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Runs one call within the budget, when there is one.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = Result<T, BlobError>>,
+    ) -> Result<T, BlobError> {
+        match self.budget {
+            None => call.await,
+            Some(budget) => tokio::time::timeout(budget, call)
+                .await
+                .unwrap_or(Err(BlobError::Timeout { op, budget })),
+        }
     }
 
     /// The URL of `blob` in this container, with the container's SAS.
@@ -334,21 +384,28 @@ impl ContainerClient {
     }
 
     fn blob_client(&self, blob: &str) -> Result<BlobClient, BlobError> {
+        let options = self.budget.map(|budget| BlobClientOptions {
+            client_options: client_options(budget),
+            ..Default::default()
+        });
         BlobClient::new(
             parse_url(&self.blob_url(blob))?,
             self.credential.clone(),
-            None,
+            options,
         )
         .map_err(|e| BlobError::azure("blob client", e))
     }
 
     /// Creates the container; `Ok(false)` when it already exists.
     pub async fn create_if_missing(&self) -> Result<bool, BlobError> {
-        match self.inner.create(None).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(false),
-            Err(e) => Err(BlobError::azure("create container", e)),
-        }
+        self.bounded("create container", async {
+            match self.inner.create(None).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(false),
+                Err(e) => Err(BlobError::azure("create container", e)),
+            }
+        })
+        .await
     }
 
     /// Every blob whose name starts with `prefix` (all pages).
@@ -370,6 +427,11 @@ impl ContainerClient {
 
     /// One page of a listing (at most 5,000 blobs), in name order.
     pub async fn list_page(&self, options: &ListOptions<'_>) -> Result<ListPage, BlobError> {
+        self.bounded("list blobs", self.list_page_unbounded(options))
+            .await
+    }
+
+    async fn list_page_unbounded(&self, options: &ListOptions<'_>) -> Result<ListPage, BlobError> {
         let list_options = BlobContainerClientListBlobsOptions {
             prefix: options.prefix.map(str::to_string),
             marker: options.marker.clone(),
@@ -424,6 +486,11 @@ impl ContainerClient {
 
     /// The blob's properties and metadata, or `None` when it does not exist.
     pub async fn properties(&self, blob: &str) -> Result<Option<BlobEntry>, BlobError> {
+        self.bounded("get blob properties", self.properties_unbounded(blob))
+            .await
+    }
+
+    async fn properties_unbounded(&self, blob: &str) -> Result<Option<BlobEntry>, BlobError> {
         let response = match self.blob_client(blob)?.get_properties(None).await {
             Ok(response) => response,
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
@@ -451,11 +518,15 @@ impl ContainerClient {
 
     /// Deletes the blob; `Ok(false)` when it was not there.
     pub async fn delete(&self, blob: &str) -> Result<bool, BlobError> {
-        match self.blob_client(blob)?.delete(None).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(false),
-            Err(e) => Err(BlobError::azure("delete blob", e)),
-        }
+        let client = self.blob_client(blob)?;
+        self.bounded("delete blob", async {
+            match client.delete(None).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(false),
+                Err(e) => Err(BlobError::azure("delete blob", e)),
+            }
+        })
+        .await
     }
 
     /// Uploads `bytes` as a block blob in one request.
@@ -466,11 +537,15 @@ impl ContainerClient {
         headers: &BlobHttpHeaders,
     ) -> Result<Uploaded, BlobError> {
         let size = bytes.len() as u64;
+        let client = self.blob_client(blob)?;
         let result = self
-            .blob_client(blob)?
-            .upload(RequestContent::from(bytes), Some(headers.upload_options()))
-            .await
-            .map_err(|e| BlobError::azure("upload blob", e))?;
+            .bounded("upload blob", async {
+                client
+                    .upload(RequestContent::from(bytes), Some(headers.upload_options()))
+                    .await
+                    .map_err(|e| BlobError::azure("upload blob", e))
+            })
+            .await?;
         Ok(Uploaded {
             etag: result.etag.map(|e| unquote(e.as_ref())),
             size,
@@ -520,10 +595,13 @@ impl ContainerClient {
             }
             let id = format!("block-{:08}", ids.len()).into_bytes();
             let len = block.len() as u64;
-            client
-                .stage_block(&id, len, RequestContent::from(block), None)
-                .await
-                .map_err(|e| BlobError::azure("stage block", e))?;
+            self.bounded("stage block", async {
+                client
+                    .stage_block(&id, len, RequestContent::from(block), None)
+                    .await
+                    .map_err(|e| BlobError::azure("stage block", e))
+            })
+            .await?;
             ids.push(id);
             sent += len;
             if let Some(progress) = progress {
@@ -538,10 +616,14 @@ impl ContainerClient {
         let content = list
             .try_into()
             .map_err(|e| BlobError::azure("commit block list", e))?;
-        let response = client
-            .commit_block_list(content, Some(headers.commit_options()))
-            .await
-            .map_err(|e| BlobError::azure("commit block list", e))?;
+        let response = self
+            .bounded("commit block list", async {
+                client
+                    .commit_block_list(content, Some(headers.commit_options()))
+                    .await
+                    .map_err(|e| BlobError::azure("commit block list", e))
+            })
+            .await?;
         let etag = response
             .headers()
             .get_optional_str(&azure_core::http::headers::ETAG)
@@ -551,17 +633,20 @@ impl ContainerClient {
 
     /// The whole content of a (small) blob.
     pub async fn read(&self, blob: &str) -> Result<Vec<u8>, BlobError> {
-        let result = self
-            .blob_client(blob)?
-            .download(None)
-            .await
-            .map_err(|e| BlobError::azure("download blob", e))?;
-        let bytes = result
-            .body
-            .collect()
-            .await
-            .map_err(|e| BlobError::azure("download blob", e))?;
-        Ok(bytes.to_vec())
+        let client = self.blob_client(blob)?;
+        self.bounded("download blob", async {
+            let result = client
+                .download(None)
+                .await
+                .map_err(|e| BlobError::azure("download blob", e))?;
+            let bytes = result
+                .body
+                .collect()
+                .await
+                .map_err(|e| BlobError::azure("download blob", e))?;
+            Ok(bytes.to_vec())
+        })
+        .await
     }
 }
 
@@ -597,6 +682,19 @@ where
         .await
         .map_err(|e| BlobError::io("write download file", e))?;
     Ok(written)
+}
+
+/// The SDK's exponential retries, stopped by `budget`.
+fn client_options(budget: Duration) -> ClientOptions {
+    let budget = azure_core::time::Duration::try_from(budget)
+        .unwrap_or(azure_core::time::Duration::seconds(30));
+    ClientOptions {
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            max_total_elapsed: budget,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// An eTag without the quotes the service may put around it.

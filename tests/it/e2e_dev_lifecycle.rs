@@ -119,7 +119,7 @@ async fn dev_starts_azurite_when_none_answers_and_stops_it() {
     assert_eq!(doc["words"], 2);
     assert!(dev.stop().success());
     assert!(
-        !azurite::is_reachable(&url).await,
+        !azurite::is_reachable(&url).await.unwrap(),
         "Azurite still answers after dev stopped"
     );
 }

@@ -67,14 +67,15 @@ async fn fixture(name: &str) -> Fixture {
 }
 
 impl Fixture {
-    fn runner(&self) -> LocalRunner {
-        LocalRunner::new(LocalRunnerOptions {
+    async fn runner(&self) -> LocalRunner {
+        LocalRunner::open(LocalRunnerOptions {
             work_dir: self.work_dir.clone(),
             concurrency: 2,
             engine: Engine::Process {
                 wordcount_bin: self.script.clone(),
             },
         })
+        .await
         .unwrap()
     }
 
@@ -202,7 +203,7 @@ async fn runs_a_task_and_uploads_its_result_with_headers() {
     let f = fixture("ok").await;
     let blob = "docs/a b#1 é.txt";
     f.put(blob, "one two three four").await;
-    let runner = f.runner();
+    let runner = f.runner().await;
     let mut events = runner.subscribe();
     assert_eq!(
         submit(&runner, f.task("wc-ok-1", blob)).await,
@@ -266,7 +267,7 @@ async fn a_failing_task_uploads_its_logs_on_taskfailure() {
     let f = fixture("fail").await;
     let blob = "bad/input.txt";
     f.put(blob, "this will FAIL").await;
-    let runner = f.runner();
+    let runner = f.runner().await;
     let mut events = runner.subscribe();
     submit(&runner, f.task("wc-fail-1", blob)).await;
     match finished(&mut events, "wc-fail-1").await {
@@ -313,7 +314,7 @@ async fn a_failing_task_uploads_its_logs_on_taskfailure() {
 async fn what_fails_on_batch_fails_here() {
     let f = fixture("wrong").await;
     f.put("x.txt", "a b c").await;
-    let runner = f.runner();
+    let runner = f.runner().await;
     let mut events = runner.subscribe();
 
     // A tampered read SAS: the resource file cannot be fetched.
@@ -404,7 +405,7 @@ async fn a_restart_remembers_ids_and_reruns_unfinished_tasks() {
     let f = fixture("restart").await;
     f.put("r.txt", "alpha beta").await;
     {
-        let runner = f.runner();
+        let runner = f.runner().await;
         let mut events = runner.subscribe();
         submit(&runner, f.task("wc-r-1", "r.txt")).await;
         finished(&mut events, "wc-r-1").await;
@@ -418,7 +419,7 @@ async fn a_restart_remembers_ids_and_reruns_unfinished_tasks() {
     )
     .unwrap();
 
-    let runner = f.runner();
+    let runner = f.runner().await;
     let mut events = runner.subscribe();
     assert_eq!(
         submit(&runner, f.task("wc-r-1", "r.txt")).await,
@@ -454,13 +455,14 @@ async fn concurrency_is_bounded() {
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     f.put("c.txt", "x").await;
-    let runner = LocalRunner::new(LocalRunnerOptions {
+    let runner = LocalRunner::open(LocalRunnerOptions {
         work_dir: f.work_dir.clone(),
         concurrency: 2,
         engine: Engine::Process {
             wordcount_bin: script,
         },
     })
+    .await
     .unwrap();
     let items: Vec<Submission> = (0..6)
         .map(|i| Submission::Task(f.task(&format!("wc-c-{i}"), "c.txt")))
@@ -481,7 +483,7 @@ async fn concurrency_is_bounded() {
 async fn a_job_runs_its_job_manager_task_under_the_job_id() {
     let f = fixture("job").await;
     f.put("j.txt", "x y z").await;
-    let runner = f.runner();
+    let runner = f.runner().await;
     let mut events = runner.subscribe();
     let mut task = f.task("wc-job-task", "j.txt");
     task.output_files[0].destination.container.path = Some("j.txt.wordcount.json".into());
@@ -513,7 +515,7 @@ async fn a_job_runs_its_job_manager_task_under_the_job_id() {
 async fn tasks_recorded_by_another_process_are_run_once() {
     let f = fixture("adopt").await;
     f.put("x.txt", "a b c d").await;
-    let runner = f.runner();
+    let runner = f.runner().await;
     let mut events = runner.subscribe();
     // What `reconcile` does with RUNNER=local: record the task, run nothing.
     let submitter = LocalSubmitter::open(&f.work_dir).unwrap();

@@ -209,7 +209,7 @@ fn bodies(settings: &Settings) -> String {
         let Verdict::Act(blob) = filter.classify(&event) else {
             panic!("{event:?} is not acted on");
         };
-        let body = match planner.plan(&blob, now) {
+        let body = match planner.plan(&blob, now).submission {
             Submission::Task(task) => serde_json::to_string(&task),
             Submission::Job(job) => serde_json::to_string(&job),
         };

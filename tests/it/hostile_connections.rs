@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::dev::Serve;
 use crate::support::fake_batch::{FakeBatch, FakeBatchConfig};
 use crate::support::settings::{from_pairs, handler_env};
+use blob2batch::context::Context;
 use blob2batch::runner::{Accepted, BoxFuture, Submission, SubmitResult, TaskRunner};
 use blob2batch::startup::Application;
 use serde_json::{Value, json};
@@ -57,12 +58,11 @@ async fn start_until(
     pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT", "0".into()));
     pairs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let runner = Arc::new(runner);
-    let application = Application::build(from_pairs(&pairs), runner.clone())
-        .await
-        .unwrap();
+    let context = Context::with_runner(from_pairs(&pairs), runner.clone()).unwrap();
+    let application = Application::build(Arc::new(context)).await.unwrap();
     let port = application.port();
     let task = tokio::spawn(async move {
-        application.run_until_stopped(shutdown).await.unwrap();
+        application.run_until_stopped(shutdown).await;
     });
     (App { port, runner }, task)
 }

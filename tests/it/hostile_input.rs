@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use blob2batch::config::Settings;
+use blob2batch::context::Context;
 use blob2batch::event::MAX_EVENTS_PER_DELIVERY;
 use blob2batch::http::{AppState, app, app_with_body_limit};
 use blob2batch::runner::{Accepted, BoxFuture, Submission, SubmitResult, TaskRunner};
@@ -50,7 +51,8 @@ fn app_state(extra: &[(&str, &str)]) -> (AppState, Arc<Counter>) {
     })
     .unwrap();
     let counter = Arc::new(Counter::default());
-    let state = AppState::from_settings(&settings, counter.clone()).unwrap();
+    let context = Context::with_runner(settings, counter.clone()).unwrap();
+    let state = AppState::new(Arc::new(context));
     (state, counter)
 }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use blob2batch::config::Settings;
+use blob2batch::context::Context;
 use blob2batch::http::{AppState, app};
 use blob2batch::plan::task_id;
 use blob2batch::runner::{Accepted, BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
@@ -56,7 +57,8 @@ fn build_router(answer: SubmitResult, extra: &[(&str, &str)]) -> (axum::Router, 
         submitted: Mutex::new(Vec::new()),
         answer,
     });
-    let state = AppState::from_settings(&settings, recorder.clone()).unwrap();
+    let context = Context::with_runner(settings, recorder.clone()).unwrap();
+    let state = AppState::new(Arc::new(context));
     (app(state), recorder)
 }
 

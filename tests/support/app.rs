@@ -1,7 +1,10 @@
 //! The handler built from settings exactly as `serve` builds it, serving on a free loopback port
 //! until the test ends.
 
-use blob2batch::startup::{Application, runner_from_settings};
+use std::sync::Arc;
+
+use blob2batch::context::Context;
+use blob2batch::startup::Application;
 
 use super::settings::{from_pairs, handler_env};
 
@@ -12,8 +15,8 @@ pub async fn spawn_handler(batch_url: &str, extra: &[(&str, &str)]) -> String {
     pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT", "0".into()));
     pairs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let settings = from_pairs(&pairs);
-    let runner = runner_from_settings(&settings).unwrap();
-    let application = Application::build(settings, runner).await.unwrap();
+    let context = Context::for_serve(settings).await.unwrap();
+    let application = Application::build(Arc::new(context)).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped(std::future::pending()));
     address

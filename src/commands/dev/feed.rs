@@ -20,7 +20,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
-use crate::storage::{BlobEntry, StorageAccount};
+use crate::error_chain::error_chain;
+use crate::http_client::{HttpClientOptions, http_client};
+use crate::storage::{BlobEntry, ContainerClient, StorageAccount};
 
 /// Where deliveries go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +75,19 @@ struct Pending {
     sequencer: u128,
 }
 
+/// What the feed knows between rounds.
+struct Feed {
+    options: FeedOptions,
+    http: reqwest::Client,
+    container: ContainerClient,
+    events: mpsc::UnboundedSender<FeedEvent>,
+    /// The last eTag delivered, per blob name.
+    delivered: HashMap<String, String>,
+    /// Deliveries still owed, per blob name.
+    owed: HashMap<String, Pending>,
+    sequencer: u128,
+}
+
 /// Runs until `shutdown` resolves.
 pub async fn run(
     options: FeedOptions,
@@ -80,102 +95,113 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("an HTTP client");
-    let container = match options.account.container(&options.container) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = events.send(FeedEvent::ListFailed {
-                error: e.to_string(),
-            });
+    let mut feed = match Feed::new(options, events.clone()) {
+        Ok(feed) => feed,
+        Err(error) => {
+            let _ = events.send(FeedEvent::ListFailed { error });
             return;
         }
     };
-    // Last eTag delivered per blob name; and deliveries still owed.
-    let mut delivered: HashMap<String, String> = HashMap::new();
-    let mut owed: HashMap<String, Pending> = HashMap::new();
-    let mut sequencer: u128 = 0;
-    let mut ticker = tokio::time::interval(options.interval);
+    let mut ticker = tokio::time::interval(feed.options.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = ticker.tick() => {}
         }
-        match container.list(None).await {
-            Ok(blobs) => {
-                for entry in blobs {
-                    if delivered.get(&entry.name) == Some(&entry.etag) {
-                        continue;
-                    }
-                    if owed
-                        .get(&entry.name)
-                        .is_some_and(|p| p.entry.etag == entry.etag)
-                    {
-                        continue;
-                    }
-                    sequencer += 1;
-                    owed.insert(
-                        entry.name.clone(),
-                        Pending {
-                            entry,
-                            event_id: uuid::Uuid::new_v4().to_string(),
-                            sequencer,
-                        },
-                    );
-                }
-            }
+        feed.scan().await;
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = feed.deliver_owed() => {}
+        }
+    }
+}
+
+impl Feed {
+    fn new(options: FeedOptions, events: mpsc::UnboundedSender<FeedEvent>) -> Result<Feed, String> {
+        let http = http_client(&HttpClientOptions {
+            request_timeout: Some(Duration::from_secs(60)),
+            ..HttpClientOptions::default()
+        })
+        .map_err(|e| error_chain(&e))?;
+        let container = options
+            .account
+            .container(&options.container)
+            .map_err(|e| e.to_string())?;
+        Ok(Feed {
+            options,
+            http,
+            container,
+            events,
+            delivered: HashMap::new(),
+            owed: HashMap::new(),
+            sequencer: 0,
+        })
+    }
+
+    /// Lists the container; every new blob or new eTag becomes a delivery owed.
+    async fn scan(&mut self) {
+        let blobs = match self.container.list(None).await {
+            Ok(blobs) => blobs,
             Err(e) => {
-                let _ = events.send(FeedEvent::ListFailed {
+                let _ = self.events.send(FeedEvent::ListFailed {
                     error: e.to_string(),
                 });
+                return;
             }
+        };
+        for entry in blobs {
+            let known = self.delivered.get(&entry.name) == Some(&entry.etag)
+                || self
+                    .owed
+                    .get(&entry.name)
+                    .is_some_and(|p| p.entry.etag == entry.etag);
+            if known {
+                continue;
+            }
+            self.sequencer += 1;
+            let pending = Pending {
+                event_id: uuid::Uuid::new_v4().to_string(),
+                sequencer: self.sequencer,
+                entry,
+            };
+            self.owed.insert(pending.entry.name.clone(), pending);
         }
-        if owed.is_empty() {
-            continue;
-        }
-        let mut batch: Vec<Pending> = owed.values().cloned().collect();
+    }
+
+    /// Delivers everything owed, oldest first, several at a time; what fails stays owed.
+    async fn deliver_owed(&mut self) {
+        let mut batch: Vec<Pending> = self.owed.values().cloned().collect();
         batch.sort_by_key(|p| p.sequencer);
-        let results = futures_util::stream::iter(batch.into_iter().map(|pending| {
-            let http = http.clone();
-            let options = &options;
-            async move {
-                let result = deliver(&http, options, &pending).await;
-                (pending, result)
-            }
+        let (http, options) = (&self.http, &self.options);
+        let mut results = futures_util::stream::iter(batch.into_iter().map(|pending| async move {
+            let result = deliver(http, options, &pending).await;
+            (pending, result)
         }))
         .buffer_unordered(options.parallel.max(1));
-        tokio::pin!(results);
-        loop {
-            let next = tokio::select! {
-                _ = &mut shutdown => return,
-                next = results.next() => next,
-            };
-            let Some((pending, result)) = next else { break };
-            match result {
+        while let Some((pending, result)) = results.next().await {
+            let event = match result {
                 Ok(answer) => {
                     let (outcome, task_id, detail) = answer.map(summarize).unwrap_or_default();
-                    owed.remove(&pending.entry.name);
-                    delivered.insert(pending.entry.name.clone(), pending.entry.etag.clone());
-                    let _ = events.send(FeedEvent::Delivered {
+                    self.owed.remove(&pending.entry.name);
+                    self.delivered
+                        .insert(pending.entry.name.clone(), pending.entry.etag.clone());
+                    FeedEvent::Delivered {
                         blob: pending.entry.name,
                         etag: pending.entry.etag,
                         size: pending.entry.size,
                         outcome,
                         task_id,
                         detail,
-                    });
+                    }
                 }
-                Err(error) => {
-                    let _ = events.send(FeedEvent::Retrying {
-                        blob: pending.entry.name,
-                        etag: pending.entry.etag,
-                        error,
-                    });
-                }
-            }
+                Err(error) => FeedEvent::Retrying {
+                    blob: pending.entry.name,
+                    etag: pending.entry.etag,
+                    error,
+                },
+            };
+            let _ = self.events.send(event);
         }
     }
 }

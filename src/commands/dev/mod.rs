@@ -3,26 +3,32 @@
 //! Storage at `STORAGE_ACCOUNT_URL` (default: Azurite's well-known account; started here when
 //! nothing answers on that loopback address), the input and output containers, the handler with
 //! the local runner on an ephemeral port, and the feed that delivers a BlobCreated event for each
-//! new blob. Prints one line per step of each file; stops everything it started on Ctrl-C/SIGTERM.
+//! new blob. Prints one line per step of each file (see `progress`); stops everything it started
+//! on Ctrl-C/SIGTERM.
 
-use std::collections::HashMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
 
 pub mod feed;
+mod progress;
 
 use self::feed::{FeedEvent, FeedOptions, FeedTarget};
-use super::put::human_bytes;
-use crate::config::{ConfigError, DEFAULT_LOCAL_IMAGE, RunnerSettings, Settings};
+pub use self::progress::DevSummary;
+use self::progress::{Progress, say};
+use super::CommandError;
+use crate::config::{
+    ConfigError, DEFAULT_LOCAL_IMAGE, LocalSettings, RunnerSettings, Settings, StorageAccess,
+};
+use crate::context::{Context, ContextError};
 use crate::local::{Engine, LocalRunner, LocalRunnerError, LocalRunnerOptions, RunnerEvent};
 use crate::loopback::is_loopback_url;
 use crate::shutdown::shutdown_signal;
-use crate::startup::{Application, StartupError};
+use crate::startup::{Application, BindError};
 use crate::storage::StorageAccount;
 use crate::storage::azurite::{self, AzuriteOptions, AzuriteProcess};
 use crate::storage::blob::BlobError;
@@ -43,18 +49,11 @@ pub struct DevOptions {
     pub env: Option<Env>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DevSummary {
-    /// Blob versions delivered.
-    pub seen: usize,
-    pub done: usize,
-    pub failed: usize,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A setting `dev` cannot work with.
     #[error("{0}")]
     Setup(String),
     #[error(
@@ -71,14 +70,22 @@ pub enum DevError {
     },
     #[error("local runner")]
     Runner(#[from] LocalRunnerError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
     #[error("handler")]
-    Handler(#[from] StartupError),
+    Handler(#[from] BindError),
 }
 
-impl DevError {
-    /// A usage or settings problem (exit code 2), rather than a failure at run time.
-    pub fn is_usage(&self) -> bool {
-        matches!(self, DevError::Config(_) | DevError::Setup(_))
+impl From<DevError> for CommandError {
+    /// Settings `dev` cannot work with are the caller's to fix; everything else happened at run
+    /// time.
+    fn from(error: DevError) -> CommandError {
+        match error {
+            DevError::Config(error) => CommandError::from(error),
+            DevError::Context(error) => CommandError::from(error),
+            error @ DevError::Setup(_) => CommandError::usage(error),
+            error => CommandError::runtime(error),
+        }
     }
 }
 
@@ -96,6 +103,8 @@ pub struct LocalDefaults {
 /// `STORAGE_ACCOUNT_KEY`), `RUNNER=local`, the handler on an ephemeral loopback port.
 pub struct LocalSetup {
     pub settings: Settings,
+    /// The local runner's settings (`settings.runner`).
+    pub local: LocalSettings,
     pub account: StorageAccount,
     pub url: url::Url,
     pub loopback: bool,
@@ -140,14 +149,18 @@ pub fn resolve(env: Env, defaults: &LocalDefaults) -> Result<LocalSetup, DevErro
         }
     };
     let settings = Settings::from_lookup(lookup)?;
-    // RUNNER=local requires the key, so settings without one were refused above.
-    let Some(key) = settings.storage.account_key.clone() else {
+    // With RUNNER=local the settings hold the local runner's part and a key (they refuse to
+    // load otherwise).
+    let (RunnerSettings::Local(local), StorageAccess::Sas(key)) =
+        (&settings.runner, &settings.task.access)
+    else {
         return Err(DevError::Setup(
-            "STORAGE_ACCOUNT_KEY is needed here (tasks get SAS URLs signed with it)".into(),
+            "the local pipeline needs RUNNER=local and STORAGE_ACCOUNT_KEY".into(),
         ));
     };
-    let account = StorageAccount::new(settings.storage.account_url.as_str(), key);
+    let account = StorageAccount::new(settings.storage.account_url.as_str(), key.clone());
     Ok(LocalSetup {
+        local: local.clone(),
         settings,
         account,
         url: parsed,
@@ -159,134 +172,165 @@ pub fn resolve(env: Env, defaults: &LocalDefaults) -> Result<LocalSetup, DevErro
 pub async fn run(options: DevOptions) -> Result<DevSummary, DevError> {
     let started = Instant::now();
     let env: Env = options.env.clone().unwrap_or_else(process_env);
-
-    let local = resolve(
-        env.clone(),
+    let setup = resolve(
+        env,
         &LocalDefaults {
             persist: options.persist.clone(),
             podman: options.podman,
         },
     )?;
-    let LocalSetup {
-        settings,
-        account,
-        url: parsed,
-        loopback,
-    } = local;
-    let host = parsed.host_str().unwrap_or_default().to_string();
-
-    // Storage: use what answers, or start Azurite on that loopback address.
-    let mut azurite_process: Option<AzuriteProcess> = None;
-    if !azurite::is_reachable(account.url()).await {
-        if !loopback {
-            return Err(DevError::StorageUnreachable(account.url().to_string()));
-        }
-        let port = parsed.port_or_known_default().unwrap_or(10000);
-        let process = azurite::start(AzuriteOptions {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
-            persist: options.persist.clone(),
-            debug_log: None,
-        })
-        .await?;
-        azurite_process = Some(process);
-    }
-    let storage_note = if azurite_process.is_some() {
-        match &options.persist {
-            Some(dir) => format!("Azurite started, data in {}", dir.display()),
-            None => "Azurite started, in memory".to_string(),
-        }
-    } else {
-        "already running".to_string()
+    let azurite = ensure_storage(&setup, options.persist.as_ref()).await?;
+    let storage_note = match (&azurite, &options.persist) {
+        (Some(_), Some(dir)) => format!("Azurite started, data in {}", dir.display()),
+        (Some(_), None) => "Azurite started, in memory".to_string(),
+        (None, _) => "already running".to_string(),
     };
-
-    let result = run_with_storage(options, settings, account, started, storage_note).await;
-    if let Some(process) = azurite_process {
+    let result = run_pipeline(options, setup, started, storage_note).await;
+    if let Some(process) = azurite {
         process.stop().await;
     }
     result
 }
 
-async fn run_with_storage(
+/// Uses the storage that answers, or starts Azurite on that loopback address.
+async fn ensure_storage(
+    setup: &LocalSetup,
+    persist: Option<&PathBuf>,
+) -> Result<Option<AzuriteProcess>, DevError> {
+    let url = setup.account.url();
+    if azurite::is_reachable(url)
+        .await
+        .map_err(azurite::AzuriteError::from)?
+    {
+        return Ok(None);
+    }
+    if !setup.loopback {
+        return Err(DevError::StorageUnreachable(url.to_string()));
+    }
+    let host = setup.url.host_str().unwrap_or_default();
+    let process = azurite::start(AzuriteOptions {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port: setup.url.port_or_known_default().unwrap_or(10000),
+        persist: persist.cloned(),
+        debug_log: None,
+    })
+    .await?;
+    Ok(Some(process))
+}
+
+/// The pipeline on storage that answers: containers, runner, handler and feed, until the
+/// shutdown signal.
+async fn run_pipeline(
     options: DevOptions,
-    settings: Settings,
-    account: StorageAccount,
+    setup: LocalSetup,
     started: Instant,
     storage_note: String,
 ) -> Result<DevSummary, DevError> {
-    for container in [&settings.input_container, &settings.output_container] {
-        let creating = |source| DevError::Storage {
-            what: format!("creating container `{container}`"),
-            source,
-        };
-        account
-            .container(container)
-            .map_err(creating)?
-            .create_if_missing()
-            .await
-            .map_err(creating)?;
+    let LocalSetup {
+        settings,
+        local,
+        account,
+        ..
+    } = setup;
+    let (input, output) = (
+        settings.input_container.clone(),
+        settings.output_container.clone(),
+    );
+    for container in [&input, &output] {
+        create_container(&account, container).await?;
     }
+    // The runner, as `serve` builds it from the same settings; its events are shown here.
+    let runner = LocalRunner::open(LocalRunnerOptions::from_settings(&local)?).await?;
+    let runner_events = runner.subscribe();
+    let context = Context::with_runner(settings, Arc::new(runner.clone()))?;
+    let application = Application::build(Arc::new(context)).await?;
+    let handler_url = format!("http://127.0.0.1:{}", application.port());
 
-    // The runner, as `serve` builds it from the same settings.
-    let RunnerSettings::Local(local) = &settings.runner else {
-        return Err(DevError::Setup(
-            "the local pipeline runs with RUNNER=local".into(),
-        ));
-    };
-    let runner = LocalRunner::new(LocalRunnerOptions::from_settings(local)?)?;
-    let engine = runner.engine().clone();
-    let work_dir = runner.work_dir().to_path_buf();
-    let mut runner_events = runner.subscribe();
-
-    // The handler, on an ephemeral port.
-    let input = settings.input_container.clone();
-    let output = settings.output_container.clone();
-    let application = Application::build(settings, Arc::new(runner.clone())).await?;
-    let port = application.port();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let handler_stop = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
-    let handler = tokio::spawn(application.run_until_stopped(handler_stop));
-
-    // The feed.
-    let handler_url = format!("http://127.0.0.1:{port}");
+    let (stop, stopped) = watch::channel(false);
+    let handler = tokio::spawn(application.run_until_stopped(until(stopped.clone())));
     let target = match &options.func_host {
         Some(url) => FeedTarget::FunctionsHost(url.clone()),
         None => FeedTarget::Handler(handler_url.clone()),
     };
-    let (feed_tx, mut feed_events) = mpsc::unbounded_channel();
-    let feed_stop = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
+    let (feed_tx, feed_events) = mpsc::unbounded_channel();
     let feed = tokio::spawn(feed::run(
         FeedOptions {
             account: account.clone(),
             container: input.clone(),
-            target: target.clone(),
+            target,
             interval: Duration::from_millis(250),
             parallel: 16,
         },
         feed_tx,
-        feed_stop,
+        until(stopped),
     ));
 
-    let engine_note = match &engine {
+    say(&ready_banner(Banner {
+        started,
+        account: &account,
+        storage_note: &storage_note,
+        input: &input,
+        output: &output,
+        handler_url: &handler_url,
+        func_host: options.func_host.as_deref(),
+        runner: &runner,
+        persist: options.persist.is_some(),
+    }));
+    let shutdown = options
+        .shutdown
+        .unwrap_or_else(|| Box::pin(shutdown_signal()));
+    let summary = watch_events(shutdown, feed_events, runner_events, output).await;
+    say("stopping...");
+    let _ = stop.send(true);
+    stop_all(feed, handler, &runner).await;
+    say(&summary_line(&summary, runner.pending()));
+    Ok(summary)
+}
+
+async fn create_container(account: &StorageAccount, name: &str) -> Result<(), DevError> {
+    let creating = |source| DevError::Storage {
+        what: format!("creating container `{name}`"),
+        source,
+    };
+    account
+        .container(name)
+        .map_err(creating)?
+        .create_if_missing()
+        .await
+        .map_err(creating)?;
+    Ok(())
+}
+
+/// Completes once `stopped` turns true.
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// What the ready banner shows.
+struct Banner<'a> {
+    started: Instant,
+    account: &'a StorageAccount,
+    storage_note: &'a str,
+    input: &'a str,
+    output: &'a str,
+    handler_url: &'a str,
+    func_host: Option<&'a str>,
+    runner: &'a LocalRunner,
+    persist: bool,
+}
+
+fn ready_banner(b: Banner<'_>) -> String {
+    let engine = match b.runner.engine() {
         Engine::Process { wordcount_bin } => format!("wordcount {}", wordcount_bin.display()),
         Engine::Podman { image } => format!("podman image {image}"),
     };
+    let work_dir = b.runner.work_dir();
     // The operations commands find this pipeline by themselves only where its defaults are theirs.
     let default_work_dir = std::env::temp_dir().join("blob2batch-local");
-    let operate = if work_dir == default_work_dir && options.persist.is_none() {
+    let operate = if work_dir == default_work_dir && !b.persist {
         "blob2batch status | reconcile | redrive".to_string()
     } else {
         format!(
@@ -294,200 +338,67 @@ async fn run_with_storage(
             work_dir.display()
         )
     };
-    say(&format!(
-        "ready in {:.2} s\n  storage  {} ({storage_note})\n  input    {}/{input}\n  output   {}/{output}\n  handler  {handler_url}{}\n  runner   {engine_note}, work dir {}\n  drop files with: blob2batch put FILE...  (or Azure Storage Explorer / az storage blob upload against the emulator)\n  operate:  {operate}",
-        started.elapsed().as_secs_f64(),
-        account.url(),
-        account.url(),
-        account.url(),
-        match &options.func_host {
-            Some(url) => format!(" (events delivered through the Functions host at {url})"),
-            None => String::new(),
-        },
+    let via = match b.func_host {
+        Some(url) => format!(" (events delivered through the Functions host at {url})"),
+        None => String::new(),
+    };
+    let url = b.account.url();
+    format!(
+        "ready in {:.2} s\n  storage  {url} ({})\n  input    {url}/{}\n  output   {url}/{}\n  \
+         handler  {}{via}\n  runner   {engine}, work dir {}\n  drop files with: blob2batch put \
+         FILE...  (or Azure Storage Explorer / az storage blob upload against the emulator)\n  \
+         operate:  {operate}",
+        b.started.elapsed().as_secs_f64(),
+        b.storage_note,
+        b.input,
+        b.output,
+        b.handler_url,
         work_dir.display(),
-    ));
+    )
+}
 
-    let mut shutdown = options
-        .shutdown
-        .unwrap_or_else(|| Box::pin(shutdown_signal()));
-    let mut summary = DevSummary::default();
-    let mut names: HashMap<String, String> = HashMap::new();
+/// Shows what the feed and the runner report until `shutdown`.
+async fn watch_events(
+    mut shutdown: ShutdownSignal,
+    mut feed_events: mpsc::UnboundedReceiver<FeedEvent>,
+    mut runner_events: broadcast::Receiver<RunnerEvent>,
+    output: String,
+) -> DevSummary {
+    let mut progress = Progress::new(output);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(event) = feed_events.recv() => on_feed_event(event, &mut names, &mut summary),
+            Some(event) = feed_events.recv() => progress.on_feed_event(event),
             event = runner_events.recv() => match event {
-                Ok(event) => on_runner_event(event, &names, &output, &mut summary),
+                Ok(event) => progress.on_runner_event(event),
                 Err(broadcast::error::RecvError::Lagged(n)) => say(&format!("({n} task events not shown)")),
                 Err(broadcast::error::RecvError::Closed) => break,
             },
         }
     }
+    progress.summary()
+}
 
-    say("stopping...");
-    let _ = stop_tx.send(true);
+async fn stop_all(feed: JoinHandle<()>, handler: JoinHandle<()>, runner: &LocalRunner) {
     let _ = feed.await;
-    match tokio::time::timeout(Duration::from_secs(5), handler).await {
-        Ok(Ok(Err(e))) => say(&format!("handler stopped with an error: {e}")),
-        Err(_) => say("handler did not stop within 5 s"),
-        _ => {}
+    if tokio::time::timeout(Duration::from_secs(5), handler)
+        .await
+        .is_err()
+    {
+        say("handler did not stop within 5 s");
     }
     runner.shutdown().await;
-    say(&format!(
+}
+
+fn summary_line(summary: &DevSummary, pending: usize) -> String {
+    format!(
         "summary: {} file(s) seen, {} done, {} failed{}",
         summary.seen,
         summary.done,
         summary.failed,
-        match runner.pending() {
+        match pending {
             0 => String::new(),
             n => format!(", {n} unfinished (run again when dev restarts with the same work dir)"),
         }
-    ));
-    Ok(summary)
-}
-
-fn on_feed_event(event: FeedEvent, names: &mut HashMap<String, String>, summary: &mut DevSummary) {
-    match event {
-        FeedEvent::Delivered {
-            blob,
-            size,
-            outcome,
-            task_id,
-            detail,
-            ..
-        } => {
-            summary.seen += 1;
-            if let Some(id) = &task_id {
-                names.insert(id.to_ascii_lowercase(), blob.clone());
-            }
-            let outcome = outcome
-                .unwrap_or_else(|| "delivered".into())
-                .to_ascii_lowercase();
-            let task = task_id.map(|id| format!(" task {id}")).unwrap_or_default();
-            let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
-            say(&format!(
-                "received  {blob} ({}) ->{task} [{outcome}{detail}]",
-                human_bytes(size)
-            ));
-        }
-        FeedEvent::Retrying { blob, error, .. } => {
-            say(&format!(
-                "retrying  {blob}: delivery failed ({error}); will retry"
-            ));
-        }
-        FeedEvent::ListFailed { error } => {
-            say(&format!("listing the input container failed: {error}"))
-        }
-    }
-}
-
-fn on_runner_event(
-    event: RunnerEvent,
-    names: &HashMap<String, String>,
-    output: &str,
-    summary: &mut DevSummary,
-) {
-    let name = |id: &str, display: &Option<String>| -> String {
-        names
-            .get(&id.to_ascii_lowercase())
-            .cloned()
-            .or_else(|| display.clone())
-            .unwrap_or_else(|| id.to_string())
-    };
-    match event {
-        RunnerEvent::Received { .. } => {}
-        RunnerEvent::Running { id, display_name } => {
-            say(&format!(
-                "running   {} (task {id})",
-                name(&id, &display_name)
-            ));
-        }
-        RunnerEvent::Done {
-            id,
-            display_name,
-            duration,
-            phases,
-            outputs,
-            ..
-        } => {
-            summary.done += 1;
-            let counts = outputs
-                .iter()
-                .find(|o| o.blob.ends_with(".json"))
-                .and_then(|o| read_counts(&o.file));
-            let counts = counts
-                .map(|(w, u)| format!(": {w} words, {u} distinct"))
-                .unwrap_or_default();
-            let blobs = outputs
-                .iter()
-                .map(|o| format!("{output}/{}", o.blob))
-                .collect::<Vec<_>>()
-                .join(", ");
-            say(&format!(
-                "done      {} in {} ms (fetch {}, run {}, upload {}){counts} -> {blobs}",
-                name(&id, &display_name),
-                duration.as_millis(),
-                phases.fetch.as_millis(),
-                phases.run.as_millis(),
-                phases.upload.as_millis(),
-            ));
-        }
-        RunnerEvent::Failed {
-            id,
-            display_name,
-            failure,
-            stderr_tail,
-            outputs,
-            task_dir,
-            ..
-        } => {
-            summary.failed += 1;
-            let mut text = format!(
-                "FAILED    {} (task {id}): {failure}",
-                name(&id, &display_name)
-            );
-            let tail: Vec<&str> = stderr_tail.lines().rev().take(5).collect();
-            for line in tail.into_iter().rev() {
-                text.push_str(&format!("\n    stderr| {line}"));
-            }
-            let logs: Vec<String> = outputs
-                .iter()
-                .map(|o| format!("{output}/{}", o.blob))
-                .collect();
-            if logs.is_empty() {
-                text.push_str(&format!("\n    logs: {}", task_dir.display()));
-            } else {
-                text.push_str(&format!(
-                    "\n    logs: {} (local copy in {})",
-                    logs.join(", "),
-                    task_dir.display()
-                ));
-            }
-            say(&text);
-        }
-    }
-}
-
-fn read_counts(path: &Path) -> Option<(u64, u64)> {
-    // The document ends with the counts; `words` and `unique_words` come first, so a prefix does.
-    use std::io::Read as _;
-    let mut buf = vec![0u8; 4096];
-    let n = std::fs::File::open(path).ok()?.read(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf[..n]);
-    let field = |name: &str| -> Option<u64> {
-        let at = text.find(&format!("\"{name}\":"))? + name.len() + 3;
-        let digits: String = text[at..]
-            .trim_start()
-            .chars()
-            .take_while(|c| c.is_ascii_digit())
-            .collect();
-        digits.parse().ok()
-    };
-    Some((field("words")?, field("unique_words")?))
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    )
 }

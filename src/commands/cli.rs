@@ -1,0 +1,252 @@
+//! The command line: what each command takes, and running one to its exit code. Every command
+//! ends here the same way: success (0); failures it went on past, each named on its own stderr
+//! line (1); or an error, named on stderr with its causes, whose kind gives the exit code (see
+//! [`super::CommandError`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use super::dev::{self, DevOptions, LocalDefaults};
+use super::put::{self, PutOptions};
+use super::reconcile::ReconcileOptions;
+use super::redrive::RedriveOptions;
+use super::status::StatusOptions;
+use super::{CommandError, FAILURE, SUCCESS, console, reconcile, redrive, status};
+use crate::config::Settings;
+use crate::context::Context;
+use crate::shutdown::shutdown_signal;
+use crate::startup::Application;
+use crate::telemetry;
+
+#[derive(Parser)]
+#[command(name = "blob2batch", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the custom handler (what host.json starts); listens on FUNCTIONS_CUSTOMHANDLER_PORT.
+    Serve,
+    /// Run the whole pipeline on this machine: Azurite, the handler with the local runner, and a
+    /// feed that turns new blobs in the input container into BlobCreated events.
+    Dev {
+        /// Keep Azurite's data (and the task work directory) in this folder instead of in memory.
+        #[arg(long, value_name = "DIR")]
+        persist: Option<PathBuf>,
+        /// Deliver events through this Functions host (`func start`, e.g. http://localhost:7071).
+        #[arg(long, value_name = "URL")]
+        func_host: Option<String>,
+        /// Run tasks in the container image with podman (LOCAL_PODMAN_IMAGE or WORDCOUNT_IMAGE).
+        #[arg(long)]
+        podman: bool,
+    },
+    /// Upload files into the input container (same settings as `dev`).
+    Put {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Prefix for the blob names (e.g. `docs/`); the blob name is prefix + file name.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// What became of each blob's current version: its task, the task's state, its result.
+    Status {
+        /// One JSON object per blob and line.
+        #[arg(long)]
+        json: bool,
+        /// Only blobs whose name starts with this.
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+        /// These blobs only.
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Submit the blob versions that have neither a current result nor a task.
+    Reconcile {
+        /// Only blobs whose name starts with this.
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+        /// Only blobs modified within this ISO 8601 duration (e.g. PT25H).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Submit nothing; report what would be submitted.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object per blob acted on, then the counts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pass Event Grid's dead-lettered events through the intake again.
+    Redrive {
+        /// Submit and move nothing; report what would happen.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object per event, then the counts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Serve => "serve",
+            Command::Dev { .. } => "dev",
+            Command::Put { .. } => "put",
+            Command::Status { .. } => "status",
+            Command::Reconcile { .. } => "reconcile",
+            Command::Redrive { .. } => "redrive",
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_iso8601(text)
+        .filter(|d| d.as_secs() <= 366 * 86_400)
+        .ok_or_else(|| format!("`{text}` is not an ISO 8601 duration up to P366D (e.g. PT25H)"))
+}
+
+/// Runs the command to its exit code, naming on stderr whatever went wrong.
+pub fn run(cli: Cli) -> u8 {
+    let name = cli.command.name();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("blob2batch {name}: cannot start the async runtime: {error}");
+            return FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(problems) if problems.is_empty() => SUCCESS,
+        Ok(problems) => {
+            for problem in &problems {
+                eprintln!("blob2batch {name}: {problem}");
+            }
+            FAILURE
+        }
+        Err(error) => {
+            eprintln!("blob2batch {name}: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+/// The failures a command went on past (one stderr line each), or the error that stopped it.
+async fn dispatch(command: Command) -> Result<Vec<String>, CommandError> {
+    if !matches!(command, Command::Serve) {
+        // The commands print their own progress; logs are for problems only.
+        telemetry::init_with(false, "warn", std::io::stderr);
+    }
+    let out = &mut std::io::stdout();
+    match command {
+        Command::Serve => serve().await.map(|()| Vec::new()),
+        Command::Dev {
+            persist,
+            func_host,
+            podman,
+        } => {
+            let options = DevOptions {
+                persist,
+                func_host,
+                podman,
+                ..DevOptions::default()
+            };
+            dev::run(options).await?;
+            Ok(Vec::new())
+        }
+        Command::Put { files, prefix } => {
+            let setup = dev::resolve(dev::process_env(), &LocalDefaults::default())?;
+            put::run(PutOptions {
+                container: setup.settings.input_container.clone(),
+                account: setup.account,
+                files,
+                prefix,
+                create_container: true,
+            })
+            .await?;
+            Ok(Vec::new())
+        }
+        Command::Status {
+            json,
+            prefix,
+            names,
+        } => {
+            let options = StatusOptions {
+                json,
+                prefix,
+                names,
+            };
+            status::run(&commands_context()?, &options, out).await
+        }
+        Command::Reconcile {
+            prefix,
+            since,
+            dry_run,
+            json,
+        } => {
+            let options = ReconcileOptions {
+                prefix,
+                since,
+                dry_run,
+                json,
+            };
+            reconcile::run(&commands_context()?, &options, out).await
+        }
+        Command::Redrive { dry_run, json } => {
+            let options = RedriveOptions { dry_run, json };
+            redrive::run(&commands_context()?, &options, out).await
+        }
+    }
+}
+
+/// The operations commands' context, from their settings (see [`console::ops_settings`]).
+fn commands_context() -> Result<Context, CommandError> {
+    Ok(Context::for_commands(console::ops_settings()?)?)
+}
+
+/// The handler, until Ctrl-C or SIGTERM.
+async fn serve() -> Result<(), CommandError> {
+    let settings = Settings::from_env()?;
+    telemetry::init();
+    let started = match Context::for_serve(settings).await {
+        Ok(context) => Application::build(Arc::new(context))
+            .await
+            .map_err(CommandError::runtime),
+        Err(error) => Err(CommandError::from(error)),
+    };
+    match started {
+        Ok(application) => {
+            application.run_until_stopped(shutdown_signal()).await;
+            Ok(())
+        }
+        Err(error) => {
+            // The Functions host reads the handler's stdout, not its stderr.
+            tracing::error!(error = %error, "stopped");
+            Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_up_to_a_year() {
+        assert_eq!(
+            parse_duration("PT25H"),
+            Ok(std::time::Duration::from_secs(25 * 3600))
+        );
+        assert!(parse_duration("P367D").is_err());
+        assert!(parse_duration("25h").is_err());
+    }
+
+    #[test]
+    fn commands_know_their_names() {
+        let cli = Cli::try_parse_from(["blob2batch", "reconcile", "--dry-run"]).unwrap();
+        assert_eq!(cli.command.name(), "reconcile");
+    }
+}
