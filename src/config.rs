@@ -306,6 +306,13 @@ impl Settings {
     }
 }
 
+/// `BATCH_SUBMIT_MODE` as written, before its auto pool settings are read.
+#[derive(Clone, Copy)]
+enum SubmitModeKind {
+    Task,
+    Job,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RunnerKind {
     Batch,
@@ -436,34 +443,9 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     }
 
     fn batch(&mut self) -> Option<BatchSettings> {
-        let raw_url = self.required("BATCH_ACCOUNT_URL", " when RUNNER=batch");
         let key = self.key("BATCH_ACCOUNT_KEY");
         let has_key = key.is_some() || self.get("BATCH_ACCOUNT_KEY").is_some();
-        let account_url = raw_url.and_then(|raw| {
-            let parsed = Url::parse(raw.trim_end_matches('/'))
-                .ok()
-                .filter(|u| u.host().is_some());
-            match parsed {
-                Some(u) if u.scheme() == "https" => Some(u),
-                Some(u) if u.scheme() == "http" && is_loopback_url(&u) && has_key => Some(u),
-                Some(u) if u.scheme() == "http" => {
-                    self.problem(
-                        "BATCH_ACCOUNT_URL may use http only for a loopback address with \
-                         BATCH_ACCOUNT_KEY (tests); use https"
-                            .into(),
-                    );
-                    None
-                }
-                _ => {
-                    self.problem(
-                        "BATCH_ACCOUNT_URL must be a URL such as \
-                         https://acct.region.batch.azure.com"
-                            .into(),
-                    );
-                    None
-                }
-            }
-        });
+        let account_url = self.batch_endpoint(has_key);
         let account_name = self.get("BATCH_ACCOUNT_NAME").or_else(|| {
             account_url
                 .as_ref()
@@ -473,21 +455,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         });
         let pool_id = self.batch_id("BATCH_POOL_ID", "wordcount");
         let job_id = self.batch_id("BATCH_JOB_ID", "wordcount");
-        let job_mode = self
-            .parse("BATCH_SUBMIT_MODE", "`task` or `job`", |v| match v {
-                "task" => Some(false),
-                "job" => Some(true),
-                _ => None,
-            })
-            .unwrap_or(false);
-        let low_priority = self
-            .parse("BATCH_AUTO_POOL_LOW_PRIORITY", "`true` or `false`", |v| {
-                v.parse::<bool>().ok()
-            })
-            .unwrap_or(false);
-        let vm_size = self
-            .get("BATCH_AUTO_POOL_VM_SIZE")
-            .unwrap_or_else(|| "standard_d2s_v5".into());
+        let submit_mode = self.submit_mode();
         let retry_budget = self.duration(
             "BATCH_RETRY_BUDGET",
             MAX_RETRY_BUDGET,
@@ -511,6 +479,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 self.problem("BATCH_ACCOUNT_NAME is required with BATCH_ACCOUNT_KEY".into());
                 return None;
             }
+            // A key that is there but malformed was reported already.
             (None, _) if has_key => return None,
             (None, _) => BatchAuth::EntraId,
         };
@@ -520,17 +489,64 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             pool_id,
             job_id,
             node_identity: self.get("BATCH_NODE_IDENTITY"),
-            submit_mode: if job_mode {
-                SubmitMode::Job(AutoPool {
-                    vm_size,
-                    low_priority,
-                })
-            } else {
-                SubmitMode::Task
-            },
+            submit_mode,
             retry_budget,
             max_in_flight,
         })
+    }
+
+    /// `BATCH_ACCOUNT_URL`: https, or plain http to a loopback address with a key (tests).
+    fn batch_endpoint(&mut self, has_key: bool) -> Option<Url> {
+        let raw = self.required("BATCH_ACCOUNT_URL", " when RUNNER=batch")?;
+        let parsed = Url::parse(raw.trim_end_matches('/'))
+            .ok()
+            .filter(|u| u.host().is_some());
+        match parsed {
+            Some(u) if u.scheme() == "https" => Some(u),
+            Some(u) if u.scheme() == "http" && is_loopback_url(&u) && has_key => Some(u),
+            Some(u) if u.scheme() == "http" => {
+                self.problem(
+                    "BATCH_ACCOUNT_URL may use http only for a loopback address with \
+                     BATCH_ACCOUNT_KEY (tests); use https"
+                        .into(),
+                );
+                None
+            }
+            _ => {
+                self.problem(
+                    "BATCH_ACCOUNT_URL must be a URL such as \
+                     https://acct.region.batch.azure.com"
+                        .into(),
+                );
+                None
+            }
+        }
+    }
+
+    /// `BATCH_SUBMIT_MODE`, with the auto pool of job-per-blob mode.
+    fn submit_mode(&mut self) -> SubmitMode {
+        let job = self
+            .parse("BATCH_SUBMIT_MODE", "`task` or `job`", |v| match v {
+                "task" => Some(SubmitModeKind::Task),
+                "job" => Some(SubmitModeKind::Job),
+                _ => None,
+            })
+            .unwrap_or(SubmitModeKind::Task);
+        let low_priority = self
+            .parse("BATCH_AUTO_POOL_LOW_PRIORITY", "`true` or `false`", |v| {
+                v.parse::<bool>().ok()
+            })
+            .unwrap_or(false);
+        let vm_size = self
+            .get("BATCH_AUTO_POOL_VM_SIZE")
+            .unwrap_or_else(|| "standard_d2s_v5".into());
+        match job {
+            SubmitModeKind::Task => SubmitMode::Task,
+            SubmitModeKind::Job => SubmitMode::Job(AutoPool {
+                vm_size,
+                low_priority,
+            }),
+        }
     }
 
     fn batch_id(&mut self, name: &str, default: &str) -> String {

@@ -18,7 +18,7 @@ use url::Url;
 use super::error::{BatchError, BatchErrorKind};
 use super::models::{TaskAddCollectionResult, TaskAddStatus};
 use super::retry::fits_before;
-use super::transport::{Call, Transport};
+use super::transport::{Call, Reply, Transport};
 use crate::headers::header_str;
 use crate::per_item::PerItem;
 use crate::runner::Accepted;
@@ -127,91 +127,113 @@ impl<'a> CollectionSend<'a> {
                 Err(e) => return self.fail_all(&pending, &e),
             };
             if !reply.status.is_success() {
-                let err = call.refused(&reply);
-                if reply.status == StatusCode::PAYLOAD_TOO_LARGE
-                    && err.has_code("RequestBodyTooLarge")
-                    && pending.len() > 1
-                {
-                    let second = pending.split_off(pending.len() / 2);
-                    debug!(
-                        first = pending.len(),
-                        second = second.len(),
-                        "Batch found the task collection too large; splitting it"
-                    );
-                    self.work.push_front(second);
-                    self.work.push_front(pending);
-                    return;
-                }
-                return self.fail_all(&pending, &err);
+                return self.refused(pending, &call, &reply);
             }
-
-            let request_id = header_str(&reply.headers, "request-id").map(str::to_string);
-            let mut by_id: HashMap<String, _> =
-                serde_json::from_slice::<TaskAddCollectionResult>(&reply.body)
-                    .map(|r| r.value)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|item| (item.task_id.to_ascii_lowercase(), item))
-                    .collect();
-            let mut retry: Vec<(usize, BatchError)> = Vec::new();
-            for &i in &pending {
-                let item = by_id.remove(&self.tasks[i].id.to_ascii_lowercase());
-                let (status, error) = match &item {
-                    Some(item) => (Some(item.status), item.error.as_ref()),
-                    None => (None, None),
-                };
-                let error = |kind| {
-                    let mut e = call.failure(BatchError::from_item(kind, error), round);
-                    e.request_id = request_id.clone();
-                    e
-                };
-                match status {
-                    Some(TaskAddStatus::Success) => self.results.set(i, Ok(Accepted::Submitted)),
-                    Some(TaskAddStatus::ClientError) => {
-                        let err = error(BatchErrorKind::Permanent);
-                        self.results.set(
-                            i,
-                            if err.has_code("TaskExists") {
-                                Ok(Accepted::Duplicate)
-                            } else {
-                                Err(err)
-                            },
-                        );
-                    }
-                    Some(TaskAddStatus::ServerError) => {
-                        retry.push((i, error(BatchErrorKind::Transient)))
-                    }
-                    None => {
-                        let mut err = error(BatchErrorKind::Transient);
-                        err.message = "the service returned no result for this task".into();
-                        retry.push((i, err));
-                    }
-                }
-            }
-            if retry.is_empty() {
+            let retry = self.record_answers(&pending, &call, &reply, round);
+            if retry.is_empty() || !self.wait_to_retry(&retry, round).await {
                 return;
             }
-            let wait = self.transport.retry.backoff(round);
-            if !fits_before(wait, self.deadline) {
-                warn!(
-                    tasks = retry.len(),
-                    round, "Batch task collection: retry budget exhausted with server errors left"
-                );
-                for (i, err) in retry {
-                    self.results.set(i, Err(err));
-                }
-                return;
-            }
-            warn!(
-                tasks = retry.len(),
-                round,
-                code = retry[0].1.code.as_deref(),
-                delay_ms = wait.as_millis() as u64,
-                "Batch task collection: retrying the items that failed with server errors"
-            );
-            tokio::time::sleep(wait).await;
             pending = retry.into_iter().map(|(i, _)| i).collect();
         }
+    }
+
+    /// A refusal of the whole chunk: one the service finds too large is halved (both halves go
+    /// back to the front of the work), any other fails its items.
+    fn refused(&mut self, mut pending: Vec<usize>, call: &Call, reply: &Reply) {
+        let err = call.refused(reply);
+        if reply.status == StatusCode::PAYLOAD_TOO_LARGE
+            && err.has_code("RequestBodyTooLarge")
+            && pending.len() > 1
+        {
+            let second = pending.split_off(pending.len() / 2);
+            debug!(
+                first = pending.len(),
+                second = second.len(),
+                "Batch found the task collection too large; splitting it"
+            );
+            self.work.push_front(second);
+            self.work.push_front(pending);
+            return;
+        }
+        self.fail_all(&pending, &err);
+    }
+
+    /// Records each item's answer; returns the items worth another round (server errors, and
+    /// items the answer left out), with their error.
+    fn record_answers(
+        &mut self,
+        pending: &[usize],
+        call: &Call,
+        reply: &Reply,
+        round: u32,
+    ) -> Vec<(usize, BatchError)> {
+        let request_id = header_str(&reply.headers, "request-id").map(str::to_string);
+        let mut by_id: HashMap<String, _> =
+            serde_json::from_slice::<TaskAddCollectionResult>(&reply.body)
+                .map(|r| r.value)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|item| (item.task_id.to_ascii_lowercase(), item))
+                .collect();
+        let mut retry = Vec::new();
+        for &i in pending {
+            let item = by_id.remove(&self.tasks[i].id.to_ascii_lowercase());
+            let (status, error) = match &item {
+                Some(item) => (Some(item.status), item.error.as_ref()),
+                None => (None, None),
+            };
+            let error = |kind| {
+                let mut e = call.failure(BatchError::from_item(kind, error), round);
+                e.request_id = request_id.clone();
+                e
+            };
+            match status {
+                Some(TaskAddStatus::Success) => self.results.set(i, Ok(Accepted::Submitted)),
+                Some(TaskAddStatus::ClientError) => {
+                    let err = error(BatchErrorKind::Permanent);
+                    let result = if err.has_code("TaskExists") {
+                        Ok(Accepted::Duplicate)
+                    } else {
+                        Err(err)
+                    };
+                    self.results.set(i, result);
+                }
+                Some(TaskAddStatus::ServerError) => {
+                    retry.push((i, error(BatchErrorKind::Transient)))
+                }
+                None => {
+                    let mut err = error(BatchErrorKind::Transient);
+                    err.message = "the service returned no result for this task".into();
+                    retry.push((i, err));
+                }
+            }
+        }
+        retry
+    }
+
+    /// Waits before another round for `retry`, when the deadline leaves room for it; otherwise
+    /// fails them with their last error and returns `false`.
+    async fn wait_to_retry(&mut self, retry: &[(usize, BatchError)], round: u32) -> bool {
+        let wait = self.transport.retry.backoff(round);
+        if !fits_before(wait, self.deadline) {
+            warn!(
+                tasks = retry.len(),
+                round, "Batch task collection: retry budget exhausted with server errors left"
+            );
+            for (i, err) in retry {
+                self.results.set(*i, Err(err.clone()));
+            }
+            return false;
+        }
+        warn!(
+            tasks = retry.len(),
+            round,
+            code = retry.first().and_then(|(_, e)| e.code.as_deref()),
+            delay_ms = wait.as_millis() as u64,
+            "Batch task collection: retrying the items that failed with server errors"
+        );
+        tokio::time::sleep(wait).await;
+        true
     }
 
     fn fail_all(&mut self, items: &[usize], error: &BatchError) {

@@ -74,6 +74,20 @@ pub(crate) struct Reply {
     pub(crate) attempt: u32,
 }
 
+/// What one attempt means for its logical call.
+enum Judged {
+    /// The call ends with this: a success, a permanent refusal, or a failure already retried.
+    Final(Result<Reply, BatchError>),
+    /// Worth another attempt, after the wait the server asked for if it did.
+    Retry(BatchError, Option<Duration>),
+    /// No answer within the attempt's time.
+    TimedOut,
+}
+
+fn timed_out(timeout: Duration) -> BatchError {
+    BatchError::transient(format!("no answer within {} ms", timeout.as_millis()))
+}
+
 /// Why one attempt produced no answer.
 enum AttemptError {
     Http(reqwest::Error),
@@ -142,68 +156,17 @@ impl Transport {
             let started = Instant::now();
             let outcome = tokio::time::timeout(timeout, self.attempt(call)).await;
             let latency_ms = started.elapsed().as_millis() as u64;
-            let path = call.url.path();
-            let (error, server_wait) = match outcome {
-                Ok(Ok(mut reply)) => {
-                    reply.attempt = attempt;
-                    debug!(
-                        method = %call.method,
-                        path,
-                        status = reply.status.as_u16(),
-                        request_id = header_str(&reply.headers, "request-id"),
-                        attempt,
-                        latency_ms,
-                        "Batch HTTP call"
-                    );
-                    if !is_retryable_status(reply.status) {
-                        return Ok(reply);
-                    }
-                    let wait = server_retry_after(&reply.headers, OffsetDateTime::now_utc());
-                    (call.refused(&reply), wait)
-                }
-                Ok(Err(AttemptError::Credential(source))) => {
-                    // The credential retries on its own; a failure here is already final.
-                    let mut error =
-                        BatchError::transient("cannot get an Entra ID token").with_source(source);
-                    error.code = Some("CredentialUnavailable".into());
-                    let error = call.failure(error, attempt);
-                    warn!(attempt, error = %error_chain(&error), "Batch call failed: no token");
-                    return Err(error);
-                }
-                Ok(Err(AttemptError::Http(source))) => {
-                    let source = source.without_url();
-                    debug!(
-                        method = %call.method, path, attempt, latency_ms,
-                        error = %error_chain(&source), "Batch HTTP call failed"
-                    );
-                    if source.is_builder() {
-                        let error =
-                            BatchError::permanent("InvalidRequest", "cannot build the request")
-                                .with_source(source);
-                        return Err(call.failure(error, attempt));
-                    }
-                    let error = BatchError::transient("no answer").with_source(source);
-                    (call.failure(error, attempt), None)
-                }
-                Err(_elapsed) => {
-                    debug!(
-                        method = %call.method, path, attempt, latency_ms,
-                        "Batch HTTP call timed out"
-                    );
+            let (error, server_wait) = match self.judge(call, attempt, outcome, latency_ms) {
+                Judged::Final(result) => return result,
+                Judged::Retry(error, wait) => (error, wait),
+                Judged::TimedOut if timeout < self.request_timeout && previous.is_some() => {
                     // Cut short by what was left of the budget rather than by the attempt
                     // timeout: the failure before it (a 503, a refused connection) says more.
-                    if timeout < self.request_timeout
-                        && let Some(mut error) = previous.take()
-                    {
-                        error.attempts = attempt;
-                        return Err(error);
-                    }
-                    let error = BatchError::transient(format!(
-                        "no answer within {} ms",
-                        timeout.as_millis()
-                    ));
-                    (call.failure(error, attempt), None)
+                    let mut error = previous.take().unwrap_or_else(|| timed_out(timeout));
+                    error.attempts = attempt;
+                    return Err(error);
                 }
+                Judged::TimedOut => (call.failure(timed_out(timeout), attempt), None),
             };
             let wait = server_wait.unwrap_or_else(|| self.retry.backoff(attempt));
             if !fits_before(wait, deadline) {
@@ -228,6 +191,66 @@ impl Transport {
             );
             previous = Some(error);
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// What one attempt's outcome means for its call.
+    fn judge(
+        &self,
+        call: &Call,
+        attempt: u32,
+        outcome: Result<Result<Reply, AttemptError>, tokio::time::error::Elapsed>,
+        latency_ms: u64,
+    ) -> Judged {
+        let path = call.url.path();
+        match outcome {
+            Ok(Ok(mut reply)) => {
+                reply.attempt = attempt;
+                debug!(
+                    method = %call.method,
+                    path,
+                    status = reply.status.as_u16(),
+                    request_id = header_str(&reply.headers, "request-id"),
+                    attempt,
+                    latency_ms,
+                    "Batch HTTP call"
+                );
+                if !is_retryable_status(reply.status) {
+                    return Judged::Final(Ok(reply));
+                }
+                let wait = server_retry_after(&reply.headers, OffsetDateTime::now_utc());
+                Judged::Retry(call.refused(&reply), wait)
+            }
+            Ok(Err(AttemptError::Credential(source))) => {
+                // The credential retries on its own; a failure here is already final.
+                let mut error =
+                    BatchError::transient("cannot get an Entra ID token").with_source(source);
+                error.code = Some("CredentialUnavailable".into());
+                let error = call.failure(error, attempt);
+                warn!(attempt, error = %error_chain(&error), "Batch call failed: no token");
+                Judged::Final(Err(error))
+            }
+            Ok(Err(AttemptError::Http(source))) => {
+                let source = source.without_url();
+                debug!(
+                    method = %call.method, path, attempt, latency_ms,
+                    error = %error_chain(&source), "Batch HTTP call failed"
+                );
+                if source.is_builder() {
+                    let error = BatchError::permanent("InvalidRequest", "cannot build the request")
+                        .with_source(source);
+                    return Judged::Final(Err(call.failure(error, attempt)));
+                }
+                let error = BatchError::transient("no answer").with_source(source);
+                Judged::Retry(call.failure(error, attempt), None)
+            }
+            Err(_elapsed) => {
+                debug!(
+                    method = %call.method, path, attempt, latency_ms,
+                    "Batch HTTP call timed out"
+                );
+                Judged::TimedOut
+            }
         }
     }
 

@@ -384,45 +384,26 @@ impl LocalRunner {
         let _ = self.inner.events.send(event);
     }
 
+    /// The task's life on a node: a clean working directory, its resource files, its command,
+    /// its output files.
     async fn execute(&self, task: &TaskSpec, dir: &TaskDir, phases: &mut Phases) -> Execution {
-        let wd = dir.wd();
-        // A task that runs again starts from a clean working directory.
-        let _ = std::fs::remove_dir_all(&wd);
-        if let Err(e) = std::fs::create_dir_all(&wd) {
-            return Execution::failed(TaskFailure::new(
-                FailureCode::TaskDirectoryError,
-                format!("cannot create {}: {e}", wd.display()),
-            ));
-        }
-        let (stdout, stderr) = match (
-            std::fs::File::create(dir.stdout()),
-            std::fs::File::create(dir.stderr()),
-        ) {
-            (Ok(o), Ok(e)) => (o, e),
-            (Err(e), _) | (_, Err(e)) => {
-                return Execution::failed(TaskFailure::new(
-                    FailureCode::TaskDirectoryError,
-                    format!("cannot create the task's log files: {e}"),
-                ));
+        let (stdout, stderr) = match prepare(dir) {
+            Ok(logs) => logs,
+            Err(failure) => return Execution::failed(failure),
+        };
+        let fetch_started = Instant::now();
+        let fetched = match self.fetch_resources(task, &dir.wd()).await {
+            Ok(fetched) => fetched,
+            Err(failure) => {
+                append(&dir.stderr(), &format!("{failure}\n"));
+                let uploads = upload_outputs(task, dir, false).await;
+                return Execution {
+                    exit_code: None,
+                    failure: Some(failure),
+                    outputs: uploads.done,
+                };
             }
         };
-
-        let fetch_started = Instant::now();
-        let mut fetched = Vec::new();
-        for file in &task.resource_files {
-            match self.fetch_resource(&wd, file).await {
-                Ok(path) => fetched.push(path),
-                Err(failure) => {
-                    append(&dir.stderr(), &format!("{failure}\n"));
-                    let uploads = upload_outputs(task, dir, false).await;
-                    return Execution {
-                        exit_code: None,
-                        failure: Some(failure),
-                        outputs: uploads.done,
-                    };
-                }
-            }
-        }
         phases.fetch = fetch_started.elapsed();
 
         let run_started = Instant::now();
@@ -467,6 +448,19 @@ impl LocalRunner {
             failure,
             outputs: done,
         }
+    }
+
+    /// Every resource file of the task, into its working directory; the paths written.
+    async fn fetch_resources(
+        &self,
+        task: &TaskSpec,
+        wd: &Path,
+    ) -> Result<Vec<PathBuf>, TaskFailure> {
+        let mut fetched = Vec::new();
+        for file in &task.resource_files {
+            fetched.push(self.fetch_resource(wd, file).await?);
+        }
+        Ok(fetched)
     }
 
     async fn fetch_resource(&self, wd: &Path, file: &ResourceFile) -> Result<PathBuf, TaskFailure> {
@@ -603,6 +597,28 @@ impl Execution {
             outputs: Vec::new(),
         }
     }
+}
+
+/// A clean working directory (a task that runs again starts from scratch, as on a node) and
+/// the task's `stdout.txt` and `stderr.txt`.
+fn prepare(dir: &TaskDir) -> Result<(std::fs::File, std::fs::File), TaskFailure> {
+    let wd = dir.wd();
+    let _ = std::fs::remove_dir_all(&wd);
+    std::fs::create_dir_all(&wd).map_err(|e| {
+        TaskFailure::new(
+            FailureCode::TaskDirectoryError,
+            format!("cannot create {}: {e}", wd.display()),
+        )
+    })?;
+    let log = |path: PathBuf| {
+        std::fs::File::create(path).map_err(|e| {
+            TaskFailure::new(
+                FailureCode::TaskDirectoryError,
+                format!("cannot create the task's log files: {e}"),
+            )
+        })
+    };
+    Ok((log(dir.stdout())?, log(dir.stderr())?))
 }
 
 /// Takes the work directory's lock, waiting a moment (without holding up a runtime thread) for
