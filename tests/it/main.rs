@@ -20,3 +20,4 @@ mod ops;
 mod ops_local;
 mod routes;
 mod serve_process;
+mod storage_failures;

@@ -9,3 +9,4 @@ pub mod dev;
 pub mod fake_batch;
 pub mod settings;
 pub mod storage;
+pub mod storage_proxy;
