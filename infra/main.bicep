@@ -183,6 +183,7 @@ module alerts 'modules/alerts.bicep' = {
     tags: tags
     systemTopicName: events.outputs.name
     deadLetterAlertName: 'alert-deadletter-${token}'
+    droppedAlertName: 'alert-dropped-${token}'
     actionGroupName: 'ag-${token}'
     alertEmail: alertEmail
   }

@@ -137,14 +137,33 @@ impl BatchClient {
         self.add_job_until(job, self.deadline()).await
     }
 
-    /// Get Task.
+    /// Get Task: the whole task, its resource files' URLs included.
     pub async fn get_task(&self, job_id: &str, task_id: &str) -> Result<BatchTask, BatchError> {
-        let call = Call::new(
-            "get_task",
-            Method::GET,
-            self.url(&["jobs", job_id, "tasks", task_id]),
-            None,
-        );
+        self.get_task_selecting(job_id, task_id, None).await
+    }
+
+    /// Get Task with `$select=id,state,executionInfo`: where the task stands and how it ended,
+    /// without the rest of its body (its resource files' SAS URLs among it).
+    pub async fn get_task_state(
+        &self,
+        job_id: &str,
+        task_id: &str,
+    ) -> Result<BatchTask, BatchError> {
+        self.get_task_selecting(job_id, task_id, Some("id,state,executionInfo"))
+            .await
+    }
+
+    async fn get_task_selecting(
+        &self,
+        job_id: &str,
+        task_id: &str,
+        select: Option<&str>,
+    ) -> Result<BatchTask, BatchError> {
+        let mut url = self.url(&["jobs", job_id, "tasks", task_id]);
+        if let Some(select) = select {
+            url.query_pairs_mut().append_pair("$select", select);
+        }
+        let call = Call::new("get_task", Method::GET, url, None);
         let reply = self.transport().execute(&call, self.deadline()).await?;
         if reply.status != StatusCode::OK {
             return Err(call.refused(&reply));

@@ -215,7 +215,7 @@ impl BatchTaskRunner {
 
     async fn lookup_one(&self, item: &Submission) -> LookupResult {
         let (job_id, task_id) = self.locate(item);
-        match self.client.get_task(job_id, task_id).await {
+        match self.client.get_task_state(job_id, task_id).await {
             Ok(task) => Ok(Some(status_of(&task))),
             Err(e) if e.has_code("TaskNotFound") || e.has_code("JobNotFound") => Ok(None),
             Err(e) => Err(LookupError(std::sync::Arc::new(e))),

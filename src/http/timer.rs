@@ -2,8 +2,9 @@
 //!
 //! The host posts `{"Data": {"timer": <TimerInfo>}, "Metadata": {...}}` on `RECONCILE_SCHEDULE`;
 //! TimerInfo (`{"Schedule": ..., "ScheduleStatus": ..., "IsPastDue": bool}`) arrives as a JSON
-//! string, like the event of `BlobCreated`. Nothing in it changes what a run does; `IsPastDue` is
-//! logged. The answer carries the counts in `Logs` and `ReturnValue`; a run that could not list
+//! object (the host's `ScriptInvocationContextExtensions` converts it to one, and sends a JSON
+//! string only when that conversion fails); both are accepted. Nothing in it changes what a run
+//! does; `IsPastDue` is logged. The answer carries the counts in `Logs` and `ReturnValue`; a run that could not list
 //! its containers answers 500, so that the host records the failure (the next tick runs anyway).
 
 use axum::body::Bytes;

@@ -322,25 +322,37 @@ class Alerts(unittest.TestCase):
     def setUp(self):
         self.alerts = parse("infra/modules/alerts.bicep")
 
-    def test_dead_letter_alert(self):
-        res = self.alerts["resources"]["deadLetterAlert"]
+    def metric_alert(self, resource, metric, severity):
+        res = self.alerts["resources"][resource]
         self.assertEqual(res["type"], "Microsoft.Insights/metricAlerts")
         alert = res["config"]
         self.assertEqual(alert["location"], "global")
         props = alert["properties"]
-        self.assertEqual((props["severity"], props["enabled"]), (2, True))
+        self.assertEqual((props["severity"], props["enabled"]), (severity, True))
         self.assertEqual((props["windowSize"], props["evaluationFrequency"]), ("PT15M", "PT5M"))
         criteria = props["criteria"]
         self.assertEqual(criteria["'odata.type'"], "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria")
         (criterion,) = criteria["allOf"]
         self.assertEqual(criterion["criterionType"], "StaticThresholdCriterion")
         self.assertEqual(criterion["metricNamespace"], "Microsoft.EventGrid/systemTopics")
-        self.assertEqual(criterion["metricName"], "DeadLetteredCount")
+        self.assertEqual(criterion["metricName"], metric)
         self.assertEqual((criterion["timeAggregation"], criterion["operator"], criterion["threshold"]),
                          ("Total", "GreaterThan", 0))
         # It watches the system topic of events.bicep, the one the subscription dead-letters from.
         (scope,) = props["scopes"]
         self.assertEqual(scope["operator"]["operands"], {"operand_1": "systemTopic", "operand_2": "id"})
+        actions = props["actions"]["operator"]
+        self.assertEqual(actions["type"], "conditional")
+        self.assertIn("actionGroupName", strings(actions["operands"]["false_value"]))
+
+    def test_dropped_events_alert(self):
+        # A dropped event is the one loss nothing else reports.
+        self.metric_alert("droppedAlert", "DroppedEventCount", 1)
+        given = parse("infra/main.bicep")["modules"]["alerts"]["config"]["params"]
+        self.assertIn("droppedAlertName", given)
+
+    def test_dead_letter_alert(self):
+        self.metric_alert("deadLetterAlert", "DeadLetteredCount", 2)
         topic = self.alerts["resources"]["systemTopic"]
         self.assertTrue(topic["existing"])
         self.assertEqual(topic["type"], "Microsoft.EventGrid/systemTopics")

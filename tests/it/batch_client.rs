@@ -297,6 +297,44 @@ async fn a_hung_attempt_times_out_and_is_retried() {
 }
 
 #[tokio::test]
+async fn a_lookup_asks_only_for_the_state_and_how_the_task_ended() {
+    let fake = fake_with_job().await;
+    let runner = BatchTaskRunner::new(client(&fake), JOB, POOL);
+    runner.submit(&[Submission::Task(full_task("wc-1"))]).await;
+    fake.set_task_fields(
+        JOB,
+        "wc-1",
+        json!({"state": "completed", "executionInfo": {"exitCode": 0, "result": "success", "retryCount": 1}}),
+    );
+    fake.clear_requests();
+    let found = runner
+        .lookup(&[
+            Submission::Task(simple_task("wc-1")),
+            Submission::Task(simple_task("wc-2")),
+        ])
+        .await;
+    let status = found[0].as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(status.state, blob2batch::runner::TaskState::Succeeded);
+    assert_eq!((status.exit_code, status.retries), (Some(0), Some(1)));
+    assert!(matches!(found[1], Ok(None)));
+    let get = &fake.requests()[0];
+    assert_eq!(get.method, "GET");
+    assert_eq!(get.path, "/jobs/wordcount/tasks/wc-1");
+    assert_eq!(
+        get.query.as_deref(),
+        Some("api-version=2025-06-01&%24select=id%2Cstate%2CexecutionInfo")
+    );
+    assert!(get.authorized, "the signature covers $select");
+    // What the fake answers, as the service does: the selected properties only, so none of the
+    // rest of the task (its display name here; its resource files' SAS URLs) travels with them.
+    let selected = client(&fake).get_task_state(JOB, "wc-1").await.unwrap();
+    assert_eq!(selected.state, Some(TaskState::Completed));
+    assert_eq!(selected.display_name, None);
+    let full = client(&fake).get_task(JOB, "wc-1").await.unwrap();
+    assert_eq!(full.display_name.as_deref(), Some("input/docs/a b.txt"));
+}
+
+#[tokio::test]
 async fn once_a_lookup_has_failed_the_lookups_not_yet_started_fail_with_it() {
     let fake = fake_with_job().await;
     fake.set_fault_profile(Some(FaultProfile {

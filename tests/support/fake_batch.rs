@@ -755,6 +755,27 @@ async fn handle(
     Ok(response)
 }
 
+/// `$select`, as the service applies it: only the properties named are kept (and the answer's
+/// `odata.metadata`).
+fn selected(body: Value, query: Option<&str>) -> Value {
+    let Some((_, names)) = query_params(query.unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == "$select")
+    else {
+        return body;
+    };
+    let names: Vec<&str> = names.split(',').map(str::trim).collect();
+    match body {
+        Value::Object(object) => Value::Object(
+            object
+                .into_iter()
+                .filter(|(name, _)| name == "odata.metadata" || names.contains(&name.as_str()))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 struct Ctx<'a> {
     shared: &'a Shared,
     request_id: &'a str,
@@ -815,8 +836,8 @@ impl Ctx<'_> {
             (&Method::POST, ["jobs", job, "addtaskcollection"]) => {
                 self.add_task_collection(job, body)
             }
-            (&Method::GET, ["jobs", job, "tasks", task]) => self.get_task(job, task),
-            (&Method::GET, ["jobs", job]) => self.get_job(job),
+            (&Method::GET, ["jobs", job, "tasks", task]) => self.get_task(job, task, query),
+            (&Method::GET, ["jobs", job]) => self.get_job(job, query),
             (&Method::PATCH, ["jobs", job]) => self.patch_job(job, body),
             _ => self.error(
                 404,
@@ -933,7 +954,7 @@ impl Ctx<'_> {
         json_response(200, &body)
     }
 
-    fn get_task(&self, job_id: &str, task_id: &str) -> Response {
+    fn get_task(&self, job_id: &str, task_id: &str, query: Option<&str>) -> Response {
         let mut state = self.shared.state();
         let Some(job) = state.jobs.get_mut(&job_id.to_ascii_lowercase()) else {
             return self.error(404, "JobNotFound", "The specified job does not exist.");
@@ -966,10 +987,10 @@ impl Ctx<'_> {
                 body[name] = value;
             }
         }
-        json_response(200, &body)
+        json_response(200, &selected(body, query))
     }
 
-    fn get_job(&self, job_id: &str) -> Response {
+    fn get_job(&self, job_id: &str, query: Option<&str>) -> Response {
         let state = self.shared.state();
         let Some(job) = state.jobs.get(&job_id.to_ascii_lowercase()) else {
             return self.error(404, "JobNotFound", "The specified job does not exist.");
@@ -979,7 +1000,7 @@ impl Ctx<'_> {
         body["state"] = json!("active");
         body["odata.metadata"] = json!(format!("{}/$metadata#jobs/@Element", self.shared.base_url));
         drop(state);
-        json_response(200, &body)
+        json_response(200, &selected(body, query))
     }
 
     /// Update Job: only the properties given change; only `metadata` is modelled.
