@@ -16,6 +16,9 @@
 //! (Event Grid would go on redelivering them). Exits with status 1 when a task answered 2xx is
 //! missing, a task was created twice, or an answer took 30 s or more.
 
+#[allow(dead_code)]
+#[path = "../tests/support/events.rs"]
+mod events;
 #[path = "../tests/support/fake_batch.rs"]
 mod fake_batch;
 #[path = "support/serve.rs"]
@@ -30,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use blob2batch::plan::task_id;
+use events::BlobEvent;
 use fake_batch::{FakeBatch, FakeBatchConfig, FaultCounts, FaultProfile};
 use serde_json::{Value, json};
 use serve::{BINARY, free_port, spawn_handler};
@@ -133,14 +137,11 @@ fn blob_name(profile: &str, n: u64) -> String {
 /// The host's invocation for one blob version (`Data.event` holds the event as a JSON string
 /// inside a JSON string, as the Functions host sends it).
 fn invocation(name: &str, n: u64) -> Value {
-    let event = json!({
-        "id": format!("e-{n}"), "eventType": "Microsoft.Storage.BlobCreated",
-        "topic": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/acct",
-        "eventTime": "2026-03-14T09:26:53Z", "dataVersion": "", "metadataVersion": "1",
-        "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
-        "data": {"api": "PutBlob", "eTag": ETAG, "contentLength": 4096, "blobType": "BlockBlob",
-                 "url": format!("https://acct.blob.core.windows.net/input/{name}")}
-    });
+    let event = BlobEvent::new(name)
+        .id(&format!("e-{n}"))
+        .etag(ETAG)
+        .content_length(4096)
+        .json();
     json!({"Data": {"event": Value::String(event.to_string()).to_string()}, "Metadata": {}})
 }
 

@@ -5,6 +5,9 @@
 //! `cargo bench --bench handler` (settings: BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_STARTS;
 //! BATCH_MAX_IN_FLIGHT and BATCH_RETRY_BUDGET are passed on to serve when set).
 
+#[allow(dead_code)]
+#[path = "../tests/support/events.rs"]
+mod events;
 #[path = "../tests/support/fake_batch.rs"]
 mod fake_batch;
 #[path = "support/serve.rs"]
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use events::BlobEvent;
 use fake_batch::{FakeBatch, FakeBatchConfig};
 use serde_json::json;
 use serve::{BINARY, free_port, spawn_handler};
@@ -123,13 +127,10 @@ async fn main() {
             let mut failures = 0u64;
             while Instant::now() < deadline {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                let event = json!({
-                    "id": format!("e-{n}"), "eventType": "Microsoft.Storage.BlobCreated",
-                    "topic": "/t", "eventTime": "2026-03-14T09:26:53Z", "dataVersion": "", "metadataVersion": "1",
-                    "subject": format!("/blobServices/default/containers/input/blobs/bench/{n}.txt"),
-                    "data": {"api": "PutBlob", "eTag": "0x8DE62A1B3C4D5E7", "contentLength": 4096,
-                             "url": format!("https://acct.blob.core.windows.net/input/bench/{n}.txt")}
-                });
+                let event = BlobEvent::new(&format!("bench/{n}.txt"))
+                    .id(&format!("e-{n}"))
+                    .content_length(4096)
+                    .json();
                 let body = json!({"Data": {"event": event.to_string()}, "Metadata": {}});
                 let started = Instant::now();
                 match client.post(&url).json(&body).send().await {

@@ -20,6 +20,7 @@ use blob2batch::runner::{Accepted, Submission, TaskRunner};
 use blob2batch::startup::Application;
 use blob2batch::task_spec::{IdentityReference, ResourceFile, TaskSpec};
 use serde_json::{Value, json};
+use support::events::BlobEvent;
 use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig};
 use support::settings::{STORAGE_KEY, from_pairs, handler_env};
 
@@ -58,12 +59,7 @@ fn capture() -> Capture {
 }
 
 fn event(id: &str, name: &str) -> Value {
-    json!({
-        "id": id, "topic": "/t", "eventType": "Microsoft.Storage.BlobCreated",
-        "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
-        "eventTime": "2026-03-14T09:26:53Z", "dataVersion": "", "metadataVersion": "1",
-        "data": {"api": "PutBlob", "eTag": "0x1", "url": format!("https://acct.blob.core.windows.net/input/{name}")}
-    })
+    BlobEvent::new(name).id(id).etag("0x1").json()
 }
 
 #[tokio::test]

@@ -684,12 +684,12 @@ where
     Ok(written)
 }
 
-/// The SDK's exponential retries, stopped within `budget`: by three quarters of it, so that a
-/// call failing fast (a 503 after another) reports the service's own answer rather than the
-/// timeout that ends a call still waiting at the end of the budget.
+/// The SDK's exponential retries, stopped within `budget`: no new attempt after half of it, so
+/// that a call failing fast (a 503 after another) ends with the service's own answer, and the
+/// timeout at the end of the budget only ends a call still waiting for one.
 fn client_options(budget: Duration) -> ClientOptions {
-    let budget = azure_core::time::Duration::try_from(budget.mul_f64(0.75))
-        .unwrap_or(azure_core::time::Duration::seconds(20));
+    let budget = azure_core::time::Duration::try_from(budget / 2)
+        .unwrap_or(azure_core::time::Duration::seconds(15));
     ClientOptions {
         retry: RetryOptions::exponential(ExponentialRetryOptions {
             max_total_elapsed: budget,

@@ -5,29 +5,28 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use blob2batch::config::Settings;
 use blob2batch::local::{
     Engine, FailureCategory, FailureCode, LocalRunner, LocalRunnerOptions, LocalSubmitter,
     RunnerEvent, TaskFailure,
 };
+use blob2batch::plan::Planner;
 use blob2batch::runner::{Accepted, Submission, TaskRunner};
+use blob2batch::storage::azurite::WELL_KNOWN_KEY;
 use blob2batch::storage::{BlobHttpHeaders, StorageAccount};
-use blob2batch::task_spec::{
-    EnvironmentSetting, HttpHeader, IdentityReference, JobManagerTask, JobSpec, OutputFile,
-    OutputFileBlobContainerDestination, OutputFileDestination, OutputFileUploadOptions, PoolInfo,
-    ResourceFile, TaskSpec, UploadCondition,
-};
+use blob2batch::task_spec::{IdentityReference, JobManagerTask, JobSpec, PoolInfo, TaskSpec};
 use tokio::sync::broadcast;
 
+/// Stand-in for `wordcount INPUT`: the document on standard output, as the real program writes it.
 const STAND_IN: &str = r#"#!/bin/sh
-# Stand-in for wordcount: -o FILE INPUT
-out="$2"; in="$3"
+in="$1"
 if grep -q FAIL "$in"; then
   echo "partial output"
   echo "stand-in: cannot count '$in'" >&2
   exit 1
 fi
 w=$(wc -w < "$in" | tr -d ' ')
-printf '{"source":"%s","words":%s,"task":"%s"}' "$WORDCOUNT_SOURCE" "$w" "$AZ_BATCH_TASK_ID" > "$out"
+printf '{"source":"%s","words":%s,"task":"%s"}' "$WORDCOUNT_SOURCE" "$w" "$AZ_BATCH_TASK_ID"
 "#;
 
 struct Fixture {
@@ -37,6 +36,7 @@ struct Fixture {
     account: StorageAccount,
     input: String,
     output: String,
+    planner: Planner,
 }
 
 async fn fixture(name: &str) -> Fixture {
@@ -56,8 +56,27 @@ async fn fixture(name: &str) -> Fixture {
             .await
             .unwrap();
     }
+    let work_dir = dir.path().join("work");
+    // The planner `serve` builds for this pipeline: tasks are planned exactly as events would
+    // plan them.
+    let pairs = [
+        ("RUNNER", "local".to_string()),
+        ("STORAGE_ACCOUNT_URL", azurite.url.clone()),
+        ("STORAGE_ACCOUNT_KEY", WELL_KNOWN_KEY.to_string()),
+        ("INPUT_CONTAINER", input.clone()),
+        ("OUTPUT_CONTAINER", output.clone()),
+        ("LOCAL_WORK_DIR", work_dir.display().to_string()),
+    ];
+    let settings = Settings::from_lookup(|name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
     Fixture {
-        work_dir: dir.path().join("work"),
+        planner: Planner::from_settings(&settings),
+        work_dir,
         _dir: dir,
         script,
         account,
@@ -79,7 +98,7 @@ impl Fixture {
         .unwrap()
     }
 
-    async fn put(&self, blob: &str, content: &str) {
+    async fn put(&self, blob: &str, content: &str) -> String {
         self.account
             .container(&self.input)
             .unwrap()
@@ -89,7 +108,9 @@ impl Fixture {
                 &BlobHttpHeaders::default(),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .etag
+            .unwrap()
     }
 
     async fn read_output(&self, blob: &str) -> Option<Vec<u8>> {
@@ -99,79 +120,23 @@ impl Fixture {
             .unwrap()
     }
 
-    /// The task the handler plans for `blob` (same shape: fixed paths, SAS URLs).
-    fn task(&self, id: &str, blob: &str) -> TaskSpec {
-        let hour = Duration::from_secs(3600);
-        let read =
-            crate::support::storage::blob_sas_url(&self.account, &self.input, blob, "r", hour);
-        let write =
-            crate::support::storage::container_sas_url(&self.account, &self.output, "cw", hour);
-        TaskSpec {
-            id: id.into(),
-            display_name: Some(blob.into()),
-            command_line: "/wordcount -o wordcount.json input/data".into(),
-            container_settings: None,
-            resource_files: vec![ResourceFile {
-                http_url: read,
-                file_path: "input/data".into(),
-                file_mode: None,
-                identity_reference: None,
-            }],
-            output_files: vec![
-                output(
-                    "wordcount.json",
-                    &write,
-                    &format!("{blob}.wordcount.json"),
-                    UploadCondition::TaskSuccess,
-                    vec![
-                        HttpHeader {
-                            name: "Content-Type".into(),
-                            value: "application/json".into(),
-                        },
-                        HttpHeader {
-                            name: "x-ms-meta-source_etag".into(),
-                            value: format!("etag-of-{id}"),
-                        },
-                    ],
-                ),
-                output(
-                    "../std*.txt",
-                    &write,
-                    &format!("{blob}.wordcount.logs/{id}"),
-                    UploadCondition::TaskFailure,
-                    vec![],
-                ),
-            ],
-            environment_settings: vec![EnvironmentSetting {
-                name: "WORDCOUNT_SOURCE".into(),
-                value: blob.into(),
-            }],
-            constraints: None,
-            user_identity: None,
+    /// The task the handler plans for version `etag` of `blob`.
+    fn task(&self, blob: &str, etag: &str) -> TaskSpec {
+        let planned =
+            self.planner
+                .plan_listed(&self.input, blob, etag, time::OffsetDateTime::now_utc());
+        match planned.submission {
+            Submission::Task(task) => task,
+            other => panic!("expected a task, got {other:?}"),
         }
     }
-}
 
-fn output(
-    pattern: &str,
-    container_url: &str,
-    path: &str,
-    condition: UploadCondition,
-    headers: Vec<HttpHeader>,
-) -> OutputFile {
-    OutputFile {
-        file_pattern: pattern.into(),
-        destination: OutputFileDestination {
-            container: OutputFileBlobContainerDestination {
-                container_url: container_url.into(),
-                path: Some(path.into()),
-                identity_reference: None,
-                upload_headers: headers,
-            },
-        },
-        upload_options: OutputFileUploadOptions {
-            upload_condition: condition,
-        },
+    /// The planned task of `blob` under another id, for a variation of it.
+    fn task_as(&self, id: &str, blob: &str, etag: &str) -> TaskSpec {
+        TaskSpec {
+            id: id.into(),
+            ..self.task(blob, etag)
+        }
     }
 }
 
@@ -202,19 +167,19 @@ async fn submit(runner: &LocalRunner, task: TaskSpec) -> Accepted {
 async fn runs_a_task_and_uploads_its_result_with_headers() {
     let f = fixture("ok").await;
     let blob = "docs/a b#1 é.txt";
-    f.put(blob, "one two three four").await;
+    let etag = f.put(blob, "one two three four").await;
     let runner = f.runner().await;
     let mut events = runner.subscribe();
-    assert_eq!(
-        submit(&runner, f.task("wc-ok-1", blob)).await,
-        Accepted::Submitted
-    );
+    let task = f.task(blob, &etag);
+    let id = task.id.clone();
+    assert_eq!(submit(&runner, task.clone()).await, Accepted::Submitted);
     // Case-insensitive duplicate, like Batch.
-    assert_eq!(
-        submit(&runner, f.task("WC-OK-1", blob)).await,
-        Accepted::Duplicate
-    );
-    match finished(&mut events, "wc-ok-1").await {
+    let shouted = TaskSpec {
+        id: id.to_ascii_uppercase(),
+        ..task
+    };
+    assert_eq!(submit(&runner, shouted).await, Accepted::Duplicate);
+    match finished(&mut events, &id).await {
         RunnerEvent::Done {
             exit_code, outputs, ..
         } => {
@@ -231,7 +196,7 @@ async fn runs_a_task_and_uploads_its_result_with_headers() {
     let json: serde_json::Value = serde_json::from_slice(&result).unwrap();
     assert_eq!(json["words"], 4);
     assert_eq!(json["source"], blob);
-    assert_eq!(json["task"], "wc-ok-1");
+    assert_eq!(json["task"], id.as_str());
     let listed = f
         .account
         .container(&f.output)
@@ -252,12 +217,18 @@ async fn runs_a_task_and_uploads_its_result_with_headers() {
         .unwrap();
     assert_eq!(
         properties.metadata.get("source_etag").map(String::as_str),
-        Some("etag-of-wc-ok-1")
+        Some(etag.as_str())
     );
-    // Batch's layout on disk; the resource file is removed once the task is done.
-    let task_dir = f.work_dir.join("tasks").join("wc-ok-1");
-    assert!(task_dir.join("stdout.txt").exists() && task_dir.join("stderr.txt").exists());
-    assert!(task_dir.join("wd/wordcount.json").exists());
+    assert_eq!(
+        properties.metadata.get("task_id").map(String::as_str),
+        Some(id.as_str())
+    );
+    // Batch's layout on disk: the result is the task's standard output; the resource file is
+    // removed once the task is done.
+    let task_dir = f.work_dir.join("tasks").join(&id);
+    let stdout = std::fs::read_to_string(task_dir.join("stdout.txt")).unwrap();
+    assert_eq!(stdout.as_bytes(), result.as_slice());
+    assert!(task_dir.join("stderr.txt").exists());
     assert!(!task_dir.join("wd/input/data").exists());
     runner.idle().await;
 }
@@ -266,11 +237,13 @@ async fn runs_a_task_and_uploads_its_result_with_headers() {
 async fn a_failing_task_uploads_its_logs_on_taskfailure() {
     let f = fixture("fail").await;
     let blob = "bad/input.txt";
-    f.put(blob, "this will FAIL").await;
+    let etag = f.put(blob, "this will FAIL").await;
     let runner = f.runner().await;
     let mut events = runner.subscribe();
-    submit(&runner, f.task("wc-fail-1", blob)).await;
-    match finished(&mut events, "wc-fail-1").await {
+    let task = f.task(blob, &etag);
+    let id = task.id.clone();
+    submit(&runner, task).await;
+    match finished(&mut events, &id).await {
         RunnerEvent::Failed {
             exit_code,
             stderr_tail,
@@ -291,15 +264,15 @@ async fn a_failing_task_uploads_its_logs_on_taskfailure() {
             assert_eq!(
                 blobs,
                 [
-                    "bad/input.txt.wordcount.logs/wc-fail-1/stderr.txt",
-                    "bad/input.txt.wordcount.logs/wc-fail-1/stdout.txt"
+                    format!("bad/input.txt.wordcount.logs/{id}/stderr.txt"),
+                    format!("bad/input.txt.wordcount.logs/{id}/stdout.txt")
                 ]
             );
         }
         other => panic!("expected Failed, got {other:?}"),
     }
     let stderr = f
-        .read_output("bad/input.txt.wordcount.logs/wc-fail-1/stderr.txt")
+        .read_output(&format!("bad/input.txt.wordcount.logs/{id}/stderr.txt"))
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&stderr).contains("cannot count"));
@@ -313,23 +286,24 @@ async fn a_failing_task_uploads_its_logs_on_taskfailure() {
 #[tokio::test]
 async fn what_fails_on_batch_fails_here() {
     let f = fixture("wrong").await;
-    f.put("x.txt", "a b c").await;
+    let etag = f.put("x.txt", "a b c").await;
     let runner = f.runner().await;
     let mut events = runner.subscribe();
+    let task = |id: &str| f.task_as(id, "x.txt", &etag);
 
     // A tampered read SAS: the resource file cannot be fetched.
-    let mut task = f.task("wc-bad-sas", "x.txt");
-    let url = &mut task.resource_files[0].http_url;
+    let mut bad_sas = task("wc-bad-sas");
+    let url = &mut bad_sas.resource_files[0].http_url;
     *url = url.replace("sig=", "sig=AAAA");
-    submit(&runner, task).await;
+    submit(&runner, bad_sas).await;
     let why = failure(finished(&mut events, "wc-bad-sas").await);
     assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
     assert!(why.message.contains("403"), "{why}");
     assert!(!why.message.contains("sig=AAAA"), "the SAS leaked: {why}");
 
     // A SAS for another blob.
-    let mut task = f.task("wc-wrong-blob", "x.txt");
-    task.resource_files[0].http_url = crate::support::storage::blob_sas_url(
+    let mut wrong_blob = task("wc-wrong-blob");
+    wrong_blob.resource_files[0].http_url = crate::support::storage::blob_sas_url(
         &f.account,
         &f.input,
         "other.txt",
@@ -337,37 +311,39 @@ async fn what_fails_on_batch_fails_here() {
         Duration::from_secs(60),
     )
     .replace("other.txt", "x.txt");
-    submit(&runner, task).await;
+    submit(&runner, wrong_blob).await;
     let why = failure(finished(&mut events, "wc-wrong-blob").await);
     assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
     assert!(why.message.contains("403"), "{why}");
 
     // A read-only SAS for the output container: the upload fails.
-    let mut task = f.task("wc-ro-output", "x.txt");
-    task.output_files[0].destination.container.container_url =
-        crate::support::storage::container_sas_url(
-            &f.account,
-            &f.output,
-            "rl",
-            Duration::from_secs(60),
-        );
-    submit(&runner, task).await;
+    let mut read_only = task("wc-ro-output");
+    read_only.output_files[0]
+        .destination
+        .container
+        .container_url = crate::support::storage::container_sas_url(
+        &f.account,
+        &f.output,
+        "rl",
+        Duration::from_secs(60),
+    );
+    submit(&runner, read_only).await;
     let why = failure(finished(&mut events, "wc-ro-output").await);
     assert_eq!(why.code, FailureCode::FileUploadError, "{why}");
     assert!(why.message.contains("403"), "{why}");
 
-    // A pattern that matches nothing (the program writes wordcount.json).
-    let mut task = f.task("wc-no-match", "x.txt");
-    task.output_files[0].file_pattern = "out/wordcount.json".into();
-    submit(&runner, task).await;
+    // A pattern that matches nothing (the program writes to standard output only).
+    let mut no_match = task("wc-no-match");
+    no_match.output_files[0].file_pattern = "out/wordcount.json".into();
+    submit(&runner, no_match).await;
     let why = failure(finished(&mut events, "wc-no-match").await);
     assert_eq!(why.code, FailureCode::FileUploadError, "{why}");
     assert!(why.message.contains("no file matches"), "{why}");
 
     // A file path leaving the working directory.
-    let mut task = f.task("wc-escape", "x.txt");
-    task.resource_files[0].file_path = "../escape".into();
-    submit(&runner, task).await;
+    let mut escape = task("wc-escape");
+    escape.resource_files[0].file_path = "../escape".into();
+    submit(&runner, escape).await;
     let why = failure(finished(&mut events, "wc-escape").await);
     assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
     assert!(
@@ -376,18 +352,18 @@ async fn what_fails_on_batch_fails_here() {
     );
 
     // Managed identity cannot work here.
-    let mut task = f.task("wc-identity", "x.txt");
-    task.resource_files[0].http_url = f.account.blob_url(&f.input, "x.txt");
-    task.resource_files[0].identity_reference = Some(IdentityReference {
+    let mut identity = task("wc-identity");
+    identity.resource_files[0].http_url = f.account.blob_url(&f.input, "x.txt");
+    identity.resource_files[0].identity_reference = Some(IdentityReference {
         resource_id: "/subscriptions/0/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id".into(),
     });
-    submit(&runner, task).await;
+    submit(&runner, identity).await;
     let why = failure(finished(&mut events, "wc-identity").await);
     assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
     assert!(why.message.contains("identityReference"), "{why}");
 
     // An id Batch would refuse.
-    let items = [Submission::Task(f.task("not a valid id", "x.txt"))];
+    let items = [Submission::Task(task("not a valid id"))];
     assert!(runner.submit(&items).await[0].is_err());
 
     assert!(f.read_output("x.txt.wordcount.json").await.is_none());
@@ -403,38 +379,39 @@ fn failure(event: RunnerEvent) -> TaskFailure {
 #[tokio::test]
 async fn a_restart_remembers_ids_and_reruns_unfinished_tasks() {
     let f = fixture("restart").await;
-    f.put("r.txt", "alpha beta").await;
+    let first_etag = f.put("r1.txt", "alpha beta").await;
+    let second_etag = f.put("r2.txt", "gamma delta epsilon").await;
+    let first = f.task("r1.txt", &first_etag);
+    let second = f.task("r2.txt", &second_etag);
     {
         let runner = f.runner().await;
         let mut events = runner.subscribe();
-        submit(&runner, f.task("wc-r-1", "r.txt")).await;
-        finished(&mut events, "wc-r-1").await;
+        submit(&runner, first.clone()).await;
+        finished(&mut events, &first.id).await;
     }
     // A task accepted but not finished when the runner stopped.
-    let unfinished = f.work_dir.join("tasks").join("wc-r-2");
+    let unfinished = f.work_dir.join("tasks").join(&second.id);
     std::fs::create_dir_all(&unfinished).unwrap();
     std::fs::write(
         unfinished.join("task.json"),
-        serde_json::to_vec(&f.task("wc-r-2", "r.txt")).unwrap(),
+        serde_json::to_vec(&second).unwrap(),
     )
     .unwrap();
 
     let runner = f.runner().await;
-    let mut events = runner.subscribe();
-    assert_eq!(
-        submit(&runner, f.task("wc-r-1", "r.txt")).await,
-        Accepted::Duplicate
-    );
-    assert_eq!(
-        submit(&runner, f.task("WC-R-2", "r.txt")).await,
-        Accepted::Duplicate
-    );
+    let events = runner.subscribe();
+    assert_eq!(submit(&runner, first).await, Accepted::Duplicate);
+    let shouted = TaskSpec {
+        id: second.id.to_ascii_uppercase(),
+        ..second
+    };
+    assert_eq!(submit(&runner, shouted).await, Accepted::Duplicate);
     // The re-queued task may have finished before we subscribed: check its result file.
     runner.idle().await;
     assert!(unfinished.join("result.json").exists());
-    drop(events.try_recv());
-    let json = f.read_output("r.txt.wordcount.json").await.unwrap();
-    assert!(String::from_utf8_lossy(&json).contains("\"words\":2"));
+    drop(events);
+    let json = f.read_output("r2.txt.wordcount.json").await.unwrap();
+    assert!(String::from_utf8_lossy(&json).contains("\"words\":3"));
 }
 
 #[tokio::test]
@@ -448,13 +425,13 @@ async fn concurrency_is_bounded() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\ntouch {m}/$AZ_BATCH_TASK_ID\nls {m} | wc -l >> {m}.max\nsleep 0.3\nrm {m}/$AZ_BATCH_TASK_ID\necho '{{}}' > \"$2\"\n",
+            "#!/bin/sh\ntouch {m}/$AZ_BATCH_TASK_ID\nls {m} | wc -l >> {m}.max\nsleep 0.3\nrm {m}/$AZ_BATCH_TASK_ID\necho '{{}}'\n",
             m = marker.display()
         ),
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    f.put("c.txt", "x").await;
+    let etag = f.put("c.txt", "x").await;
     let runner = LocalRunner::open(LocalRunnerOptions {
         work_dir: f.work_dir.clone(),
         concurrency: 2,
@@ -465,7 +442,7 @@ async fn concurrency_is_bounded() {
     .await
     .unwrap();
     let items: Vec<Submission> = (0..6)
-        .map(|i| Submission::Task(f.task(&format!("wc-c-{i}"), "c.txt")))
+        .map(|i| Submission::Task(f.task_as(&format!("wc-c-{i}"), "c.txt", &etag)))
         .collect();
     let results = runner.submit(&items).await;
     assert!(results.iter().all(|r| r == &Ok(Accepted::Submitted)));
@@ -482,11 +459,9 @@ async fn concurrency_is_bounded() {
 #[tokio::test]
 async fn a_job_runs_its_job_manager_task_under_the_job_id() {
     let f = fixture("job").await;
-    f.put("j.txt", "x y z").await;
+    let etag = f.put("j.txt", "x y z").await;
     let runner = f.runner().await;
     let mut events = runner.subscribe();
-    let mut task = f.task("wc-job-task", "j.txt");
-    task.output_files[0].destination.container.path = Some("j.txt.wordcount.json".into());
     let job = JobSpec {
         id: "wcjob-1".into(),
         display_name: None,
@@ -496,7 +471,7 @@ async fn a_job_runs_its_job_manager_task_under_the_job_id() {
         },
         on_all_tasks_complete: None,
         job_manager_task: Some(JobManagerTask {
-            task,
+            task: f.task_as("wordcount", "j.txt", &etag),
             kill_job_on_completion: true,
         }),
     };
@@ -514,23 +489,21 @@ async fn a_job_runs_its_job_manager_task_under_the_job_id() {
 #[tokio::test]
 async fn tasks_recorded_by_another_process_are_run_once() {
     let f = fixture("adopt").await;
-    f.put("x.txt", "a b c d").await;
+    let etag = f.put("x.txt", "a b c d").await;
     let runner = f.runner().await;
     let mut events = runner.subscribe();
     // What `reconcile` does with RUNNER=local: record the task, run nothing.
     let submitter = LocalSubmitter::open(&f.work_dir).unwrap();
-    let items = [Submission::Task(f.task("wc-adopt-1", "x.txt"))];
+    let task = f.task("x.txt", &etag);
+    let items = [Submission::Task(task.clone())];
     assert_eq!(submitter.submit(&items).await[0], Ok(Accepted::Submitted));
     assert_eq!(submitter.submit(&items).await[0], Ok(Accepted::Duplicate));
-    match finished(&mut events, "wc-adopt-1").await {
+    match finished(&mut events, &task.id).await {
         RunnerEvent::Done { .. } => {}
         other => panic!("expected Done, got {other:?}"),
     }
     // The runner knows the id now: the same submission through it is a duplicate.
-    assert_eq!(
-        submit(&runner, f.task("wc-adopt-1", "x.txt")).await,
-        Accepted::Duplicate
-    );
+    assert_eq!(submit(&runner, task).await, Accepted::Duplicate);
     let json = f.read_output("x.txt.wordcount.json").await.unwrap();
     assert!(String::from_utf8_lossy(&json).contains("\"words\":4"));
     runner.idle().await;

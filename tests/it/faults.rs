@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::app::spawn_handler;
+use crate::support::events::BlobEvent;
 use crate::support::fake_batch::{
     CannedResponse, FakeBatch, FakeBatchConfig, Fault, FaultProfile, IdCount, RecordedRequest,
 };
@@ -34,12 +35,7 @@ async fn fake() -> FakeBatch {
 }
 
 fn event(name: &str) -> Value {
-    json!({
-        "id": format!("e-{name}"), "topic": "/t", "eventType": "Microsoft.Storage.BlobCreated",
-        "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
-        "eventTime": "2026-03-14T09:26:53Z", "dataVersion": "", "metadataVersion": "1",
-        "data": {"api": "PutBlob", "eTag": ETAG, "url": format!("https://acct.blob.core.windows.net/input/{name}")}
-    })
+    BlobEvent::new(name).etag(ETAG).json()
 }
 
 fn id(name: &str) -> String {

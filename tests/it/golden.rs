@@ -9,12 +9,12 @@
 //! on the time). They were captured before workloads existed; without a workloads file the
 //! product must keep sending exactly these.
 
+use crate::support::events::BlobEvent;
 use blob2batch::config::Settings;
 use blob2batch::event::parse_event;
 use blob2batch::filter::{EventFilter, Verdict};
 use blob2batch::plan::{Planner, job_id, task_id};
 use blob2batch::runner::Submission;
-use serde_json::json;
 
 /// (account, container, blob name, eTag) -> task id. NEVER CHANGE THESE ROWS.
 const TASK_IDS: &[(&str, &str, &str, &str, &str)] = &[
@@ -167,28 +167,29 @@ fn events(base: &str) -> Vec<serde_json::Value> {
         .iter()
         .enumerate()
         .map(|(i, (name, encoded))| {
-            json!({
-                "id": format!("e-{i}"), "eventType": "Microsoft.Storage.BlobCreated",
-                "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
-                "eventTime": "2026-03-14T09:26:53.5897931Z", "dataVersion": "", "metadataVersion": "1",
-                "data": {"api": "PutBlob", "eTag": "0x8DE62A1B3C4D5E7", "contentLength": 5231,
-                         "blobType": "BlockBlob", "url": format!("{base}/input/{encoded}")}
-            })
+            BlobEvent::new(name)
+                .id(&format!("e-{i}"))
+                .content_length(5231)
+                .url(&format!("{base}/input/{encoded}"))
+                .json()
         })
         .collect();
     // A quoted eTag, as the documentation shows it.
-    events.push(json!({
-        "id": "e-quoted", "eventType": "Microsoft.Storage.BlobCreated",
-        "subject": "/blobServices/default/containers/input/blobs/quoted.txt",
-        "data": {"api": "PutBlockList", "eTag": "\"0x8DE62A1B3C4D5E8\"", "url": format!("{base}/input/quoted.txt")}
-    }));
+    events.push(
+        BlobEvent::new("quoted.txt")
+            .etag("\"0x8DE62A1B3C4D5E8\"")
+            .api("PutBlockList")
+            .url(&format!("{base}/input/quoted.txt"))
+            .json(),
+    );
     // A name whose result name would pass the 1,024-character limit.
     let long = "n".repeat(1020);
-    events.push(json!({
-        "id": "e-long", "eventType": "Microsoft.Storage.BlobCreated",
-        "subject": format!("/blobServices/default/containers/input/blobs/{long}"),
-        "data": {"api": "PutBlob", "eTag": "0x1", "url": format!("{base}/input/{long}")}
-    }));
+    events.push(
+        BlobEvent::new(&long)
+            .etag("0x1")
+            .url(&format!("{base}/input/{long}"))
+            .json(),
+    );
     events
 }
 

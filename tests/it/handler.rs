@@ -4,11 +4,10 @@
 use std::time::{Duration, Instant};
 
 use crate::support::app::spawn_handler;
+use crate::support::events::{ACCOUNT_URL, BlobEvent, ETAG, invocation as host_invocation};
 use crate::support::fake_batch::{CannedResponse, FakeBatch, FakeBatchConfig};
 use blob2batch::plan::task_id;
 use serde_json::{Value, json};
-
-const ETAG: &str = "0x8DE62A1B3C4D5E7";
 
 struct TestApp {
     address: String,
@@ -58,25 +57,14 @@ async fn fake() -> FakeBatch {
     FakeBatch::start(FakeBatchConfig::default().with_job("wordcount")).await
 }
 
+/// Blob `name` committed by a block list, its URL encoded as `encoded`.
 fn blob_event(id: &str, name: &str, encoded: &str) -> Value {
-    json!({
-        "id": id,
-        "topic": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/acct",
-        "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
-        "eventType": "Microsoft.Storage.BlobCreated",
-        "eventTime": "2026-03-14T09:26:53.5897931Z",
-        "dataVersion": "", "metadataVersion": "1",
-        "data": {"api": "PutBlockList", "eTag": ETAG, "contentLength": 5231, "blobType": "BlockBlob",
-                 "url": format!("https://acct.blob.core.windows.net/input/{encoded}"),
-                 "sequencer": "0000000000000000000000000000f4c9d2"}
-    })
-}
-
-/// The Functions host's form: `Data.event` is a JSON string holding a JSON string.
-fn host_invocation(event: &Value) -> Value {
-    let text = serde_json::to_string_pretty(event).unwrap();
-    json!({"Data": {"event": Value::String(text).to_string()},
-           "Metadata": {"sys": {"MethodName": "BlobCreated", "UtcNow": "2026-03-14T09:26:54Z", "RandGuid": "r"}}})
+    BlobEvent::new(name)
+        .id(id)
+        .api("PutBlockList")
+        .content_length(5231)
+        .url(&format!("{ACCOUNT_URL}/input/{encoded}"))
+        .json()
 }
 
 fn expected_id(name: &str) -> String {
@@ -188,8 +176,11 @@ async fn an_overwrite_gives_a_new_task() {
     let first = blob_event("e-1", "a.txt", "a.txt");
     let mut second = first.clone();
     second["data"]["eTag"] = json!("0x8DE62A1B3C4D5E8");
-    app.invoke(&host_invocation(&first)).await;
-    app.invoke(&host_invocation(&second)).await;
+    for event in [&first, &second] {
+        let (status, body) = app.invoke(&host_invocation(event)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ReturnValue"]["events"][0]["outcome"], "submitted");
+    }
     assert_eq!(fake.tasks("wordcount").len(), 2);
 }
 
@@ -404,7 +395,8 @@ async fn job_per_blob_mode_creates_one_job_with_an_auto_pool() {
     let invocation = host_invocation(&blob_event("e", "a.txt", "a.txt"));
     let (status, first) = app.invoke(&invocation).await;
     assert_eq!(status, 200, "{first}");
-    let (_, second) = app.invoke(&invocation).await;
+    let (status, second) = app.invoke(&invocation).await;
+    assert_eq!(status, 200, "{second}");
     assert_eq!(second["ReturnValue"]["events"][0]["outcome"], "duplicate");
     let jobs = fake.job_ids();
     assert_eq!(jobs.len(), 1);

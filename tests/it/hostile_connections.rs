@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::dev::Serve;
+use crate::support::events::{self, BlobEvent};
 use crate::support::fake_batch::{FakeBatch, FakeBatchConfig};
 use crate::support::settings::{from_pairs, handler_env};
 use blob2batch::context::Context;
@@ -72,14 +73,7 @@ async fn connect(port: u16) -> TcpStream {
 }
 
 fn invocation(name: &str) -> String {
-    let event = json!({
-        "id": format!("e-{name}"), "eventType": "Microsoft.Storage.BlobCreated",
-        "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
-        "data": {"api": "PutBlob", "eTag": "0x1",
-                 "url": format!("https://acct.blob.core.windows.net/input/{name}")}
-    });
-    json!({"Data": {"event": Value::String(event.to_string()).to_string()}, "Metadata": {}})
-        .to_string()
+    events::invocation(&BlobEvent::new(name).etag("0x1").json()).to_string()
 }
 
 fn post_head(path: &str, content_length: usize) -> String {

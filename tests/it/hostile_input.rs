@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::events::BlobEvent;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use blob2batch::config::Settings;
@@ -208,11 +209,7 @@ async fn json_nested_100000_levels_deep_is_400() {
 async fn data_event_encoded_more_levels_than_allowed_is_400() {
     let (state, counter) = app_state(&[]);
     let router = app(state);
-    let event = json!({
-        "id": "e-1", "eventType": "Microsoft.Storage.BlobCreated",
-        "subject": "/blobServices/default/containers/input/blobs/a.txt",
-        "data": {"api": "PutBlob", "eTag": "0x1", "url": "https://acct.blob.core.windows.net/input/a.txt"}
-    });
+    let event = BlobEvent::new("a.txt").id("e-1").etag("0x1").json();
     let mut encoded = event.clone();
     let mut levels = Vec::new();
     for _ in 0..12 {
@@ -233,14 +230,12 @@ async fn data_event_encoded_more_levels_than_allowed_is_400() {
 }
 
 fn cloud_event(i: usize, account: &str) -> Value {
-    json!({
-        "specversion": "1.0", "id": format!("c-{i}"), "type": "Microsoft.Storage.BlobCreated",
-        "source": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/x",
-        "subject": format!("/blobServices/default/containers/input/blobs/f{i}.txt"),
-        "time": "2026-03-14T09:26:53.5897931Z",
-        "data": {"api": "PutBlob", "eTag": "0x1",
-                 "url": format!("https://{account}.blob.core.windows.net/input/f{i}.txt")}
-    })
+    BlobEvent::new(&format!("f{i}.txt"))
+        .id(&format!("c-{i}"))
+        .etag("0x1")
+        .account_url(&format!("https://{account}.blob.core.windows.net"))
+        .cloud_event()
+        .json()
 }
 
 fn cloud_batch(events: Vec<Value>) -> Request<Body> {

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::dev::{CliRun, Serve, run_cli};
+use crate::support::events::BlobEvent;
 use crate::support::fake_batch::{self, FakeBatch, FakeBatchConfig};
 use crate::support::storage::fresh_container;
 use blob2batch::plan::task_id;
@@ -285,25 +286,32 @@ async fn status_reports_every_state() {
 
 /// A dead-letter blob's events in the Event Grid schema.
 fn event_grid(id: &str, container: &str, blob: &str, etag: &str, account_url: &str) -> Value {
-    json!({
-        "id": id, "eventType": "Microsoft.Storage.BlobCreated", "topic": "/t",
-        "subject": format!("/blobServices/default/containers/{container}/blobs/{blob}"),
-        "eventTime": "2026-03-14T09:26:53Z", "dataVersion": "", "metadataVersion": "1",
-        "data": {"api": "PutBlob", "eTag": etag, "url": format!("{account_url}/{container}/{blob}")},
-        "deadLetterReason": "MaxDeliveryAttemptsExceeded", "deliveryAttempts": 30,
-        "lastDeliveryOutcome": "Busy", "lastHttpStatusCode": 503,
-        "publishTime": "2026-03-14T09:26:54Z", "lastDeliveryAttemptTime": "2026-03-15T09:26:54Z"
-    })
+    BlobEvent::new(blob)
+        .id(id)
+        .container(container)
+        .etag(etag)
+        .account_url(account_url)
+        .with("deadLetterReason", json!("MaxDeliveryAttemptsExceeded"))
+        .with("deliveryAttempts", json!(30))
+        .with("lastDeliveryOutcome", json!("Busy"))
+        .with("lastHttpStatusCode", json!(503))
+        .with("publishTime", json!("2026-03-14T09:26:54Z"))
+        .with("lastDeliveryAttemptTime", json!("2026-03-15T09:26:54Z"))
+        .json()
 }
 
 fn cloud_event(id: &str, container: &str, blob: &str, etag: &str, account_url: &str) -> Value {
-    json!({
-        "id": id, "specversion": "1.0", "type": "Microsoft.Storage.BlobCreated", "source": "/t",
-        "subject": format!("/blobServices/default/containers/{container}/blobs/{blob}"),
-        "data": {"api": "PutBlob", "eTag": etag, "url": format!("{account_url}/{container}/{blob}")},
-        "deadletterreason": "TimeToLiveExceeded", "deliveryattempts": 12,
-        "lastdeliveryoutcome": "TimedOut", "lasthttpstatuscode": 0
-    })
+    BlobEvent::new(blob)
+        .id(id)
+        .container(container)
+        .etag(etag)
+        .account_url(account_url)
+        .cloud_event()
+        .with("deadletterreason", json!("TimeToLiveExceeded"))
+        .with("deliveryattempts", json!(12))
+        .with("lastdeliveryoutcome", json!("TimedOut"))
+        .with("lasthttpstatuscode", json!(0))
+        .json()
 }
 
 #[tokio::test]

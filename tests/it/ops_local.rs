@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::dev::{Dev, run_cli};
+use crate::support::events::BlobEvent;
 use crate::support::storage::fresh_container;
 use blob2batch::storage::BlobHttpHeaders;
 use serde_json::{Value, json};
@@ -98,13 +99,14 @@ async fn the_commands_work_against_devs_local_runner() {
     let url = crate::support::azurite::azurite().url.clone();
     dead.upload_bytes(
         "SUB/2026/3/14/9/0001.json",
-        json!([{
-            "id": "dl-1", "eventType": "Microsoft.Storage.BlobCreated", "topic": "/t",
-            "subject": "/blobServices/default/containers/local-in/blobs/d.txt",
-            "eventTime": "2026-03-14T09:26:53Z", "dataVersion": "", "metadataVersion": "1",
-            "data": {"api": "PutBlob", "eTag": etag, "url": format!("{url}/local-in/d.txt")},
-            "deadLetterReason": "MaxDeliveryAttemptsExceeded", "deliveryAttempts": 30
-        }])
+        json!([BlobEvent::new("d.txt")
+            .id("dl-1")
+            .container("local-in")
+            .etag(&etag)
+            .account_url(&url)
+            .with("deadLetterReason", json!("MaxDeliveryAttemptsExceeded"))
+            .with("deliveryAttempts", json!(30))
+            .json()])
         .to_string()
         .into_bytes(),
         &BlobHttpHeaders::default(),

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::support::events::{ACCOUNT_URL, BlobEvent, invocation_with_object};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use blob2batch::config::Settings;
@@ -62,24 +63,17 @@ fn build_router(answer: SubmitResult, extra: &[(&str, &str)]) -> (axum::Router, 
     (app(state), recorder)
 }
 
+/// Blob `name`, its URL encoded as `encoded`.
 fn blob_event(id: &str, name: &str, encoded: &str) -> Value {
-    json!({
-        "id": id,
-        "topic": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/acct",
-        "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
-        "eventType": "Microsoft.Storage.BlobCreated",
-        "eventTime": "2026-03-14T09:26:53.5897931Z",
-        "dataVersion": "", "metadataVersion": "1",
-        "data": {"api": "PutBlob", "eTag": "0x8DE62A1B3C4D5E7", "contentLength": 5231,
-                 "blobType": "BlockBlob",
-                 "url": format!("https://acct.blob.core.windows.net/input/{encoded}"),
-                 "sequencer": "00000000000000000000000000000000000000000000f4c9d2"}
-    })
+    BlobEvent::new(name)
+        .id(id)
+        .content_length(5231)
+        .url(&format!("{ACCOUNT_URL}/input/{encoded}"))
+        .json()
 }
 
 fn invocation(event: Value) -> Value {
-    json!({"Data": {"event": event},
-           "Metadata": {"sys": {"MethodName": "BlobCreated", "UtcNow": "2026-03-14T09:26:54Z", "RandGuid": "r"}}})
+    invocation_with_object(&event)
 }
 
 async fn send(

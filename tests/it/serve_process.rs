@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::dev::Serve;
+use crate::support::events::{self, BlobEvent};
 use crate::support::fake_batch::{CannedResponse, FakeBatch, FakeBatchConfig};
 use crate::support::settings::{STORAGE_KEY, handler_env};
 use serde_json::{Value, json};
@@ -18,13 +19,7 @@ fn env(fake: &FakeBatch) -> Vec<(&'static str, String)> {
 }
 
 fn invocation(id: &str, name: &str) -> Value {
-    let event = json!({
-        "id": id, "topic": "/t", "eventType": "Microsoft.Storage.BlobCreated",
-        "subject": format!("/blobServices/default/containers/input/blobs/{name}"),
-        "eventTime": "2026-03-14T09:26:53Z", "dataVersion": "", "metadataVersion": "1",
-        "data": {"api": "PutBlob", "eTag": "0x1", "url": format!("https://acct.blob.core.windows.net/input/{name}")}
-    });
-    json!({"Data": {"event": Value::String(event.to_string()).to_string()}, "Metadata": {}})
+    events::invocation(&BlobEvent::new(name).id(id).etag("0x1").json())
 }
 
 /// The JSON log lines `serve` wrote whose message is `message`.

@@ -56,7 +56,7 @@ impl Case {
             ),
             ("INPUT_CONTAINER".into(), format!("{}-in", self.name)),
             ("OUTPUT_CONTAINER".into(), format!("{}-out", self.name)),
-            ("STORAGE_RETRY_BUDGET".into(), "PT2S".into()),
+            ("STORAGE_RETRY_BUDGET".into(), "PT4S".into()),
         ]
     }
 }

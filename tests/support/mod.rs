@@ -6,6 +6,7 @@
 pub mod app;
 pub mod azurite;
 pub mod dev;
+pub mod events;
 pub mod fake_batch;
 pub mod settings;
 pub mod storage;
