@@ -22,18 +22,15 @@ use crate::loopback::is_loopback_url;
 use crate::storage::key::StorageAccountKey;
 use crate::task_spec::is_valid_id;
 
-/// Azurite's blob endpoint for its well-known development account.
-pub const AZURITE_URL: &str = "http://127.0.0.1:10000/devstoreaccount1";
-
 /// Local image name used when `WORDCOUNT_IMAGE` is not set and tasks run on this machine.
-pub const DEFAULT_LOCAL_IMAGE: &str = "localhost/wordcount:latest";
+pub(crate) const DEFAULT_LOCAL_IMAGE: &str = "localhost/wordcount:latest";
 
 /// `STORAGE_RETRY_BUDGET` when unset.
-pub const DEFAULT_STORAGE_RETRY_BUDGET: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_STORAGE_RETRY_BUDGET: Duration = Duration::from_secs(30);
 
 /// Batch terminates a task that has not completed 180 days after it was added, so no task
 /// duration setting, and no SAS lifetime derived from them, needs to be longer.
-pub const MAX_TASK_LIFETIME: Duration = Duration::from_secs(180 * 86_400);
+pub(crate) const MAX_TASK_LIFETIME: Duration = Duration::from_secs(180 * 86_400);
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -215,7 +212,7 @@ impl std::error::Error for ConfigError {}
 
 impl Settings {
     /// Reads the process environment.
-    pub fn from_env() -> Result<Settings, ConfigError> {
+    pub(crate) fn from_env() -> Result<Settings, ConfigError> {
         Settings::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -740,7 +737,7 @@ impl TaskSettings {
     /// The longest a task can exist before it has finished: queued, then every try running to
     /// its wall-clock limit, but never beyond the 180 days after which Batch ends any task. SAS
     /// URLs given to a task must outlive it.
-    pub fn longest_lifetime(&self) -> Duration {
+    pub(crate) fn longest_lifetime(&self) -> Duration {
         let tries = match self.max_retry_count {
             n if n < 0 => 10, // "unlimited": bound the SAS anyway
             n => n.unsigned_abs() + 1,
@@ -751,17 +748,17 @@ impl TaskSettings {
             .min(MAX_TASK_LIFETIME)
     }
 
-    pub fn max_wall_clock_time_iso(&self) -> String {
+    pub(crate) fn max_wall_clock_time_iso(&self) -> String {
         format_iso8601(self.max_wall_clock_time)
     }
 
-    pub fn retention_time_iso(&self) -> String {
+    pub(crate) fn retention_time_iso(&self) -> String {
         format_iso8601(self.retention_time)
     }
 }
 
 /// One task per core by default.
-pub fn default_concurrency() -> usize {
+pub(crate) fn default_concurrency() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -769,7 +766,7 @@ pub fn default_concurrency() -> usize {
 
 /// The account name in a blob endpoint: the first label of `acct.blob.core.windows.net`, or the
 /// first path segment of a path-style URL (Azurite, `http://127.0.0.1:10000/devstoreaccount1`).
-pub fn storage_account_name(url: &Url) -> Option<String> {
+pub(crate) fn storage_account_name(url: &Url) -> Option<String> {
     let path_account = url
         .path_segments()
         .and_then(|mut s| s.next())
@@ -786,7 +783,7 @@ pub fn storage_account_name(url: &Url) -> Option<String> {
 }
 
 /// Blob container naming rules.
-pub fn is_valid_container_name(name: &str) -> bool {
+pub(crate) fn is_valid_container_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (3..=63).contains(&bytes.len())
         && bytes
@@ -804,6 +801,7 @@ mod tests {
 
     const KEY: &str =
         "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    const AZURITE_URL: &str = crate::storage::azurite::DEFAULT_BLOB_URL;
     const UAMI: &str = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool";
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {

@@ -135,7 +135,7 @@ impl Context {
     /// The commands' context: Batch directly; with the local runner, the task records of
     /// `LOCAL_WORK_DIR`, for the `dev` (or `serve`) that executes them, as a pool runs what is
     /// added to its job.
-    pub fn for_commands(settings: Settings) -> Result<Context, ContextError> {
+    pub(crate) fn for_commands(settings: Settings) -> Result<Context, ContextError> {
         let common = Common::new(&settings)?;
         let (runner, lookup): (Arc<dyn TaskRunner>, Arc<dyn TaskLookup>) = match &common.target {
             Target::Batch { direct, .. } => {
@@ -219,7 +219,7 @@ impl Context {
     }
 
     /// A runner for dry runs: it submits nothing and answers what a submission would have.
-    pub fn dry_runner(&self) -> Arc<dyn TaskRunner> {
+    pub(crate) fn dry_runner(&self) -> Arc<dyn TaskRunner> {
         Arc::new(DryRunner::new(self.lookup.clone()))
     }
 

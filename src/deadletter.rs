@@ -13,9 +13,9 @@ use serde_json::Value;
 use crate::event::{Event, EventError, parse_event};
 
 /// Where settled dead-letter blobs go, under the same name.
-pub const REDRIVEN_PREFIX: &str = "redriven/";
+pub(crate) const REDRIVEN_PREFIX: &str = "redriven/";
 /// Where dead-letter blobs go that hold an event that can never be handled, or are unreadable.
-pub const QUARANTINE_PREFIX: &str = "quarantine/";
+pub(crate) const QUARANTINE_PREFIX: &str = "quarantine/";
 
 /// One dead-lettered event and why Event Grid gave up on it.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,7 +53,7 @@ pub enum DeadLetterError {
 }
 
 /// Whether a blob of the dead-letter container is one to read (not already moved aside).
-pub fn is_pending(name: &str) -> bool {
+pub(crate) fn is_pending(name: &str) -> bool {
     !name.starts_with(REDRIVEN_PREFIX) && !name.starts_with(QUARANTINE_PREFIX)
 }
 

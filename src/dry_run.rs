@@ -15,7 +15,7 @@ use crate::runner::{
 use crate::sync::lock;
 
 /// A [`TaskRunner`] that only looks up.
-pub struct DryRunner {
+pub(crate) struct DryRunner {
     lookup: Arc<dyn TaskLookup>,
     /// Ids (lower case: Batch ids are case-insensitive) this run would have submitted.
     would_submit: Mutex<HashSet<String>>,

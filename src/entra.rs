@@ -36,7 +36,7 @@ pub enum EntraError {
 
 /// The Entra ID credential the environment calls for.
 #[derive(Clone)]
-pub enum EntraCredentialChoice {
+pub(crate) enum EntraCredentialChoice {
     /// `IDENTITY_ENDPOINT` is set (App Service, Functions). User-assigned when `AZURE_CLIENT_ID` is.
     ManagedIdentity { client_id: Option<String> },
     /// `AZURE_FEDERATED_TOKEN_FILE` is set (Kubernetes workload identity).
@@ -140,7 +140,7 @@ impl EntraCredentialChoice {
 
 /// Chooses the Entra ID credential from environment variables read through `env` (empty values
 /// count as unset), so that the choice can be tested without touching the process environment.
-pub fn select_entra_credential(
+pub(crate) fn select_entra_credential(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<EntraCredentialChoice, EntraError> {
     let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
@@ -187,7 +187,7 @@ pub fn select_entra_credential(
 }
 
 /// The Entra ID credential for this process's environment (see [`select_entra_credential`]).
-pub fn entra_credential_from_env() -> Result<Arc<dyn TokenCredential>, EntraError> {
+pub(crate) fn entra_credential_from_env() -> Result<Arc<dyn TokenCredential>, EntraError> {
     let choice = select_entra_credential(|name| std::env::var(name).ok())?;
     match &choice {
         EntraCredentialChoice::ManagedIdentity { client_id } => tracing::info!(

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 pub const BLOB_CREATED: &str = "Microsoft.Storage.BlobCreated";
-pub const SUBSCRIPTION_VALIDATION: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
+pub(crate) const SUBSCRIPTION_VALIDATION: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
 /// The most events one delivery may hold: Event Grid never batches more (its `maxEventsPerBatch`
 /// stops at 5,000), so a longer array did not come from Event Grid.
 pub const MAX_EVENTS_PER_DELIVERY: usize = 5_000;
@@ -46,7 +46,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<Vec<Event>, EventError> {
 }
 
 /// Parses an already decoded JSON value: an array of events or a single event.
-pub fn parse_events(value: Value) -> Result<Vec<Event>, EventError> {
+pub(crate) fn parse_events(value: Value) -> Result<Vec<Event>, EventError> {
     match value {
         Value::Array(items) if items.is_empty() => Err(EventError::Empty),
         Value::Array(items) if items.len() > MAX_EVENTS_PER_DELIVERY => {
@@ -100,7 +100,7 @@ fn kind(value: &Value) -> &'static str {
 /// Container and blob name from a blob event's subject,
 /// `/blobServices/default/containers/{container}/blobs/{blob}`. The subject carries the raw
 /// name (no percent-encoding); the blob part may itself contain `/blobs/`, so split on the first.
-pub fn parse_blob_subject(subject: &str) -> Option<(&str, &str)> {
+pub(crate) fn parse_blob_subject(subject: &str) -> Option<(&str, &str)> {
     let rest = subject.strip_prefix("/blobServices/default/containers/")?;
     let (container, blob) = rest.split_once("/blobs/")?;
     (!container.is_empty() && !container.contains('/') && !blob.is_empty())

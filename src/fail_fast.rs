@@ -12,7 +12,11 @@ use futures_util::StreamExt as _;
 
 /// `read` over `items`, at most `limit` at once, results in item order. Once one read has
 /// failed, reads not yet started give a copy of its error without running.
-pub async fn map_fail_fast<I, T, E, F, Fut>(items: I, limit: usize, read: F) -> Vec<Result<T, E>>
+pub(crate) async fn map_fail_fast<I, T, E, F, Fut>(
+    items: I,
+    limit: usize,
+    read: F,
+) -> Vec<Result<T, E>>
 where
     I: IntoIterator,
     F: Fn(I::Item) -> Fut,

@@ -72,7 +72,7 @@ impl fmt::Display for IgnoreReason {
 const SHOWN_CHARS: usize = 128;
 
 /// `text`, cut to `max` characters with `…` when it is longer.
-pub fn clip(text: &str, max: usize) -> String {
+pub(crate) fn clip(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
@@ -229,7 +229,7 @@ impl EventFilter {
 
     /// Whether a blob of the input container, by its name alone, is one we count: not a folder
     /// marker, and within `INPUT_PREFIX`/`INPUT_SUFFIX`. Events and listings share this rule.
-    pub fn accepts_name(&self, name: &str) -> Result<(), IgnoreReason> {
+    pub(crate) fn accepts_name(&self, name: &str) -> Result<(), IgnoreReason> {
         if name.ends_with('/') {
             return Err(IgnoreReason::FolderMarker);
         }
@@ -246,7 +246,7 @@ impl EventFilter {
         Ok(())
     }
 
-    pub fn input_container(&self) -> &str {
+    pub(crate) fn input_container(&self) -> &str {
         &self.input_container
     }
 }

@@ -3,7 +3,7 @@
 use http::HeaderMap;
 
 /// The header's value when it is present and visible ASCII text.
-pub fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// What a client needs beyond the defaults; `None` leaves reqwest's default (no limit for the
 /// timeouts, 90 s for idle connections).
 #[derive(Clone, Debug, Default)]
-pub struct HttpClientOptions {
+pub(crate) struct HttpClientOptions {
     /// Limit for establishing a connection.
     pub connect_timeout: Option<Duration>,
     /// Limit for a whole request, the response body included.
@@ -22,7 +22,7 @@ pub struct HttpClientOptions {
 pub struct HttpClientError(#[source] reqwest::Error);
 
 /// A client with `options`.
-pub fn http_client(options: &HttpClientOptions) -> Result<reqwest::Client, HttpClientError> {
+pub(crate) fn http_client(options: &HttpClientOptions) -> Result<reqwest::Client, HttpClientError> {
     let mut builder =
         reqwest::Client::builder().user_agent(concat!("blob2batch/", env!("CARGO_PKG_VERSION")));
     if let Some(timeout) = options.connect_timeout {

@@ -84,7 +84,7 @@ pub struct DeliveryReport {
 /// How the delivery as a whole should be answered, from best to worst: the worst outcome of its
 /// events decides (the order of the variants is that ranking).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     /// Every event was submitted, a duplicate, or deliberately ignored.
     Handled,
     /// Some event can never be handled (malformed, foreign): dead-letter material.
@@ -99,7 +99,7 @@ pub enum Disposition {
 impl DeliveryReport {
     /// The worst outcome decides, and a retry beats the rest: a redelivery is harmless
     /// (submission is idempotent) while a dead-letter would drop the good events with the bad.
-    pub fn disposition(&self) -> Disposition {
+    pub(crate) fn disposition(&self) -> Disposition {
         self.events
             .iter()
             .map(|e| match &e.outcome {
@@ -115,7 +115,7 @@ impl DeliveryReport {
     }
 
     /// One human-readable line per event, for the Functions invocation log.
-    pub fn log_lines(&self) -> Vec<String> {
+    pub(crate) fn log_lines(&self) -> Vec<String> {
         self.events
             .iter()
             .map(|e| {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use url::Url;
 
 /// `localhost`, or a loopback IPv4/IPv6 address (brackets allowed, as in URLs).
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_start_matches('[')
@@ -16,7 +16,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 /// Whether the URL's host is a loopback host.
-pub fn is_loopback_url(url: &Url) -> bool {
+pub(crate) fn is_loopback_url(url: &Url) -> bool {
     url.host_str().is_some_and(is_loopback_host)
 }
 

@@ -25,23 +25,23 @@ use crate::task_spec::{
 };
 
 /// Where the input lands in the task's working directory.
-pub const INPUT_PATH: &str = "input/data";
+pub(crate) const INPUT_PATH: &str = "input/data";
 /// The result is the program's standard output, which Batch captures beside the working
 /// directory: the container needs no write access to the task directory (the image runs as a
 /// non-root user that does not own it).
-pub const RESULT_FILE: &str = "../stdout.txt";
+pub(crate) const RESULT_FILE: &str = "../stdout.txt";
 /// Constant: no part of it comes from an event.
-pub const COMMAND_LINE: &str = "/wordcount input/data";
+pub(crate) const COMMAND_LINE: &str = "/wordcount input/data";
 /// Readable by the image's non-root user, whatever user Batch downloads the file as.
 const INPUT_FILE_MODE: &str = "0644";
 /// Environment variable carrying the blob name into the task (the `source` of the result).
-pub const SOURCE_VARIABLE: &str = "WORDCOUNT_SOURCE";
+pub(crate) const SOURCE_VARIABLE: &str = "WORDCOUNT_SOURCE";
 /// Task id prefix; the rest is hex of a SHA-256.
-pub const TASK_ID_PREFIX: &str = "wc-";
+pub(crate) const TASK_ID_PREFIX: &str = "wc-";
 /// Job id prefix in job-per-blob mode.
-pub const JOB_ID_PREFIX: &str = "wcj-";
+pub(crate) const JOB_ID_PREFIX: &str = "wcj-";
 /// The one task of a job-per-blob job.
-pub const JOB_MANAGER_TASK_ID: &str = "wordcount";
+pub(crate) const JOB_MANAGER_TASK_ID: &str = "wordcount";
 
 const MAX_DISPLAY_NAME_CHARS: usize = 1024;
 /// Clock skew tolerated between us and storage for a SAS's start time.
@@ -390,7 +390,7 @@ pub fn job_id(task_id: &str) -> String {
 
 /// The registry host of an image reference, if it names one (`example.azurecr.io/wc:1`), by the
 /// usual rule: the first component is a registry when it has a `.` or `:` or is `localhost`.
-pub fn registry_server(image: &str) -> Option<&str> {
+pub(crate) fn registry_server(image: &str) -> Option<&str> {
     let (first, _) = image.split_once('/')?;
     (first.contains(['.', ':']) || first == "localhost").then_some(first)
 }

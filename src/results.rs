@@ -17,11 +17,11 @@ use crate::storage::{BlobError, ContainerClient};
 
 /// Where results and logs go when the natural name would exceed the 1,024-character blob name
 /// limit.
-pub const LONG_NAMES_PREFIX: &str = "long-names/";
+pub(crate) const LONG_NAMES_PREFIX: &str = "long-names/";
 /// Metadata on a result blob: the eTag of the input version it was counted from.
-pub const SOURCE_ETAG_METADATA: &str = "source_etag";
+pub(crate) const SOURCE_ETAG_METADATA: &str = "source_etag";
 /// Metadata on a result blob: the id of the task (or job) that produced it.
-pub const TASK_ID_METADATA: &str = "task_id";
+pub(crate) const TASK_ID_METADATA: &str = "task_id";
 
 const MAX_BLOB_NAME_CHARS: usize = 1024;
 
@@ -41,7 +41,7 @@ impl ResultNames {
     /// The word count's names: `{blob}.wordcount.json` and `{blob}.wordcount.logs/{id}`, or
     /// `long-names/{id}.wordcount.json` and `long-names/{id}.wordcount.logs` when a natural name
     /// would be too long. `unique_id` is the task's id (the job's in job-per-blob mode).
-    pub fn word_count(blob: &str, unique_id: &str) -> ResultNames {
+    pub(crate) fn word_count(blob: &str, unique_id: &str) -> ResultNames {
         let result = format!("{blob}.wordcount.json");
         let result = if result.chars().count() <= MAX_BLOB_NAME_CHARS {
             result
@@ -60,7 +60,7 @@ impl ResultNames {
 
 /// What the output container holds for one blob version.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     /// The result blob, when there is one (of this version or an older one).
     pub output: Option<String>,
     /// The result is of this very version.
@@ -76,13 +76,13 @@ pub struct Found {
 pub struct ResultsError(#[source] Arc<BlobError>);
 
 /// The result blobs of the output container.
-pub struct Results {
+pub(crate) struct Results {
     output: ContainerClient,
 }
 
 /// What a listing of the output container found: each blob and the version it records.
 #[derive(Debug, Default)]
-pub struct Listing {
+pub(crate) struct Listing {
     recorded: HashMap<String, Option<String>>,
     /// Every blob name, sorted, to find logs folders.
     names: Vec<String>,

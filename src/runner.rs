@@ -50,7 +50,7 @@ pub enum Accepted {
 }
 
 /// The cause of a failed submission, shared because one failed request fails every item it carried.
-pub type Cause = Arc<dyn Error + Send + Sync>;
+pub(crate) type Cause = Arc<dyn Error + Send + Sync>;
 
 /// Why a submission failed.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -115,7 +115,10 @@ pub trait TaskRunner: Send + Sync + 'static {
 /// Submits `items` through `runner`, holding it to its contract: exactly one result per item,
 /// in order. An item it left without one was not submitted as far as anyone can tell, so it
 /// fails transiently and asks for a redelivery.
-pub async fn submit_each(runner: &dyn TaskRunner, items: &[Submission]) -> Vec<SubmitResult> {
+pub(crate) async fn submit_each(
+    runner: &dyn TaskRunner,
+    items: &[Submission],
+) -> Vec<SubmitResult> {
     let results = runner.submit(items).await;
     one_per_item(results, items.len(), || {
         Err(SubmitError::transient(
@@ -126,7 +129,10 @@ pub async fn submit_each(runner: &dyn TaskRunner, items: &[Submission]) -> Vec<S
 
 /// Looks `items` up through `lookup`, one result per item, in order; an item left without one
 /// could not be read.
-pub async fn lookup_each(lookup: &dyn TaskLookup, items: &[Submission]) -> Vec<LookupResult> {
+pub(crate) async fn lookup_each(
+    lookup: &dyn TaskLookup,
+    items: &[Submission],
+) -> Vec<LookupResult> {
     let results = lookup.lookup(items).await;
     one_per_item(results, items.len(), || {
         Err(LookupError(Arc::new(NoAnswer)))
@@ -176,7 +182,7 @@ pub struct TaskStatus {
 pub struct LookupError(#[source] pub Cause);
 
 /// `None` when no task has this id.
-pub type LookupResult = Result<Option<TaskStatus>, LookupError>;
+pub(crate) type LookupResult = Result<Option<TaskStatus>, LookupError>;
 
 /// Reads back what became of submissions, by their ids (the same ids `submit` used).
 pub trait TaskLookup: Send + Sync + 'static {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Batch's rule for job, pool and task ids: letters, digits, `-` and `_`, 1 to 64 characters.
 /// Ids are case-insensitive in the service (two ids may not differ only by case).
-pub fn is_valid_id(id: &str) -> bool {
+pub(crate) fn is_valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .bytes()

@@ -9,7 +9,7 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Installs the global subscriber writing to stdout at `info` unless `RUST_LOG` says otherwise;
 /// JSON unless stdout is a terminal.
-pub fn init() {
+pub(crate) fn init() {
     let json = !std::io::stdout().is_terminal();
     init_with(json, "info", std::io::stdout);
 }

@@ -180,7 +180,7 @@ impl BatchClient {
     }
 
     /// The job's metadata (Get Job, `$select=metadata`), as name-value pairs.
-    pub async fn get_job_metadata(
+    pub(crate) async fn get_job_metadata(
         &self,
         job_id: &str,
     ) -> Result<Vec<(String, String)>, BatchError> {
@@ -207,7 +207,7 @@ impl BatchClient {
 
     /// Replaces the job's metadata (Update Job's `PATCH`, which leaves every other property as
     /// it is).
-    pub async fn set_job_metadata(
+    pub(crate) async fn set_job_metadata(
         &self,
         job_id: &str,
         items: &[(String, String)],

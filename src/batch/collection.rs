@@ -25,10 +25,10 @@ use crate::runner::Accepted;
 use crate::task_spec::TaskSpec;
 
 /// Add Task Collection takes at most this many tasks per request.
-pub const MAX_TASKS_PER_COLLECTION: usize = 100;
+pub(crate) const MAX_TASKS_PER_COLLECTION: usize = 100;
 
 /// Add Task Collection bodies must stay under 1 MB; we keep a margin below 1 MiB.
-pub const MAX_COLLECTION_BODY_BYTES: usize = 1_000_000;
+pub(crate) const MAX_COLLECTION_BODY_BYTES: usize = 1_000_000;
 
 type ItemResult = Result<Accepted, BatchError>;
 

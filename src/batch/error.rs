@@ -47,7 +47,7 @@ pub struct BatchError {
 
 /// The cause of a [`BatchError`]: shared, since one failed request fails every task it carried,
 /// and a thin pointer, so that the error stays small.
-pub type Source = Arc<Box<dyn Error + Send + Sync>>;
+pub(crate) type Source = Arc<Box<dyn Error + Send + Sync>>;
 
 impl BatchError {
     pub fn is_transient(&self) -> bool {
@@ -60,7 +60,7 @@ impl BatchError {
     }
 
     /// True when the service answered with this error code (compared case-insensitively).
-    pub fn has_code(&self, code: &str) -> bool {
+    pub(crate) fn has_code(&self, code: &str) -> bool {
         self.code
             .as_deref()
             .is_some_and(|c| c.eq_ignore_ascii_case(code))

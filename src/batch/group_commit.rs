@@ -32,10 +32,10 @@ use crate::runner::{BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner
 use crate::sync::lock;
 
 /// Group calls in flight when `BATCH_MAX_IN_FLIGHT` is not set.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 3;
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 3;
 
 /// The largest `BATCH_MAX_IN_FLIGHT` accepted.
-pub const MAX_MAX_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_MAX_IN_FLIGHT: usize = 64;
 
 /// How long past its deadline a group call may run before it is abandoned. The client already
 /// ends its attempts and waits by the deadline; this only bounds the bookkeeping around them,
@@ -46,7 +46,7 @@ const DEADLINE_GRACE: Duration = Duration::from_millis(250);
 const LATENCY_WEIGHT: f64 = 0.2;
 
 /// A runner that can be told when its answers are due.
-pub trait SubmitUntil: Send + Sync + 'static {
+pub(crate) trait SubmitUntil: Send + Sync + 'static {
     /// Submits every item, finishing by `deadline`; one result per item, in order.
     fn submit_until<'a>(
         &'a self,
@@ -66,7 +66,7 @@ impl SubmitUntil for BatchTaskRunner {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupCommitOptions {
+pub(crate) struct GroupCommitOptions {
     /// Group calls running at once (at least 1).
     pub max_in_flight: usize,
     /// From a submission's arrival to its answer, queue wait included (`BATCH_RETRY_BUDGET`).
@@ -74,7 +74,7 @@ pub struct GroupCommitOptions {
 }
 
 /// A [`TaskRunner`] that groups the tasks of concurrent submissions into shared calls of `R`.
-pub struct GroupCommitRunner<R> {
+pub(crate) struct GroupCommitRunner<R> {
     shared: Arc<Shared<R>>,
 }
 

@@ -8,14 +8,14 @@ use serde::Deserialize;
 
 /// Response of Add Task Collection: one result per task, possibly out of order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-pub struct TaskAddCollectionResult {
+pub(crate) struct TaskAddCollectionResult {
     #[serde(default)]
     pub value: Vec<TaskAddResult>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskAddResult {
+pub(crate) struct TaskAddResult {
     pub status: TaskAddStatus,
     pub task_id: String,
     /// The service's error body for this item (read leniently, like any error body).
@@ -25,7 +25,7 @@ pub struct TaskAddResult {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TaskAddStatus {
+pub(crate) enum TaskAddStatus {
     Success,
     ClientError,
     ServerError,

@@ -160,7 +160,11 @@ impl TaskRunner for BatchTaskRunner {
 impl BatchTaskRunner {
     /// [`TaskRunner::submit`] with the deadline given: a caller that queued the items first
     /// passes what is left of their budget.
-    pub async fn submit_until(&self, items: &[Submission], deadline: Instant) -> Vec<SubmitResult> {
+    pub(crate) async fn submit_until(
+        &self,
+        items: &[Submission],
+        deadline: Instant,
+    ) -> Vec<SubmitResult> {
         let mut task_items = Vec::new();
         let mut tasks = Vec::new();
         let mut job_items = Vec::new();

@@ -29,7 +29,7 @@ use crate::error_chain::error_chain;
 use crate::headers::header_str;
 
 /// Content type of every request body, as the service documents it (and as Shared Key signs it).
-pub const ODATA_JSON: &str = "application/json; odata=minimalmetadata";
+pub(crate) const ODATA_JSON: &str = "application/json; odata=minimalmetadata";
 
 /// How requests are authorized.
 pub(crate) enum Auth {

@@ -10,7 +10,7 @@ use crate::config::Settings;
 /// The settings of `status`, `reconcile` and `redrive`: those of `serve`, read from the
 /// environment; without `STORAGE_ACCOUNT_URL`, those of the local pipeline (`dev`'s Azurite and
 /// work directory), as `put` does.
-pub fn ops_settings() -> Result<Settings, CommandError> {
+pub(crate) fn ops_settings() -> Result<Settings, CommandError> {
     if std::env::var_os("STORAGE_ACCOUNT_URL").is_some_and(|v| !v.is_empty()) {
         Ok(Settings::from_env()?)
     } else {
@@ -20,12 +20,12 @@ pub fn ops_settings() -> Result<Settings, CommandError> {
 
 /// A terminal colour for a word, or nothing when stdout is not a terminal (or `NO_COLOR` is set).
 #[derive(Clone, Copy, Debug)]
-pub struct Palette {
+pub(crate) struct Palette {
     enabled: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
-pub enum Tone {
+pub(crate) enum Tone {
     Good,
     Busy,
     Bad,
@@ -33,19 +33,20 @@ pub enum Tone {
 }
 
 impl Palette {
-    pub fn for_stdout() -> Palette {
+    pub(crate) fn for_stdout() -> Palette {
         Palette {
             enabled: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         }
     }
 
+    #[cfg(test)]
     pub fn plain() -> Palette {
         Palette { enabled: false }
     }
 
     /// `text` padded to `width` characters, coloured when enabled (padding outside the colour, so
     /// columns stay aligned).
-    pub fn paint(&self, text: &str, tone: Tone, width: usize) -> String {
+    pub(crate) fn paint(&self, text: &str, tone: Tone, width: usize) -> String {
         let pad = " ".repeat(width.saturating_sub(text.chars().count()));
         if !self.enabled {
             return format!("{text}{pad}");
@@ -66,7 +67,7 @@ pub fn line(out: &mut impl Write, text: &str) {
 }
 
 /// One JSON object on a line.
-pub fn json_line(out: &mut impl Write, value: &impl serde::Serialize) {
+pub(crate) fn json_line(out: &mut impl Write, value: &impl serde::Serialize) {
     if let Ok(text) = serde_json::to_string(value) {
         let _ = writeln!(out, "{text}");
     }

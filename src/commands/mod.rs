@@ -20,12 +20,12 @@ use crate::entra::EntraError;
 use crate::error_chain::error_chain;
 
 /// Exit code of a command that did what it was asked.
-pub const SUCCESS: u8 = 0;
+pub(crate) const SUCCESS: u8 = 0;
 /// Exit code of a command that failed at run time: a storage or Batch failure after its retries,
 /// or anything else that is not the caller's mistake (an internal error included).
-pub const FAILURE: u8 = 1;
+pub(crate) const FAILURE: u8 = 1;
 /// Exit code of a usage or settings error: the caller can fix it.
-pub const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 
 /// Why a command failed, which decides its exit code.
 #[derive(Debug)]

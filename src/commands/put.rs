@@ -159,7 +159,7 @@ fn guess_content_type(name: &str) -> &'static str {
 }
 
 /// `1.5 MiB`-style sizes.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;

@@ -26,7 +26,7 @@ use crate::storage::blob::BlobHttpHeaders;
 use crate::storage::{BlobError, ContainerClient};
 
 /// The metadata name of a quarantined blob's reason.
-pub const QUARANTINE_REASON_METADATA: &str = "quarantine_reason";
+pub(crate) const QUARANTINE_REASON_METADATA: &str = "quarantine_reason";
 
 #[derive(Clone, Debug, Default)]
 pub struct RedriveOptions {
@@ -37,7 +37,7 @@ pub struct RedriveOptions {
 /// The counts `--json` ends with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RedriveCounts {
+pub(crate) struct RedriveCounts {
     /// Dead-letter blobs read.
     pub dead_lettered: u64,
     pub events: u64,

@@ -36,7 +36,7 @@ pub struct StatusOptions {
 /// One blob's line, with exactly the field names of the `--json` contract.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BlobStatus {
+pub(crate) struct BlobStatus {
     pub blob: String,
     pub etag: String,
     pub task_id: String,

@@ -26,7 +26,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The largest body [`ReadBody`] accepts, put into each request's extensions by the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BodyLimit(pub usize);
+pub(crate) struct BodyLimit(pub usize);
 
 impl Default for BodyLimit {
     fn default() -> BodyLimit {
@@ -91,7 +91,7 @@ impl<S: Send + Sync> FromRequest<S> for ReadBody {
 
 /// Reads `body` whole, refusing it as soon as it is known to exceed `limit` bytes: at once when
 /// its declared length does, so that an oversized upload is not received first.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let declared = body.size_hint().lower();
     if declared > limit as u64 {
         return Err(BodyError::TooLarge(limit));
@@ -124,11 +124,11 @@ fn cause(error: &axum::Error) -> BodyError {
 /// The error a [`Deadline`] body ends with.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {} s", .0.as_secs())]
-pub struct BodyTimedOut(pub Duration);
+pub(crate) struct BodyTimedOut(pub Duration);
 
 /// A body that fails with [`BodyTimedOut`] once its time is up. The clock runs from when the
 /// wrapper is made, not per read: a client trickling a byte at a time gains nothing.
-pub struct Deadline<B> {
+pub(crate) struct Deadline<B> {
     body: B,
     sleep: Pin<Box<Sleep>>,
     after: Duration,

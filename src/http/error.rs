@@ -53,7 +53,7 @@ impl IntoResponse for ApiError {
 
 /// Marks `response` as the last on its connection: after a refused or late body, what the client
 /// still sends is not a next request, and waiting for it to finish would only help it.
-pub fn close_after(response: &mut Response) {
+pub(crate) fn close_after(response: &mut Response) {
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

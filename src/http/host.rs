@@ -28,20 +28,19 @@ use crate::headers::header_str;
 use crate::intake::DeliveryReport;
 
 /// The trigger's binding name in `BlobCreated/function.json`.
-pub const BINDING_NAME: &str = "event";
+pub(crate) const BINDING_NAME: &str = "event";
 /// How many times a string-encoded event is unwrapped before giving up.
 const MAX_ENCODING_LEVELS: usize = 3;
 
 #[derive(Debug, Deserialize)]
-pub struct InvocationRequest {
+pub(crate) struct InvocationRequest {
+    /// The bindings; `Metadata` is not read (the reference notes leave its contents unconfirmed).
     #[serde(rename = "Data", default)]
     pub data: serde_json::Map<String, Value>,
-    #[serde(rename = "Metadata", default)]
-    pub metadata: Value,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct InvocationResponse {
+pub(crate) struct InvocationResponse {
     #[serde(rename = "Outputs")]
     pub outputs: serde_json::Map<String, Value>,
     #[serde(rename = "Logs")]
@@ -74,7 +73,7 @@ impl InvocationError {
 }
 
 /// The event value inside a binding, whichever way the host encoded it.
-pub fn decode_binding(mut value: Value) -> Result<Value, InvocationError> {
+pub(crate) fn decode_binding(mut value: Value) -> Result<Value, InvocationError> {
     for _ in 0..MAX_ENCODING_LEVELS {
         match value {
             Value::String(text) => {

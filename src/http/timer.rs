@@ -21,7 +21,7 @@ use crate::error_chain::error_chain;
 use crate::headers::header_str;
 
 /// The trigger's binding name in `Reconcile/function.json`.
-pub const BINDING_NAME: &str = "timer";
+pub(crate) const BINDING_NAME: &str = "timer";
 
 /// `POST /Reconcile`.
 pub async fn reconcile(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {

@@ -21,7 +21,7 @@ use crate::event::{SUBSCRIPTION_VALIDATION, parse_delivery};
 use crate::headers::header_str;
 
 #[derive(Debug, Deserialize)]
-pub struct KeyQuery {
+pub(crate) struct KeyQuery {
     code: Option<String>,
 }
 

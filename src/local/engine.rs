@@ -32,7 +32,7 @@ pub enum Engine {
 pub struct WordcountMissing(String);
 
 /// `LOCAL_WORDCOUNT_BIN`, else `wordcount` next to the current executable, else on `PATH`.
-pub fn find_wordcount(configured: Option<&Path>) -> Result<PathBuf, WordcountMissing> {
+pub(crate) fn find_wordcount(configured: Option<&Path>) -> Result<PathBuf, WordcountMissing> {
     if let Some(path) = configured {
         return if path.is_file() {
             Ok(path.to_path_buf())

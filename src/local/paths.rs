@@ -8,7 +8,7 @@ use globset::{GlobBuilder, GlobMatcher};
 
 /// A resource file's `filePath` as a path under the working directory, or why it is refused
 /// (absolute, empty, or leaving the working directory).
-pub fn resource_file_path(wd: &Path, file_path: &str) -> Result<PathBuf, String> {
+pub(crate) fn resource_file_path(wd: &Path, file_path: &str) -> Result<PathBuf, String> {
     let normalized = file_path.replace('\\', "/");
     if normalized.is_empty() || normalized.ends_with('/') {
         return Err(format!("filePath `{file_path}` must name a file"));
@@ -40,13 +40,13 @@ pub fn resource_file_path(wd: &Path, file_path: &str) -> Result<PathBuf, String>
 }
 
 /// True when a `filePattern` has a wildcard (`*`, `?` or `[`).
-pub fn has_wildcard(pattern: &str) -> bool {
+pub(crate) fn has_wildcard(pattern: &str) -> bool {
     pattern.contains(['*', '?', '['])
 }
 
 /// An output `filePattern` resolved against a task directory.
 #[derive(Debug)]
-pub struct OutputPattern {
+pub(crate) struct OutputPattern {
     /// Directory the pattern's literal part leads to (blob names are relative to it).
     pub base: PathBuf,
     /// `None`: a single file, `base` joined with `literal`.
@@ -57,7 +57,7 @@ pub struct OutputPattern {
 
 /// One file an output pattern matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MatchedFile {
+pub(crate) struct MatchedFile {
     pub path: PathBuf,
     /// Blob-name part: the path relative to the pattern's base, `/`-separated (for a pattern
     /// without wildcard: the file name).
@@ -119,7 +119,7 @@ impl OutputPattern {
         })
     }
 
-    pub fn is_wildcard(&self) -> bool {
+    pub(crate) fn is_wildcard(&self) -> bool {
         self.matcher.is_some()
     }
 
@@ -178,7 +178,11 @@ fn walk(base: &Path, dir: &Path, matcher: &GlobMatcher, out: &mut Vec<MatchedFil
 
 /// The blob name for a matched file: `path` itself for a pattern without wildcard, else
 /// `path/relative` (or `relative` when `path` is unset or empty).
-pub fn destination_blob_name(path: Option<&str>, wildcard: bool, file: &MatchedFile) -> String {
+pub(crate) fn destination_blob_name(
+    path: Option<&str>,
+    wildcard: bool,
+    file: &MatchedFile,
+) -> String {
     match path
         .map(|p| p.trim_end_matches('/'))
         .filter(|p| !p.is_empty())

@@ -232,11 +232,11 @@ impl TaskDir {
         serde_json::from_slice(&bytes).map_err(io::Error::other)
     }
 
-    pub fn mark_started(&self) -> io::Result<()> {
+    pub(crate) fn mark_started(&self) -> io::Result<()> {
         std::fs::write(self.path.join("started"), b"")
     }
 
-    pub fn write_result(&self, result: &TaskResult) -> io::Result<()> {
+    pub(crate) fn write_result(&self, result: &TaskResult) -> io::Result<()> {
         let temporary = self.path.join("result.json.tmp");
         std::fs::write(
             &temporary,

@@ -12,7 +12,7 @@ use crate::runner::BoxFuture;
 use crate::sync::lock;
 
 /// The name of the job metadata item that holds the marker.
-pub const JOB_METADATA_NAME: &str = "blob2batch-reconcile-resume";
+pub(crate) const JOB_METADATA_NAME: &str = "blob2batch-reconcile-resume";
 
 /// The marker could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -24,14 +24,14 @@ pub enum CursorError {
 }
 
 /// Keeps the resume marker between runs.
-pub trait CursorStore: Send + Sync + 'static {
+pub(crate) trait CursorStore: Send + Sync + 'static {
     fn load(&self) -> BoxFuture<'_, Result<Option<String>, CursorError>>;
     /// `None` clears it: the next run starts from the first blob.
     fn save<'a>(&'a self, marker: Option<&'a str>) -> BoxFuture<'a, Result<(), CursorError>>;
 }
 
 /// In the metadata of the job tasks are added to.
-pub struct JobMetadataCursor {
+pub(crate) struct JobMetadataCursor {
     pub client: BatchClient,
     pub job_id: String,
 }
@@ -70,7 +70,7 @@ impl CursorStore for JobMetadataCursor {
 }
 
 /// In a file (the local runner's work directory).
-pub struct FileCursor {
+pub(crate) struct FileCursor {
     pub path: PathBuf,
 }
 
@@ -106,7 +106,7 @@ impl CursorStore for FileCursor {
 
 /// For job-per-blob mode (no long-lived job) and tests: forgotten when the process ends.
 #[derive(Default)]
-pub struct MemoryCursor(std::sync::Mutex<Option<String>>);
+pub(crate) struct MemoryCursor(std::sync::Mutex<Option<String>>);
 
 impl CursorStore for MemoryCursor {
     fn load(&self) -> BoxFuture<'_, Result<Option<String>, CursorError>> {

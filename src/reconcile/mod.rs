@@ -16,8 +16,8 @@
 //! and say where to resume (the listing's continuation marker). A dry run is the same run with
 //! the context's dry runner.
 
-pub mod cursor;
-pub mod scheduled;
+pub(crate) mod cursor;
+pub(crate) mod scheduled;
 
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ const PROBE_LIMIT: usize = 200;
 
 /// What one run looks at.
 #[derive(Clone, Debug, Default)]
-pub struct Scope {
+pub(crate) struct Scope {
     /// Only blobs whose name starts with this.
     pub prefix: Option<String>,
     /// Only blobs modified at or after this.
@@ -66,7 +66,7 @@ impl Scope {
 /// Where a run stops and starts: a run may stop between pages once its deadline has passed,
 /// and say where the next one resumes.
 #[derive(Clone, Debug, Default)]
-pub struct Resume {
+pub(crate) struct Resume {
     /// Stop between pages once this has passed.
     pub deadline: Option<Instant>,
     /// Resume the listing here (a marker an earlier run returned).
@@ -75,7 +75,7 @@ pub struct Resume {
 
 /// What reconciling did with one blob version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BlobAction {
+pub(crate) struct BlobAction {
     pub blob: String,
     pub etag: String,
     #[serde(rename = "taskId")]
@@ -86,7 +86,7 @@ pub struct BlobAction {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     /// Submitted now (in a dry run: would be submitted).
     Submitted,
     /// Its task was already there.
@@ -109,7 +109,7 @@ pub struct Counts {
 
 /// What a run ends with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub counts: Counts,
     /// Blobs whose result is current: nothing to do.
     pub current: u64,
@@ -128,7 +128,7 @@ pub enum ReconcileError {
 }
 
 /// Everything a run needs; cheap to build per run.
-pub struct Reconciler {
+pub(crate) struct Reconciler {
     filter: EventFilter,
     planner: Planner,
     runner: Arc<dyn TaskRunner>,

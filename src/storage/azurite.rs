@@ -20,9 +20,9 @@ pub const WELL_KNOWN_ACCOUNT: &str = "devstoreaccount1";
 pub const WELL_KNOWN_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 /// The emulator's default blob endpoint (path-style: the account is the first path segment).
-pub const DEFAULT_BLOB_URL: &str = "http://127.0.0.1:10000/devstoreaccount1";
+pub(crate) const DEFAULT_BLOB_URL: &str = "http://127.0.0.1:10000/devstoreaccount1";
 /// Overrides where the `azurite-blob` executable is.
-pub const AZURITE_BIN_ENV: &str = "AZURITE_BIN";
+pub(crate) const AZURITE_BIN_ENV: &str = "AZURITE_BIN";
 
 /// How long `start` waits for the emulator to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

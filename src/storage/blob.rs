@@ -35,7 +35,7 @@ use super::url::{encode_blob_name, join_query};
 use crate::error_chain::error_chain;
 
 /// Files up to this size are uploaded in one request; larger ones in blocks of this size.
-pub const SINGLE_UPLOAD_LIMIT: u64 = 8 * 1024 * 1024;
+pub(crate) const SINGLE_UPLOAD_LIMIT: u64 = 8 * 1024 * 1024;
 const BLOCK_SIZE: usize = 8 * 1024 * 1024;
 
 /// A failed storage call. The message never holds a SAS signature.
@@ -111,7 +111,7 @@ pub struct BlobEntry {
 
 /// One page of a listing, and where the next one starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ListPage {
+pub(crate) struct ListPage {
     pub entries: Vec<BlobEntry>,
     /// The service's continuation marker; `None` on the last page.
     pub next_marker: Option<String>,
@@ -119,7 +119,7 @@ pub struct ListPage {
 
 /// What a listing asks for.
 #[derive(Clone, Debug, Default)]
-pub struct ListOptions<'a> {
+pub(crate) struct ListOptions<'a> {
     pub prefix: Option<&'a str>,
     /// Resume where a previous page said the next one starts.
     pub marker: Option<String>,
@@ -321,7 +321,7 @@ impl ContainerClient {
 
     /// `url` is a plain https container URL; requests carry tokens from `credential` (scope
     /// `https://storage.azure.com/.default`, which the crate asks for).
-    pub fn with_credential(
+    pub(crate) fn with_credential(
         url: &str,
         credential: Arc<dyn TokenCredential>,
     ) -> Result<Self, BlobError> {
@@ -340,7 +340,7 @@ impl ContainerClient {
     /// The same container, each call of which gives up once `budget` has passed, retries
     /// included (`STORAGE_RETRY_BUDGET`): the SDK stops retrying by then, and a call still
     /// waiting for an answer is abandoned.
-    pub fn with_retry_budget(self, budget: Duration) -> Result<Self, BlobError> {
+    pub(crate) fn with_retry_budget(self, budget: Duration) -> Result<Self, BlobError> {
         let url = parse_url(&join_query(&self.base, &self.query))?;
         let options = BlobContainerClientOptions {
             client_options: client_options(budget),
@@ -426,7 +426,7 @@ impl ContainerClient {
     }
 
     /// One page of a listing (at most 5,000 blobs), in name order.
-    pub async fn list_page(&self, options: &ListOptions<'_>) -> Result<ListPage, BlobError> {
+    pub(crate) async fn list_page(&self, options: &ListOptions<'_>) -> Result<ListPage, BlobError> {
         self.bounded("list blobs", self.list_page_unbounded(options))
             .await
     }

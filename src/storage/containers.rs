@@ -59,14 +59,18 @@ impl std::fmt::Debug for Containers {
 impl Containers {
     /// The containers of the account at `account_url` (its blob endpoint), reached with its
     /// key, each call given up after `budget`.
-    pub fn with_key(account_url: &Url, key: StorageAccountKey, budget: Duration) -> Containers {
+    pub(crate) fn with_key(
+        account_url: &Url,
+        key: StorageAccountKey,
+        budget: Duration,
+    ) -> Containers {
         let url = trimmed(account_url);
         Containers::new(Access::Key(StorageAccount::new(&url, key)), budget)
     }
 
     /// The containers of the account at `account_url`, reached with bearer tokens from
     /// `credential`, each call given up after `budget`.
-    pub fn with_credential(
+    pub(crate) fn with_credential(
         account_url: &Url,
         credential: Arc<dyn TokenCredential>,
         budget: Duration,

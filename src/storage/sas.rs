@@ -21,7 +21,7 @@ use super::key::StorageAccountKey;
 use super::url::encode_query_value;
 
 /// The signed version (`sv`). Azurite 3.35.0 accepts it; later versions change other SAS layouts.
-pub const SAS_VERSION: &str = "2025-11-05";
+pub(crate) const SAS_VERSION: &str = "2025-11-05";
 
 /// What the SAS grants access to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl fmt::Debug for SasToken {
 }
 
 /// Replaces the value of every `sig` parameter in a URL or query string with `<redacted>`.
-pub fn redact_sas(text: &str) -> String {
+pub(crate) fn redact_sas(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = find_sig(rest) {
@@ -121,7 +121,7 @@ fn find_sig(text: &str) -> Option<usize> {
 }
 
 /// `2025-01-02T03:04:05Z`: whole seconds, UTC, as the service expects.
-pub fn format_sas_time(t: OffsetDateTime) -> String {
+pub(crate) fn format_sas_time(t: OffsetDateTime) -> String {
     let t = t
         .to_offset(time::UtcOffset::UTC)
         .replace_nanosecond(0)
@@ -209,7 +209,7 @@ impl StorageAccountKey {
     /// Signs an account SAS for the blob service. `resource_types` is a subset of `sco` (service,
     /// container, object). Needed for what a service SAS cannot do, such as creating a container;
     /// tasks only ever get service SAS.
-    pub fn account_sas(&self, resource_types: &str, options: &SasOptions) -> SasToken {
+    pub(crate) fn account_sas(&self, resource_types: &str, options: &SasOptions) -> SasToken {
         let signature = self.sign(&account_string_to_sign(
             self.account(),
             resource_types,

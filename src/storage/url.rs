@@ -6,7 +6,7 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Characters left as they are: RFC 3986 unreserved (`A-Z a-z 0-9 - . _ ~`).
-pub const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -21,12 +21,12 @@ pub fn encode_blob_name(name: &str) -> String {
 }
 
 /// Percent-encodes one query value.
-pub fn encode_query_value(value: &str) -> String {
+pub(crate) fn encode_query_value(value: &str) -> String {
     utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
 /// `base?query`, or `base` when the query is empty.
-pub fn join_query(base: &str, query: &str) -> String {
+pub(crate) fn join_query(base: &str, query: &str) -> String {
     if query.is_empty() {
         base.to_string()
     } else {

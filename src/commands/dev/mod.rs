@@ -33,7 +33,7 @@ use crate::storage::StorageAccount;
 use crate::storage::azurite::{self, AzuriteOptions, AzuriteProcess};
 use crate::storage::blob::BlobError;
 
-pub type ShutdownSignal = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+pub(crate) type ShutdownSignal = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 #[derive(Default)]
 pub struct DevOptions {
@@ -91,7 +91,7 @@ impl From<DevError> for CommandError {
 
 /// What the `dev` command line changes in the local settings' defaults.
 #[derive(Clone, Debug, Default)]
-pub struct LocalDefaults {
+pub(crate) struct LocalDefaults {
     /// `--persist DIR`: task records in `DIR/work` unless `LOCAL_WORK_DIR` says otherwise.
     pub persist: Option<PathBuf>,
     /// `--podman`: run tasks in `LOCAL_PODMAN_IMAGE`, else `WORDCOUNT_IMAGE`, else the local build.
@@ -101,7 +101,7 @@ pub struct LocalDefaults {
 /// Settings for the local pipeline and `put`, with the local defaults: Azurite's well-known
 /// account when `STORAGE_ACCOUNT_URL` is unset (and its key for a loopback URL without
 /// `STORAGE_ACCOUNT_KEY`), `RUNNER=local`, the handler on an ephemeral loopback port.
-pub struct LocalSetup {
+pub(crate) struct LocalSetup {
     pub settings: Settings,
     /// The local runner's settings (`settings.runner`).
     pub local: LocalSettings,
@@ -110,14 +110,14 @@ pub struct LocalSetup {
     pub loopback: bool,
 }
 
-pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+pub(crate) type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// The process environment (empty values count as unset).
-pub fn process_env() -> Env {
+pub(crate) fn process_env() -> Env {
     Arc::new(|k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()))
 }
 
-pub fn resolve(env: Env, defaults: &LocalDefaults) -> Result<LocalSetup, DevError> {
+pub(crate) fn resolve(env: Env, defaults: &LocalDefaults) -> Result<LocalSetup, DevError> {
     let storage_url =
         env("STORAGE_ACCOUNT_URL").unwrap_or_else(|| azurite::DEFAULT_BLOB_URL.to_string());
     let parsed = url::Url::parse(&storage_url)
