@@ -1,18 +1,18 @@
 //! Azure Batch REST client: authentication (Shared Key, Entra ID), wire models, errors and retries.
 //! There is no Rust SDK for the Batch data plane, so the few calls we need are written here.
 //!
-//! Start-up builds one [`BatchClient`] and hands a [`BatchTaskRunner`] to the handler:
+//! The context (`crate::context`) builds one [`BatchClient`] per process and hands a
+//! [`BatchTaskRunner`] to the handler; by hand:
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use blob2batch::account_key::AccountKey;
 //! use blob2batch::batch::{BatchClient, BatchClientOptions, BatchCredential, BatchTaskRunner};
-//! use blob2batch::entra::entra_credential_from_env;
 //!
 //! let endpoint = url::Url::parse("https://acct.westeurope.batch.azure.com")?;
 //! let credential = match std::env::var("BATCH_ACCOUNT_KEY") {
 //!     Ok(key) => BatchCredential::shared_key("acct", AccountKey::from_base64(&key)?),
-//!     Err(_) => BatchCredential::Token(entra_credential_from_env()?),
+//!     Err(_) => BatchCredential::Token(azure_identity::AzureCliCredential::new(None)?),
 //! };
 //! let client = BatchClient::new(BatchClientOptions::new(endpoint, credential))?;
 //! let runner = BatchTaskRunner::new(client, "wordcount", "wordcount");
