@@ -211,7 +211,7 @@ module batch 'modules/batch.bicep' = {
   }
 }
 
-// Handler settings: names and meanings in DESIGN.md section 4 and the README's settings table.
+// Handler settings: names and meanings in docs/settings.md.
 // STORAGE_ACCOUNT_KEY and BATCH_ACCOUNT_KEY stay unset: tasks use the pool identity, the handler
 // uses its managed identity (Entra ID) for Batch.
 // BATCH_SUBMIT_MODE stays unset, so the handler adds tasks to the job BATCH_JOB_ID on the pool

@@ -44,7 +44,7 @@ param maximumInstanceCount int = 40
 ])
 param instanceMemoryMB int = 2048
 
-@description('Handler settings (DESIGN.md section 4), merged into the app settings.')
+@description('Handler settings (docs/settings.md), merged into the app settings.')
 param handlerSettings object
 
 var deploymentContainerName = 'app-package'

@@ -1,8 +1,8 @@
 """Consistency checks of the deployment files, in place of `bicep build` (not installable here).
 
 Parsed with pycep. Checks that module calls match the modules' parameters, that the azd parameter
-file, the hooks and main.bicep's outputs agree, that the handler gets the settings of DESIGN.md
-section 4 (and none of the forbidden ones), and the wire facts of the Event Grid subscription,
+file, the hooks and main.bicep's outputs agree, that the handler gets the settings of
+docs/settings.md (and none of the forbidden ones), and the wire facts of the Event Grid subscription,
 the pool and the role assignments.
 
 Run with the interpreter of scripts/check-infra's virtual environment:
