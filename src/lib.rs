@@ -38,3 +38,4 @@ pub mod storage;
 mod sync;
 pub mod task_spec;
 pub mod telemetry;
+pub mod workloads;
