@@ -28,8 +28,8 @@ Reading a blob:
   --url URL           read the blob at URL (https; plain http only to loopback and private addresses)
   --etag ETAG         fail unless the blob still has this eTag (default: the eTag it has when first read)
   --url-from-env      read the URL from $BLOB2BATCH_INPUT_URL and the eTag from $BLOB2BATCH_ETAG
-  --connections N     range reads in flight (default 8)
-  --block-size BYTES  bytes per range read (default 4194304)
+  --connections N     range reads in flight (default 4)
+  --block-size BYTES  bytes per range read (default 8388608)
   --timeout SECONDS   longest wait for a connection, a response or more bytes (default 60)
 
 Splitting one input across tasks:

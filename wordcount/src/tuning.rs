@@ -17,8 +17,8 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
-            connections: 8,
-            block_size: 4 << 20,
+            connections: 4,
+            block_size: 8 << 20,
             timeout: Duration::from_secs(60),
         }
     }

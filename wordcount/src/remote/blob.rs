@@ -255,26 +255,26 @@ impl Blob {
             )));
         }
         let mut body = response.into_body().into_reader();
-        let mut buf = [0u8; 64 << 10];
-        loop {
-            let want = (range.end - *at).min(buf.len() as u64) as usize;
-            if want == 0 {
-                return Ok(());
-            }
-            match body.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(Failure::Transient(
-                        format!("the connection ended at byte {at}"),
-                        None,
-                    ));
-                }
-                Ok(n) => {
-                    out.extend_from_slice(&buf[..n]);
-                    *at += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Failure::Transient(format!("{e} at byte {at}"), None)),
-            }
+        // Straight into `out`'s spare capacity; on an error, what came before it stays there.
+        let before = out.len();
+        let result = (&mut body).take(range.len()).read_to_end(out);
+        *at += (out.len() - before) as u64;
+        if let Err(e) = result {
+            return Err(Failure::Transient(format!("{e} at byte {at}"), None));
+        }
+        if *at < range.end {
+            return Err(Failure::Transient(
+                format!("the connection ended at byte {at}"),
+                None,
+            ));
+        }
+        // Reading on to the end of the body hands the connection back to the pool, so that the
+        // next range read needs no new connection (nor TLS handshake).
+        match body.read(&mut [0u8; 1]) {
+            Ok(0) | Err(_) => Ok(()),
+            Ok(_) => Err(Failure::Fatal(format!(
+                "the service sent more than bytes {range}"
+            ))),
         }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Up to `connections` threads read consecutive blocks of `block_size` bytes up to the prefetch
 //! end, and the reader hands them out in order. Memory is bounded by the buffers: there are
-//! `2 x connections` of them, a thread takes a free one before it claims the next block, and the
-//! reader gives each back once it is consumed. As blocks are claimed in order, each holding a
+//! `connections + 2` of them (one per thread, the one being consumed, and one spare so that a
+//! thread need not wait for the reader to finish a block), a thread takes a free one before it
+//! claims the next block, and the reader gives each back once it is consumed. As blocks are claimed in order, each holding a
 //! buffer, the block the reader waits for always holds one, so the bound cannot stall the reader.
 //!
 //! Past the prefetch end (the end of a part's range, where only the rest of its last line is
@@ -60,7 +61,7 @@ impl ParallelReader {
             tail: FIRST_TAIL,
         };
         if threads > 0 {
-            let buffers = 2 * threads;
+            let buffers = threads + 2;
             let (free_tx, free_rx) = sync_channel::<Vec<u8>>(buffers);
             for _ in 0..buffers {
                 let _ = free_tx.send(Vec::new());
