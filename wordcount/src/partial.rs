@@ -272,10 +272,14 @@ fn get_varint(input: &mut impl Read) -> io::Result<u64> {
         }
         n |= bits << shift;
         if byte[0] & 0x80 == 0 {
+            // One encoding per number: a last byte of 0 after the first would be a longer form.
+            if byte[0] == 0 && shift > 0 {
+                break;
+            }
             return Ok(n);
         }
     }
-    Err(invalid("damaged partial: integer too large"))
+    Err(invalid("damaged partial: bad integer"))
 }
 
 fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
