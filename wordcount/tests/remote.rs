@@ -1,7 +1,8 @@
 //! `--url` and `--url-from-env` against a real Azurite: a whole blob and its parts merged give
 //! the bytes of `wordcount FILE`; SAS and public URLs; a blob overwritten since its eTag was
 //! taken, an archived blob and a gzip blob split into parts fail with one clear line that never
-//! shows the SAS signature.
+//! shows the SAS signature; and HTTPS is verified against the compiled-in roots, which do not
+//! hold a self-signed certificate.
 
 mod support;
 
@@ -208,4 +209,46 @@ fn refusals_are_one_clear_line_without_the_signature() {
     // The environment must hold the URL.
     let err = fails(run(dir.path(), &["--url-from-env"]), 2);
     assert!(err.contains("BLOB2BATCH_INPUT_URL"), "{err}");
+}
+
+#[test]
+fn https_checks_the_certificate_against_the_compiled_in_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl makes the test's self-signed certificate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let azurite = Azurite::start_with(&[
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    let url = format!(
+        "https://127.0.0.1:{}/{}/c/blob?sv=2020-12-06&sig=SECRET",
+        azurite.port,
+        support::azurite::ACCOUNT
+    );
+    let err = fails(run(dir.path(), &["--url", &url]), 1);
+    // Refused by the certificate check, at once (not retried as a broken connection).
+    assert!(err.contains("TLS: invalid peer certificate"), "{err}");
+    assert!(!err.contains("SECRET"), "{err}");
 }

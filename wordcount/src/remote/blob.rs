@@ -67,8 +67,14 @@ impl Blob {
             .timeout_connect(Some(tuning.timeout))
             .timeout_recv_response(Some(tuning.timeout))
             .timeout_per_read(Some(tuning.timeout))
-            .max_idle_connections_per_host(tuning.connections.max(1))
-            .build();
+            .max_idle_connections_per_host(tuning.connections.max(1));
+        #[cfg(feature = "tls")]
+        let config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::WebPki)
+                .build(),
+        );
+        let config = config.build();
         let agent = Agent::with_parts(config, DefaultConnector::new(), HickoryResolver::default());
         let mut blob = Blob {
             agent,
@@ -286,6 +292,15 @@ fn classify(e: ureq::Error) -> Failure {
         ureq::Error::Tls(_) => Failure::Fatal(format!("TLS: {e}")),
         #[cfg(feature = "tls")]
         ureq::Error::Rustls(_) => Failure::Fatal(format!("TLS: {e}")),
+        // A certificate refused during the handshake comes as an I/O error.
+        #[cfg(feature = "tls")]
+        ureq::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+        {
+            Failure::Fatal(format!("TLS: {io}"))
+        }
         other => Failure::Transient(other.to_string(), None),
     }
 }

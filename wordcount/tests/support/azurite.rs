@@ -49,6 +49,11 @@ impl Azurite {
     /// Starts Azurite from `node_modules/.bin/azurite-blob`; panics with what to do if it is not
     /// installed.
     pub fn start() -> Azurite {
+        Azurite::start_with(&[])
+    }
+
+    /// Starts Azurite with extra flags (`--cert` and `--key` for HTTPS).
+    pub fn start_with(extra: &[&str]) -> Azurite {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let bin = root.join("node_modules/.bin/azurite-blob");
         assert!(
@@ -69,6 +74,7 @@ impl Azurite {
                 "--blobPort",
                 &port.to_string(),
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
