@@ -122,7 +122,7 @@ impl Tally {
     /// The (word, count) pairs, in no particular order.
     pub fn into_counts(self) -> Vec<(Box<[u8]>, u64)> {
         let mut counts = Vec::with_capacity(self.table.len());
-        self.table.for_each(|w, n| counts.push((w.into(), n)));
+        self.table.into_each(|w, n| counts.push((w.into(), n)));
         counts
     }
 }
