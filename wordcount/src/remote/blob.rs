@@ -2,7 +2,7 @@
 //! of it (Get Blob with `x-ms-range`), every call pinned by `If-Match` to the eTag the task was
 //! given or, without one, to the eTag the first call saw.
 //!
-//! Throttling (429, 503), server errors (500, 502, 504), 408, time-outs and broken connections are
+//! Throttling (429, 503), other server errors (5xx), 408, time-outs and broken connections are
 //! retried with exponential back-off and jitter (honouring `Retry-After`), and a range read resumes
 //! at the first byte it did not get. Nothing else is retried: a changed blob (412), an archived
 //! one (409 `BlobArchived`), a missing one or a refused SAS fail at once.
@@ -164,7 +164,8 @@ impl Blob {
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
         match status {
-            408 | 429 | 500 | 502 | 503 | 504 => {
+            // Every 5xx but "not implemented" and "version not supported" may pass.
+            408 | 429 | 500 | 502..=504 | 506..=599 => {
                 Failure::Transient(format!("the service answered {described}"), wait)
             }
             412 => Failure::Fatal(format!(
