@@ -1,22 +1,19 @@
-//! The command line: argument parsing, running a count end to end, and mapping failures to exit
-//! codes (0 success, 1 input or output error, 2 usage error).
+//! The command line: what the arguments ask for. Carrying it out, and the exit codes, is
+//! [`crate::commands`].
 
-use crate::input;
 use crate::options::{Mode, Options};
-use crate::pipeline::{Config, count_reader};
-use crate::report::Report;
-use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use crate::range::Range;
+use crate::tuning::Tuning;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
 
 pub const USAGE: &str = "\
-usage: wordcount [--mode unicode|whitespace] [--lowercase] [--format json|tsv] [--top N]
-                 [--source NAME] [-o FILE] [INPUT]
+usage: wordcount [OPTIONS] [INPUT | --url URL [--etag ETAG] | --url-from-env] [--range START..END --partial]
+       wordcount --merge [--expect-parts N] [OPTIONS] PATH...
 
-Counts word frequencies in INPUT (a file, or standard input when absent or '-'); gzip input is
-decompressed on the fly.
+Counts word frequencies in INPUT (a file, or standard input when absent or '-'), or in a blob read
+over HTTPS. gzip input is decompressed on the fly (not with --range).
 
   --mode unicode      words are UAX #29 word segments holding a letter or digit, lower-cased (default)
   --mode whitespace   words are runs of bytes between ASCII whitespace, kept as they are
@@ -24,8 +21,22 @@ decompressed on the fly.
   --format json|tsv   JSON document (default) or one 'word<TAB>count' line per word
   --top N             keep only the N most frequent words (0, the default, keeps all)
   --source NAME       the \"source\" field of the JSON document (default: $WORDCOUNT_SOURCE if set,
-                      else INPUT or '-')
+                      else INPUT, the URL without its query string, or '-')
   -o FILE             write to FILE instead of standard output
+
+Reading a blob:
+  --url URL           read the blob at URL (https; plain http only to loopback and private addresses)
+  --etag ETAG         fail unless the blob still has this eTag (default: the eTag it has when first read)
+  --url-from-env      read the URL from $BLOB2BATCH_INPUT_URL and the eTag from $BLOB2BATCH_ETAG
+  --connections N     range reads in flight (default 4)
+  --block-size BYTES  bytes per range read (default 8388608)
+  --timeout SECONDS   longest wait for a connection, a response or more bytes (default 60)
+
+Splitting one input across tasks:
+  --range START..END  count the lines that start at byte offsets START <= offset < END
+  --partial           write the part's partial result (binary) for --merge, instead of the document
+  --merge PATH...     sum partial results (files, or directories read recursively) into the document
+  --expect-parts N    with --merge: fail unless exactly N parts covering the whole input are given
 ";
 
 /// Output format.
@@ -35,7 +46,18 @@ pub enum Format {
     Tsv,
 }
 
-/// A parsed command line.
+/// Where the words come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+    /// `--url`, with `--etag` if given.
+    Url(String, Option<String>),
+    /// `--url-from-env`.
+    UrlFromEnv,
+}
+
+/// A parsed counting command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {
     pub options: Options,
@@ -43,41 +65,57 @@ pub struct Args {
     pub top: usize,
     pub source: Option<String>,
     pub output: Option<PathBuf>,
-    /// `None` for standard input.
-    pub input: Option<PathBuf>,
+    pub input: Input,
+    /// `--range` (which always comes with `--partial`).
+    pub part: Option<Range>,
+    pub tuning: Tuning,
+}
+
+/// A parsed `--merge` command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergeArgs {
+    pub options: Options,
+    pub format: Format,
+    pub top: usize,
+    pub source: Option<String>,
+    pub output: Option<PathBuf>,
+    pub paths: Vec<PathBuf>,
+    pub expect_parts: Option<u64>,
 }
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Run(Args),
+    Merge(MergeArgs),
     Help,
     Version,
 }
 
-/// Why a run failed; the message is the single stderr line.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Failure {
-    Usage(String),
-    Io(String),
+fn number<T: std::str::FromStr>(value: OsString, name: &str, what: &str) -> Result<T, String> {
+    value
+        .to_str()
+        .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{name} needs {what}"))
 }
 
 /// Parses the arguments (without the program name).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
-    let mut parsed = Args {
-        options: Options::default(),
-        format: Format::Json,
-        top: 0,
-        source: None,
-        output: None,
-        input: None,
-    };
-    let mut inputs: Vec<OsString> = Vec::new();
+    let mut options = Options::default();
+    let (mut format, mut top) = (None, None);
+    let (mut source, mut output) = (None, None);
+    let (mut url, mut etag, mut url_from_env) = (None, None, false);
+    let (mut range, mut partial) = (None, false);
+    let (mut merge, mut expect_parts) = (false, None);
+    let mut tuning = Tuning::default();
+    let mut tuned = None;
+    let mut operands: Vec<OsString> = Vec::new();
     let mut args = args.into_iter();
     let mut only_operands = false;
     while let Some(arg) = args.next() {
         if only_operands || arg == "-" || !arg.as_encoded_bytes().starts_with(b"-") {
-            inputs.push(arg);
+            operands.push(arg);
             continue;
         }
         let text = arg
@@ -93,153 +131,148 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
                 .or_else(|| args.next())
                 .ok_or_else(|| format!("{name} needs {what}"))
         };
+        let flag = |set: &mut bool| -> Result<(), String> {
+            match inline {
+                None => {
+                    *set = true;
+                    Ok(())
+                }
+                Some(_) => Err(format!("{name} takes no value")),
+            }
+        };
         match name {
             "--" => only_operands = true,
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
-            "--lowercase" if inline.is_none() => parsed.options.lowercase = true,
+            "--lowercase" => flag(&mut options.lowercase)?,
+            "--partial" => flag(&mut partial)?,
+            "--merge" => flag(&mut merge)?,
+            "--url-from-env" => flag(&mut url_from_env)?,
             "--mode" => {
-                parsed.options.mode = match value("a value")?.to_str() {
+                options.mode = match value("a value")?.to_str() {
                     Some("unicode") => Mode::Unicode,
                     Some("whitespace") => Mode::Whitespace,
                     _ => return Err("--mode must be 'unicode' or 'whitespace'".into()),
                 }
             }
             "--format" => {
-                parsed.format = match value("a value")?.to_str() {
+                format = Some(match value("a value")?.to_str() {
                     Some("json") => Format::Json,
                     Some("tsv") => Format::Tsv,
                     _ => return Err("--format must be 'json' or 'tsv'".into()),
+                })
+            }
+            "--top" => top = Some(number(value("a number")?, name, "a non-negative integer")?),
+            "--source" => source = Some(value("a name")?.to_string_lossy().into_owned()),
+            "-o" | "--output" => output = Some(PathBuf::from(value("a file name")?)),
+            "--url" => url = Some(value("a URL")?.to_string_lossy().into_owned()),
+            "--etag" => etag = Some(value("an eTag")?.to_string_lossy().into_owned()),
+            "--range" => {
+                let v = value("START..END")?;
+                range = Some(v.to_str().unwrap_or("").parse::<Range>()?);
+            }
+            "--expect-parts" => {
+                let n: u64 = number(value("a number")?, name, "a positive integer")?;
+                if n == 0 {
+                    return Err("--expect-parts needs a positive integer".into());
                 }
+                expect_parts = Some(n);
             }
-            "--top" => {
-                parsed.top = value("a number")?
-                    .to_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or("--top needs a non-negative integer")?
+            "--connections" => {
+                let n: usize = number(value("a number")?, name, "a positive integer")?;
+                if !(1..=256).contains(&n) {
+                    return Err("--connections must be from 1 to 256".into());
+                }
+                tuning.connections = n;
+                tuned.get_or_insert_with(|| name.to_owned());
             }
-            "--source" => {
-                let v = value("a name")?;
-                parsed.source = Some(v.to_string_lossy().into_owned());
+            "--block-size" => {
+                let n: usize = number(value("a number")?, name, "a number of bytes")?;
+                if !(1 << 10..=1 << 30).contains(&n) {
+                    return Err("--block-size must be from 1024 to 1073741824 bytes".into());
+                }
+                tuning.block_size = n;
+                tuned.get_or_insert_with(|| name.to_owned());
             }
-            "-o" | "--output" => parsed.output = Some(value("a file name")?.into()),
+            "--timeout" => {
+                let n: u64 = number(value("a number")?, name, "a positive number of seconds")?;
+                if n == 0 {
+                    return Err("--timeout needs a positive number of seconds".into());
+                }
+                tuning.timeout = Duration::from_secs(n);
+                tuned.get_or_insert_with(|| name.to_owned());
+            }
             _ => return Err(format!("unknown option {text}")),
         }
     }
-    if inputs.len() > 1 {
-        return Err("at most one INPUT".into());
+    let reads_url = url.is_some() || url_from_env;
+    if merge {
+        let refused = [
+            (url.is_some(), "--url"),
+            (url_from_env, "--url-from-env"),
+            (etag.is_some(), "--etag"),
+            (range.is_some(), "--range"),
+            (partial, "--partial"),
+            (tuned.is_some(), tuned.as_deref().unwrap_or("")),
+        ];
+        if let Some((_, name)) = refused.iter().find(|(given, _)| *given) {
+            return Err(format!("{name} cannot be used with --merge"));
+        }
+        if operands.is_empty() {
+            return Err("--merge needs at least one PATH".into());
+        }
+        return Ok(Command::Merge(MergeArgs {
+            options,
+            format: format.unwrap_or(Format::Json),
+            top: top.unwrap_or(0),
+            source,
+            output,
+            paths: operands.into_iter().map(PathBuf::from).collect(),
+            expect_parts,
+        }));
     }
-    parsed.input = inputs.pop().filter(|i| i != "-").map(PathBuf::from);
-    Ok(Command::Run(parsed))
-}
-
-fn describe(path: Option<&Path>) -> String {
-    match path {
-        Some(p) => format!("'{}'", p.display()),
-        None => "standard input".into(),
+    if expect_parts.is_some() {
+        return Err("--expect-parts goes with --merge".into());
     }
-}
-
-/// Counts as `args` says. `env_source` is the value of `WORDCOUNT_SOURCE`, if any.
-pub fn run(args: &Args, env_source: Option<&OsStr>) -> Result<(), Failure> {
-    let input_path = args.input.as_deref();
-    let source = args
-        .source
-        .clone()
-        .or_else(|| {
-            env_source
-                .filter(|s| !s.is_empty())
-                .map(|s| s.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| match input_path {
-            Some(p) => p.to_string_lossy().into_owned(),
-            None => "-".into(),
-        });
-    let reader = input::open(input_path)
-        .map_err(|e| Failure::Io(format!("cannot open input {}: {e}", describe(input_path))))?;
-    // Created before counting so that a bad output path fails fast; removed again on failure so
-    // that no partial result is left behind.
-    let file = match &args.output {
-        Some(path) => Some(File::create(path).map_err(|e| {
-            Failure::Io(format!(
-                "cannot create output {}: {e}",
-                describe(Some(path))
-            ))
-        })?),
-        None => None,
-    };
-    let discard = || {
-        if let Some(path) = &args.output {
-            let _ = std::fs::remove_file(path);
-        }
-    };
-    let counted = count_reader(reader, args.options, Config::default()).map_err(|e| {
-        discard();
-        Failure::Io(format!("error reading input {}: {e}", describe(input_path)))
-    })?;
-    let report = Report::new(source, args.options.mode, counted, args.top);
-    let written = match file {
-        Some(file) => write_report(
-            &report,
-            args.format,
-            BufWriter::with_capacity(1 << 16, file),
-        ),
-        None => match write_report(
-            &report,
-            args.format,
-            BufWriter::with_capacity(1 << 16, io::stdout().lock()),
-        ) {
-            // The reader went away (e.g. `| head`): nothing left to do, and not an error of ours.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-            other => other,
-        },
-    };
-    written.map_err(|e| {
-        discard();
-        let target = match &args.output {
-            Some(p) => describe(Some(p)),
-            None => "standard output".into(),
-        };
-        Failure::Io(format!("error writing output {target}: {e}"))
-    })
-}
-
-fn write_report(report: &Report, format: Format, mut out: impl Write) -> io::Result<()> {
-    match format {
-        Format::Json => report.write_json(&mut out)?,
-        Format::Tsv => report.write_tsv(&mut out)?,
+    if range.is_some() != partial {
+        return Err("--range and --partial go together".into());
     }
-    out.flush()
-}
-
-/// The whole program: parses `args`, runs, prints at most one error line, returns the exit code.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let result = match parse(args) {
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        Ok(Command::Version) => {
-            println!("wordcount {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        Ok(Command::Run(args)) => run(&args, std::env::var_os("WORDCOUNT_SOURCE").as_deref()),
-        Err(message) => Err(Failure::Usage(message)),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(message)) => {
-            eprintln!(
-                "wordcount: {message}\n{}",
-                USAGE.lines().take(2).collect::<Vec<_>>().join("\n")
-            );
-            ExitCode::from(2)
-        }
-        Err(Failure::Io(message)) => {
-            eprintln!("wordcount: {message}");
-            ExitCode::from(1)
-        }
+    if partial && (format.is_some() || top.is_some()) {
+        return Err("--format and --top apply to the merged document, not to --partial".into());
     }
+    if url.is_some() && url_from_env {
+        return Err("--url and --url-from-env exclude each other".into());
+    }
+    if etag.is_some() && url.is_none() {
+        return Err("--etag goes with --url".into());
+    }
+    if let Some(name) = tuned
+        && !reads_url
+    {
+        return Err(format!("{name} goes with --url or --url-from-env"));
+    }
+    if operands.len() > 1 || (reads_url && !operands.is_empty()) {
+        return Err("at most one INPUT, and none with --url or --url-from-env".into());
+    }
+    let input = match (url, url_from_env, operands.pop()) {
+        (Some(url), _, _) => Input::Url(url, etag),
+        (None, true, _) => Input::UrlFromEnv,
+        (None, false, Some(path)) if path != "-" => Input::File(PathBuf::from(path)),
+        (None, false, _) => Input::Stdin,
+    };
+    if partial && input == Input::Stdin {
+        return Err("--range needs INPUT (a file), --url or --url-from-env".into());
+    }
+    Ok(Command::Run(Args {
+        options,
+        format: format.unwrap_or(Format::Json),
+        top: top.unwrap_or(0),
+        source,
+        output,
+        input,
+        part: range,
+        tuning,
+    }))
 }
 
 #[cfg(test)]
@@ -257,9 +290,10 @@ mod tests {
         };
         assert_eq!(a.options, Options::default());
         assert_eq!(
-            (a.format, a.top, a.source, a.output, a.input),
-            (Format::Json, 0, None, None, None)
+            (a.format, a.top, a.source, a.output, a.input, a.part),
+            (Format::Json, 0, None, None, Input::Stdin, None)
         );
+        assert_eq!(a.tuning, Tuning::default());
     }
 
     #[test]
@@ -290,15 +324,15 @@ mod tests {
         assert_eq!((a.format, a.top), (Format::Tsv, 5));
         assert_eq!(a.source.as_deref(), Some("x y"));
         assert_eq!(a.output, Some(PathBuf::from("out.json")));
-        assert_eq!(a.input, Some(PathBuf::from("in.txt")));
+        assert_eq!(a.input, Input::File(PathBuf::from("in.txt")));
         let Command::Run(a) = args(&["-"]).unwrap() else {
             panic!()
         };
-        assert_eq!(a.input, None);
+        assert_eq!(a.input, Input::Stdin);
         let Command::Run(a) = args(&["--", "--mode"]).unwrap() else {
             panic!()
         };
-        assert_eq!(a.input, Some(PathBuf::from("--mode")));
+        assert_eq!(a.input, Input::File(PathBuf::from("--mode")));
     }
 
     #[test]
@@ -312,9 +346,92 @@ mod tests {
             &["a", "b"],
             &["--format", "xml"],
             &["--lowercase=yes"],
+            &["--range", "0..5"],
+            &["--partial", "f"],
+            &["--range", "5..0", "--partial", "f"],
+            &["--range", "0..5", "--partial"],
+            &["--range", "0..5", "--partial", "--top", "3", "f"],
+            &["--range", "0..5", "--partial", "--format", "json", "f"],
+            &["--url", "u", "f"],
+            &["--url", "u", "--url-from-env"],
+            &["--url-from-env", "--etag", "e"],
+            &["--etag", "e", "f"],
+            &["--connections", "4", "f"],
+            &["--url", "u", "--connections", "0"],
+            &["--url", "u", "--block-size", "10"],
+            &["--url", "u", "--timeout", "0"],
+            &["--merge"],
+            &["--merge", "--url", "u", "p"],
+            &["--merge", "--partial", "p"],
+            &["--merge", "--expect-parts", "0", "p"],
+            &["--merge", "--expect-parts", "x", "p"],
+            &["--expect-parts", "3", "p"],
+            &["--partial=1", "--range", "0..1", "f"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
         assert_eq!(args(&["--help"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn the_task_command_lines() {
+        let Command::Run(a) =
+            args(&["--url-from-env", "--range", "0..1048576", "--partial"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (a.input, a.part, a.options),
+            (
+                Input::UrlFromEnv,
+                Some(Range::new(0, 1 << 20)),
+                Options::default()
+            )
+        );
+        let Command::Merge(m) = args(&["--merge", "--expect-parts", "8", "parts"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (m.expect_parts, m.paths, m.options, m.format, m.top),
+            (
+                Some(8),
+                vec![PathBuf::from("parts")],
+                Options::default(),
+                Format::Json,
+                0
+            )
+        );
+        let Command::Run(a) = args(&[
+            "--url=https://a/b?sig=x",
+            "--etag",
+            "0x8D",
+            "--connections",
+            "2",
+            "--block-size",
+            "65536",
+            "--timeout",
+            "5",
+            "--mode",
+            "whitespace",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            a.input,
+            Input::Url("https://a/b?sig=x".into(), Some("0x8D".into()))
+        );
+        assert_eq!(
+            a.tuning,
+            Tuning {
+                connections: 2,
+                block_size: 65536,
+                timeout: Duration::from_secs(5)
+            }
+        );
+        let Command::Run(a) = args(&["data", "--range", "3..9", "--partial"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.input, Input::File(PathBuf::from("data")));
     }
 }

@@ -1,4 +1,5 @@
-//! The `wordcount` command; everything but the process boundary lives in the library's `cli`.
+//! The `wordcount` command; everything but the process boundary lives in the library's `cli` and
+//! `commands`.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -15,5 +16,5 @@ fn main() -> std::process::ExitCode {
     if in_image && args.first().is_some_and(|a| a == IMAGE_PATH) {
         args.remove(0);
     }
-    wordcount::cli::main(args)
+    wordcount::commands::main(args)
 }

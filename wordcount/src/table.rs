@@ -333,6 +333,13 @@ impl WordTable {
         }
     }
 
+    /// [`WordTable::for_each`], consuming the table: the index is freed first, so that with
+    /// millions of distinct words its memory is back before `f` builds on what it is given.
+    pub fn into_each(mut self, f: impl FnMut(&[u8], u64)) {
+        self.index = Vec::new();
+        self.for_each(f);
+    }
+
     /// Calls `f` with every (word, count) pair, in first-seen order.
     pub fn for_each(&self, mut f: impl FnMut(&[u8], u64)) {
         let mut buf = [0u8; INLINE];

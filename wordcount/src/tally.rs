@@ -88,6 +88,13 @@ impl Tally {
         self.words += words;
     }
 
+    /// Adds `n` occurrences of `word`, a word as counting leaves it (lower-cased as the options
+    /// say), to the table and the word total: how partial results are summed.
+    pub fn add_count(&mut self, word: &[u8], n: u64) {
+        self.words += n;
+        self.table.add(word, n);
+    }
+
     /// Adds another tally into this one.
     pub fn merge(&mut self, other: Tally) {
         self.bytes += other.bytes;
@@ -115,7 +122,7 @@ impl Tally {
     /// The (word, count) pairs, in no particular order.
     pub fn into_counts(self) -> Vec<(Box<[u8]>, u64)> {
         let mut counts = Vec::with_capacity(self.table.len());
-        self.table.for_each(|w, n| counts.push((w.into(), n)));
+        self.table.into_each(|w, n| counts.push((w.into(), n)));
         counts
     }
 }
