@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use toml_edit::{Document, Item, TableLike, Value};
 
-use super::{
+use super::routes::{
     Action, ContentTypeRule, Input, Limits, Output, Program, RESERVED_ENV_PREFIXES, RESERVED_NAMES,
     Rules, Run, WORD_COUNT, Workload, Workloads, is_valid_name,
 };
@@ -106,10 +106,7 @@ pub(crate) fn parse(
     };
     let routes = checker.document(document.as_item(), defaults);
     if checker.problems.is_empty() {
-        Ok(Workloads {
-            routes,
-            from_file: true,
-        })
+        Ok(Workloads::listed(routes))
     } else {
         Err(checker.problems)
     }

@@ -102,177 +102,235 @@ fn number<T: std::str::FromStr>(value: OsString, name: &str, what: &str) -> Resu
 
 /// Parses the arguments (without the program name).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
-    let mut options = Options::default();
-    let (mut format, mut top) = (None, None);
-    let (mut source, mut output) = (None, None);
-    let (mut url, mut etag, mut url_from_env) = (None, None, false);
-    let (mut range, mut partial) = (None, false);
-    let (mut merge, mut expect_parts) = (false, None);
-    let mut tuning = Tuning::default();
-    let mut tuned = None;
-    let mut operands: Vec<OsString> = Vec::new();
-    let mut args = args.into_iter();
-    let mut only_operands = false;
-    while let Some(arg) = args.next() {
-        if only_operands || arg == "-" || !arg.as_encoded_bytes().starts_with(b"-") {
-            operands.push(arg);
-            continue;
-        }
-        let text = arg
-            .to_str()
-            .ok_or_else(|| format!("unknown option {}", arg.to_string_lossy()))?;
-        let (name, inline) = match text.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(OsString::from(v))),
-            _ => (text, None),
-        };
-        let mut value = |what: &str| -> Result<OsString, String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs {what}"))
-        };
-        let flag = |set: &mut bool| -> Result<(), String> {
-            match inline {
-                None => {
-                    *set = true;
-                    Ok(())
-                }
-                Some(_) => Err(format!("{name} takes no value")),
+    match Given::read(args)? {
+        Read::Help => Ok(Command::Help),
+        Read::Version => Ok(Command::Version),
+        Read::Given(given) if given.merge => given.merge_args(),
+        Read::Given(given) => given.run_args(),
+    }
+}
+
+/// What the command line gave, before its combinations are checked.
+#[derive(Default)]
+struct Given {
+    options: Options,
+    format: Option<Format>,
+    top: Option<usize>,
+    source: Option<String>,
+    output: Option<PathBuf>,
+    url: Option<String>,
+    etag: Option<String>,
+    url_from_env: bool,
+    range: Option<Range>,
+    partial: bool,
+    merge: bool,
+    expect_parts: Option<u64>,
+    tuning: Tuning,
+    /// The first tuning option given, to name it when it does not apply.
+    tuned: Option<String>,
+    operands: Vec<OsString>,
+}
+
+/// What reading the command line ends with.
+enum Read {
+    Help,
+    Version,
+    Given(Box<Given>),
+}
+
+impl Given {
+    fn read(args: impl IntoIterator<Item = OsString>) -> Result<Read, String> {
+        let mut given = Box::<Given>::default();
+        let mut args = args.into_iter();
+        let mut only_operands = false;
+        while let Some(arg) = args.next() {
+            if only_operands || arg == "-" || !arg.as_encoded_bytes().starts_with(b"-") {
+                given.operands.push(arg);
+                continue;
             }
+            let text = arg
+                .to_str()
+                .ok_or_else(|| format!("unknown option {}", arg.to_string_lossy()))?;
+            let (name, inline) = match text.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n, Some(OsString::from(v))),
+                _ => (text, None),
+            };
+            let has_inline = inline.is_some();
+            let mut value = |what: &str| -> Result<OsString, String> {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{name} needs {what}"))
+            };
+            match name {
+                "--" => only_operands = true,
+                "-h" | "--help" => return Ok(Read::Help),
+                "-V" | "--version" => return Ok(Read::Version),
+                _ => given.option(name, has_inline, &mut value)?,
+            }
+        }
+        Ok(Read::Given(given))
+    }
+
+    /// One option other than `--`, `--help` and `--version`; `value` gives its value.
+    fn option(
+        &mut self,
+        name: &str,
+        has_inline: bool,
+        value: &mut dyn FnMut(&str) -> Result<OsString, String>,
+    ) -> Result<(), String> {
+        let flag = |set: &mut bool| -> Result<(), String> {
+            if has_inline {
+                return Err(format!("{name} takes no value"));
+            }
+            *set = true;
+            Ok(())
         };
         match name {
-            "--" => only_operands = true,
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--lowercase" => flag(&mut options.lowercase)?,
-            "--partial" => flag(&mut partial)?,
-            "--merge" => flag(&mut merge)?,
-            "--url-from-env" => flag(&mut url_from_env)?,
+            "--lowercase" => flag(&mut self.options.lowercase)?,
+            "--partial" => flag(&mut self.partial)?,
+            "--merge" => flag(&mut self.merge)?,
+            "--url-from-env" => flag(&mut self.url_from_env)?,
             "--mode" => {
-                options.mode = match value("a value")?.to_str() {
+                self.options.mode = match value("a value")?.to_str() {
                     Some("unicode") => Mode::Unicode,
                     Some("whitespace") => Mode::Whitespace,
                     _ => return Err("--mode must be 'unicode' or 'whitespace'".into()),
                 }
             }
             "--format" => {
-                format = Some(match value("a value")?.to_str() {
+                self.format = Some(match value("a value")?.to_str() {
                     Some("json") => Format::Json,
                     Some("tsv") => Format::Tsv,
                     _ => return Err("--format must be 'json' or 'tsv'".into()),
                 })
             }
-            "--top" => top = Some(number(value("a number")?, name, "a non-negative integer")?),
-            "--source" => source = Some(value("a name")?.to_string_lossy().into_owned()),
-            "-o" | "--output" => output = Some(PathBuf::from(value("a file name")?)),
-            "--url" => url = Some(value("a URL")?.to_string_lossy().into_owned()),
-            "--etag" => etag = Some(value("an eTag")?.to_string_lossy().into_owned()),
+            "--top" => self.top = Some(number(value("a number")?, name, "a non-negative integer")?),
+            "--source" => self.source = Some(value("a name")?.to_string_lossy().into_owned()),
+            "-o" | "--output" => self.output = Some(PathBuf::from(value("a file name")?)),
+            "--url" => self.url = Some(value("a URL")?.to_string_lossy().into_owned()),
+            "--etag" => self.etag = Some(value("an eTag")?.to_string_lossy().into_owned()),
             "--range" => {
                 let v = value("START..END")?;
-                range = Some(v.to_str().unwrap_or("").parse::<Range>()?);
+                self.range = Some(v.to_str().unwrap_or("").parse::<Range>()?);
             }
             "--expect-parts" => {
                 let n: u64 = number(value("a number")?, name, "a positive integer")?;
                 if n == 0 {
                     return Err("--expect-parts needs a positive integer".into());
                 }
-                expect_parts = Some(n);
+                self.expect_parts = Some(n);
             }
+            "--connections" | "--block-size" | "--timeout" => self.tuning_option(name, value)?,
+            _ => return Err(format!("unknown option {name}")),
+        }
+        Ok(())
+    }
+
+    /// How a blob is read: `--connections`, `--block-size`, `--timeout`.
+    fn tuning_option(
+        &mut self,
+        name: &str,
+        value: &mut dyn FnMut(&str) -> Result<OsString, String>,
+    ) -> Result<(), String> {
+        match name {
             "--connections" => {
                 let n: usize = number(value("a number")?, name, "a positive integer")?;
                 if !(1..=256).contains(&n) {
                     return Err("--connections must be from 1 to 256".into());
                 }
-                tuning.connections = n;
-                tuned.get_or_insert_with(|| name.to_owned());
+                self.tuning.connections = n;
             }
             "--block-size" => {
                 let n: usize = number(value("a number")?, name, "a number of bytes")?;
                 if !(1 << 10..=1 << 30).contains(&n) {
                     return Err("--block-size must be from 1024 to 1073741824 bytes".into());
                 }
-                tuning.block_size = n;
-                tuned.get_or_insert_with(|| name.to_owned());
+                self.tuning.block_size = n;
             }
-            "--timeout" => {
+            _ => {
                 let n: u64 = number(value("a number")?, name, "a positive number of seconds")?;
                 if n == 0 {
                     return Err("--timeout needs a positive number of seconds".into());
                 }
-                tuning.timeout = Duration::from_secs(n);
-                tuned.get_or_insert_with(|| name.to_owned());
+                self.tuning.timeout = Duration::from_secs(n);
             }
-            _ => return Err(format!("unknown option {text}")),
         }
+        self.tuned.get_or_insert_with(|| name.to_owned());
+        Ok(())
     }
-    let reads_url = url.is_some() || url_from_env;
-    if merge {
+
+    fn merge_args(self) -> Result<Command, String> {
         let refused = [
-            (url.is_some(), "--url"),
-            (url_from_env, "--url-from-env"),
-            (etag.is_some(), "--etag"),
-            (range.is_some(), "--range"),
-            (partial, "--partial"),
-            (tuned.is_some(), tuned.as_deref().unwrap_or("")),
+            (self.url.is_some(), "--url"),
+            (self.url_from_env, "--url-from-env"),
+            (self.etag.is_some(), "--etag"),
+            (self.range.is_some(), "--range"),
+            (self.partial, "--partial"),
+            (self.tuned.is_some(), self.tuned.as_deref().unwrap_or("")),
         ];
         if let Some((_, name)) = refused.iter().find(|(given, _)| *given) {
             return Err(format!("{name} cannot be used with --merge"));
         }
-        if operands.is_empty() {
+        if self.operands.is_empty() {
             return Err("--merge needs at least one PATH".into());
         }
-        return Ok(Command::Merge(MergeArgs {
-            options,
-            format: format.unwrap_or(Format::Json),
-            top: top.unwrap_or(0),
-            source,
-            output,
-            paths: operands.into_iter().map(PathBuf::from).collect(),
-            expect_parts,
-        }));
+        Ok(Command::Merge(MergeArgs {
+            options: self.options,
+            format: self.format.unwrap_or(Format::Json),
+            top: self.top.unwrap_or(0),
+            source: self.source,
+            output: self.output,
+            paths: self.operands.into_iter().map(PathBuf::from).collect(),
+            expect_parts: self.expect_parts,
+        }))
     }
-    if expect_parts.is_some() {
-        return Err("--expect-parts goes with --merge".into());
+
+    fn run_args(mut self) -> Result<Command, String> {
+        let reads_url = self.url.is_some() || self.url_from_env;
+        if self.expect_parts.is_some() {
+            return Err("--expect-parts goes with --merge".into());
+        }
+        if self.range.is_some() != self.partial {
+            return Err("--range and --partial go together".into());
+        }
+        if self.partial && (self.format.is_some() || self.top.is_some()) {
+            return Err("--format and --top apply to the merged document, not to --partial".into());
+        }
+        if self.url.is_some() && self.url_from_env {
+            return Err("--url and --url-from-env exclude each other".into());
+        }
+        if self.etag.is_some() && self.url.is_none() {
+            return Err("--etag goes with --url".into());
+        }
+        if let Some(name) = &self.tuned
+            && !reads_url
+        {
+            return Err(format!("{name} goes with --url or --url-from-env"));
+        }
+        if self.operands.len() > 1 || (reads_url && !self.operands.is_empty()) {
+            return Err("at most one INPUT, and none with --url or --url-from-env".into());
+        }
+        let input = match (self.url, self.url_from_env, self.operands.pop()) {
+            (Some(url), _, _) => Input::Url(url, self.etag),
+            (None, true, _) => Input::UrlFromEnv,
+            (None, false, Some(path)) if path != "-" => Input::File(PathBuf::from(path)),
+            (None, false, _) => Input::Stdin,
+        };
+        if self.partial && input == Input::Stdin {
+            return Err("--range needs INPUT (a file), --url or --url-from-env".into());
+        }
+        Ok(Command::Run(Args {
+            options: self.options,
+            format: self.format.unwrap_or(Format::Json),
+            top: self.top.unwrap_or(0),
+            source: self.source,
+            output: self.output,
+            input,
+            part: self.range,
+            tuning: self.tuning,
+        }))
     }
-    if range.is_some() != partial {
-        return Err("--range and --partial go together".into());
-    }
-    if partial && (format.is_some() || top.is_some()) {
-        return Err("--format and --top apply to the merged document, not to --partial".into());
-    }
-    if url.is_some() && url_from_env {
-        return Err("--url and --url-from-env exclude each other".into());
-    }
-    if etag.is_some() && url.is_none() {
-        return Err("--etag goes with --url".into());
-    }
-    if let Some(name) = tuned
-        && !reads_url
-    {
-        return Err(format!("{name} goes with --url or --url-from-env"));
-    }
-    if operands.len() > 1 || (reads_url && !operands.is_empty()) {
-        return Err("at most one INPUT, and none with --url or --url-from-env".into());
-    }
-    let input = match (url, url_from_env, operands.pop()) {
-        (Some(url), _, _) => Input::Url(url, etag),
-        (None, true, _) => Input::UrlFromEnv,
-        (None, false, Some(path)) if path != "-" => Input::File(PathBuf::from(path)),
-        (None, false, _) => Input::Stdin,
-    };
-    if partial && input == Input::Stdin {
-        return Err("--range needs INPUT (a file), --url or --url-from-env".into());
-    }
-    Ok(Command::Run(Args {
-        options,
-        format: format.unwrap_or(Format::Json),
-        top: top.unwrap_or(0),
-        source,
-        output,
-        input,
-        part: range,
-        tuning,
-    }))
 }
 
 #[cfg(test)]

@@ -85,27 +85,7 @@ fn check(
         });
     };
     for (path, h) in &parts {
-        if h.options != options {
-            return Err(format!(
-                "'{}' was counted with {}, the merge counts with {}: give the merge the parts' \
-                 --mode and --lowercase",
-                path.display(),
-                describe(h.options),
-                describe(options)
-            ));
-        }
-        if (h.size, &h.etag) != (first.size, &first.etag) {
-            return Err(format!(
-                "'{}' is of an input of {} bytes with eTag '{}', '{}' of {} bytes with eTag '{}': \
-                 parts of different blobs or versions",
-                first_path.display(),
-                first.size,
-                first.etag,
-                path.display(),
-                h.size,
-                h.etag
-            ));
-        }
+        belongs_with(path, h, &first_path, &first, options)?;
     }
     if let Some(n) = expect
         && n != parts.len() as u64
@@ -113,11 +93,50 @@ fn check(
         return Err(format!("expected {n} parts, found {}", parts.len()));
     }
     parts.sort_by_key(|(_, h)| (h.range.start, h.range.end));
-    let size = first.size;
+    tile(&parts, first.size)?;
+    Ok(parts)
+}
+
+/// Whether part `h` (at `path`) was counted like the merge counts, from the same version of
+/// the same input as the first part.
+fn belongs_with(
+    path: &Path,
+    h: &Header,
+    first_path: &Path,
+    first: &Header,
+    options: Options,
+) -> Result<(), String> {
+    if h.options != options {
+        return Err(format!(
+            "'{}' was counted with {}, the merge counts with {}: give the merge the parts' \
+             --mode and --lowercase",
+            path.display(),
+            describe(h.options),
+            describe(options)
+        ));
+    }
+    if (h.size, &h.etag) != (first.size, &first.etag) {
+        return Err(format!(
+            "'{}' is of an input of {} bytes with eTag '{}', '{}' of {} bytes with eTag '{}': \
+             parts of different blobs or versions",
+            first_path.display(),
+            first.size,
+            first.etag,
+            path.display(),
+            h.size,
+            h.etag
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the parts, in range order, cover `0..size` with no gap or overlap, and their lines
+/// follow one another to the end.
+fn tile(parts: &[(PathBuf, Header)], size: u64) -> Result<(), String> {
     let mut covered = 0;
     let mut owned = 0;
     let mut previous: Option<&Path> = None;
-    for (path, h) in &parts {
+    for (path, h) in parts {
         if h.range.start < covered {
             let other = previous.map_or("?".into(), |p| p.display().to_string());
             return Err(format!(
@@ -157,7 +176,7 @@ fn check(
             "the parts' lines end at byte {owned}, the input has {size}: the parts read different data"
         ));
     }
-    Ok(parts)
+    Ok(())
 }
 
 /// Merges the partials in `files`, which must all have been counted with `options` and, given
