@@ -21,9 +21,19 @@ use crate::duration::{format_iso8601, parse_iso8601};
 use crate::loopback::is_loopback_url;
 use crate::storage::key::StorageAccountKey;
 use crate::task_spec::is_valid_id;
+use crate::workloads::{self, FileDefaults, Program, Workloads};
 
 /// Local image name used when `WORDCOUNT_IMAGE` is not set and tasks run on this machine.
 pub(crate) const DEFAULT_LOCAL_IMAGE: &str = "localhost/wordcount:latest";
+
+/// The longest a task given a user delegation SAS may wait and run: a delegation key lives at
+/// most 7 days, and an hour is kept for clock skew and for the key to be renewed before a task
+/// needs it.
+pub const MAX_DELEGATED_TASK_LIFETIME: Duration = Duration::from_secs(7 * 86_400 - 3600);
+
+/// `BATCH_POOL_ID` and `BATCH_JOB_ID` when unset.
+pub const DEFAULT_POOL_ID: &str = "wordcount";
+pub const DEFAULT_JOB_ID: &str = "wordcount";
 
 /// `STORAGE_RETRY_BUDGET` when unset.
 pub(crate) const DEFAULT_STORAGE_RETRY_BUDGET: Duration = Duration::from_secs(30);
@@ -52,6 +62,8 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     /// What `serve` allows a client: body size, time to send a request, connections.
     pub http: HttpSettings,
+    /// Which workload runs on which blob (`WORKLOADS_FILE`; without it, word count for all).
+    pub workloads: Workloads,
 }
 
 /// What the `Reconcile` timer looks at, and how long one run may take.
@@ -251,12 +263,9 @@ impl Settings {
             RunnerKind::Batch => r.batch().map(RunnerSettings::Batch),
             RunnerKind::Local => Some(RunnerSettings::Local(r.local())),
         };
-        let image = match runner_kind {
-            RunnerKind::Batch => r.required("WORDCOUNT_IMAGE", " when RUNNER=batch"),
-            RunnerKind::Local => r.get("WORDCOUNT_IMAGE"),
-        }
-        .unwrap_or_else(|| DEFAULT_LOCAL_IMAGE.to_owned());
         let limits = r.task_limits();
+        let workloads = r.workloads(runner.as_ref(), &limits, storage.as_ref());
+        let image = r.word_count_image(runner_kind, &workloads);
         let access = storage
             .as_ref()
             .and_then(|storage| r.storage_access(storage, runner.as_ref(), runner_kind));
@@ -287,6 +296,7 @@ impl Settings {
                 deadletter_container,
                 reconcile,
                 http,
+                workloads,
             }),
             _ => Err(ConfigError {
                 problems: r.problems,
@@ -450,8 +460,8 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 .and_then(|h| h.split('.').next())
                 .map(str::to_owned)
         });
-        let pool_id = self.batch_id("BATCH_POOL_ID", "wordcount");
-        let job_id = self.batch_id("BATCH_JOB_ID", "wordcount");
+        let pool_id = self.batch_id("BATCH_POOL_ID", DEFAULT_POOL_ID);
+        let job_id = self.batch_id("BATCH_JOB_ID", DEFAULT_JOB_ID);
         let submit_mode = self.submit_mode();
         let retry_budget = self.duration(
             "BATCH_RETRY_BUDGET",
@@ -544,6 +554,67 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 low_priority,
             }),
         }
+    }
+
+    /// `WORKLOADS_FILE`, checked against the rest of the settings; every problem it has joins
+    /// the others.
+    fn workloads(
+        &mut self,
+        runner: Option<&RunnerSettings>,
+        limits: &TaskLimits,
+        storage: Option<&StorageSettings>,
+    ) -> Workloads {
+        let Some(path) = self.get("WORKLOADS_FILE") else {
+            return Workloads::word_count_only();
+        };
+        let batch = match runner {
+            Some(RunnerSettings::Batch(batch)) => Some(batch),
+            _ => None,
+        };
+        if batch.is_some_and(|b| b.submit_mode != SubmitMode::Task) {
+            self.problem(
+                "WORKLOADS_FILE needs BATCH_SUBMIT_MODE=task: a job per blob runs only the word \
+                 count; unset one of the two"
+                    .into(),
+            );
+        }
+        let defaults = FileDefaults {
+            pool: batch.map(|b| b.pool_id.clone()),
+            job: batch.map(|b| b.job_id.clone()),
+            max_wall_clock: limits.max_wall_clock_time,
+            max_queue_time: limits.max_queue_time,
+            max_retries: limits.max_retry_count,
+            max_delegated_lifetime: storage
+                .filter(|s| s.account_key.is_none())
+                .map(|_| MAX_DELEGATED_TASK_LIFETIME),
+        };
+        match workloads::load(std::path::Path::new(&path), &defaults) {
+            Ok(workloads) => workloads,
+            Err(problems) => {
+                self.problems.extend(problems);
+                Workloads::word_count_only()
+            }
+        }
+    }
+
+    /// The word count's image: `WORDCOUNT_IMAGE`, required with `RUNNER=batch` when a route runs
+    /// the word count without an `image` of its own.
+    fn word_count_image(&mut self, kind: RunnerKind, workloads: &Workloads) -> String {
+        let needed = workloads
+            .runs()
+            .any(|(_, run)| matches!(run.program, Program::WordCount { image: None }));
+        let image = match kind {
+            RunnerKind::Batch if needed => {
+                let why = if workloads.from_file() {
+                    " when RUNNER=batch and the workloads file lists `wordcount` without an `image`"
+                } else {
+                    " when RUNNER=batch"
+                };
+                self.required("WORDCOUNT_IMAGE", why)
+            }
+            _ => self.get("WORDCOUNT_IMAGE"),
+        };
+        image.unwrap_or_else(|| DEFAULT_LOCAL_IMAGE.to_owned())
     }
 
     fn batch_id(&mut self, name: &str, default: &str) -> String {
@@ -734,6 +805,17 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
 }
 
 impl TaskSettings {
+    /// These settings with a workload's own limits over them.
+    pub fn with_limits(&self, limits: &workloads::Limits) -> TaskSettings {
+        TaskSettings {
+            max_wall_clock_time: limits.max_wall_clock.unwrap_or(self.max_wall_clock_time),
+            max_retry_count: limits.max_retries.unwrap_or(self.max_retry_count),
+            retention_time: limits.retention.unwrap_or(self.retention_time),
+            max_queue_time: limits.max_queue_time.unwrap_or(self.max_queue_time),
+            ..self.clone()
+        }
+    }
+
     /// The longest a task can exist before it has finished: queued, then every try running to
     /// its wall-clock limit, but never beyond the 180 days after which Batch ends any task. SAS
     /// URLs given to a task must outlive it.
@@ -1229,6 +1311,92 @@ mod tests {
         assert_eq!(
             unlimited.task.longest_lifetime(),
             Duration::from_secs(12 * 3600 + 10 * 3600)
+        );
+    }
+
+    /// A workloads file holding `text`, and its path (kept for the test's life, as the
+    /// settings helpers take static strings).
+    fn workloads_file(text: &str) -> (tempfile::TempDir, &'static str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(&path, text).unwrap();
+        let path: &'static str = Box::leak(path.display().to_string().into_boxed_str());
+        (dir, path)
+    }
+
+    #[test]
+    fn a_workloads_file_decides_whether_the_word_count_image_is_needed() {
+        let own =
+            "version = 1\n[[workload]]\nname = \"a\"\nimage = \"r.io/a:1\"\ncommand = \"/a\"\n";
+        let (_dir, path) = workloads_file(own);
+        let without_image: Vec<_> = batch_minimal()
+            .into_iter()
+            .filter(|(k, _)| *k != "WORDCOUNT_IMAGE")
+            .collect();
+        let s = settings(&with(without_image.clone(), &[("WORKLOADS_FILE", path)])).unwrap();
+        assert!(!s.workloads.has_word_count());
+        assert_eq!(s.workloads.routes()[0].name, "a");
+
+        let listed = format!("{own}[[workload]]\nname = \"wordcount\"\n");
+        let (_dir, path) = workloads_file(&listed);
+        let err = settings(&with(without_image.clone(), &[("WORKLOADS_FILE", path)])).unwrap_err();
+        assert_eq!(
+            err.problems,
+            [
+                "WORDCOUNT_IMAGE is required when RUNNER=batch and the workloads file lists \
+              `wordcount` without an `image`"
+            ]
+        );
+        let own_image = format!("{listed}image = \"r.io/wc:2\"\n");
+        let (_dir, path) = workloads_file(&own_image);
+        assert!(settings(&with(without_image, &[("WORKLOADS_FILE", path)])).is_ok());
+    }
+
+    #[test]
+    fn workloads_need_task_mode_and_a_readable_valid_file() {
+        let (_dir, path) = workloads_file("version = 1\n[[workload]]\nname = \"wordcount\"\n");
+        let err = settings(&with(
+            batch_minimal(),
+            &[
+                ("WORKLOADS_FILE", path),
+                ("BATCH_SUBMIT_MODE", "job"),
+                ("STORAGE_ACCOUNT_KEY", KEY),
+            ],
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.problems,
+            [
+                "WORKLOADS_FILE needs BATCH_SUBMIT_MODE=task: a job per blob runs only the word \
+              count; unset one of the two"
+            ]
+        );
+        let err = settings(&with(
+            batch_minimal(),
+            &[("WORKLOADS_FILE", "/nonexistent/w.toml")],
+        ))
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert!(
+            err.problems[0].starts_with("WORKLOADS_FILE /nonexistent/w.toml: cannot read it"),
+            "{err}"
+        );
+        // The file's problems join the others, each with its position.
+        let (_dir, path) = workloads_file("version = 1\n[[workload]]\nname = \"X\"\n");
+        let err = settings(&with(
+            batch_minimal(),
+            &[("WORKLOADS_FILE", path), ("BATCH_MAX_IN_FLIGHT", "0")],
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("BATCH_MAX_IN_FLIGHT"), "{text}");
+        assert!(
+            text.contains(&format!("{path}:3:8: `X` is not a workload name")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{path}:2:1: a workload needs an `image`")),
+            "{text}"
         );
     }
 }

@@ -96,11 +96,7 @@ impl Common {
             RunnerSettings::Batch(batch) => {
                 let client = batch_client(batch, &mut credential)?;
                 Target::Batch {
-                    direct: BatchTaskRunner::new(
-                        client,
-                        batch.job_id.clone(),
-                        batch.pool_id.clone(),
-                    ),
+                    direct: BatchTaskRunner::new(client),
                     group: GroupCommitOptions {
                         max_in_flight: batch.max_in_flight,
                         budget: batch.retry_budget,

@@ -80,7 +80,10 @@ mod tests {
     }
 
     fn item(id: &str) -> Submission {
-        Submission::Task(TaskSpec::new(id, "/wordcount input/data"))
+        Submission::task(
+            &crate::runner::JobRef::new("wordcount", "wordcount"),
+            TaskSpec::new(id, "/wordcount input/data"),
+        )
     }
 
     #[tokio::test]

@@ -34,6 +34,10 @@ pub struct BlobCreated {
     /// Without surrounding quotes.
     pub etag: String,
     pub api: String,
+    /// `data.contentType`, as the uploader set it.
+    pub content_type: Option<String>,
+    /// `data.contentLength`.
+    pub size: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,6 +197,12 @@ impl EventFilter {
             url: url.to_owned(),
             etag: etag.to_owned(),
             api: api.to_owned(),
+            content_type: data
+                .get("contentType")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(|t| clip(t, SHOWN_CHARS)),
+            size: data.get("contentLength").and_then(Value::as_u64),
         })
     }
 

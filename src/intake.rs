@@ -15,7 +15,7 @@ use crate::context::Context;
 use crate::event::Event;
 use crate::filter::{EventFilter, Verdict, clip};
 use crate::per_item::PerItem;
-use crate::plan::Planner;
+use crate::plan::{Plan, Planner};
 use crate::runner::{Accepted, Submission, SubmitResult, TaskRunner, submit_each};
 
 /// A blob subject is its prefix and a name of at most 1,024 characters; what is longer is an
@@ -189,8 +189,23 @@ impl Intake {
             match self.filter.classify(event) {
                 Verdict::Act(blob) => {
                     blobs.push(Some(format!("{}/{}", blob.container, blob.blob)));
-                    at.push(index);
-                    submissions.push(self.planner.plan(&blob, now).submission);
+                    match self.planner.plan(&blob, now, None) {
+                        Ok(Plan::Run(planned)) => {
+                            at.push(index);
+                            submissions.push(planned.submission);
+                        }
+                        Ok(Plan::Ignored(reason)) => {
+                            outcomes.set(index, Outcome::Ignored { reason })
+                        }
+                        Err(error) => outcomes.set(
+                            index,
+                            Outcome::Failed {
+                                task_id: String::new(),
+                                transient: true,
+                                reason: error.to_string(),
+                            },
+                        ),
+                    }
                 }
                 Verdict::Ignore(reason) => {
                     blobs.push(subject_of(event));

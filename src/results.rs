@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::fail_fast::map_fail_fast;
 use crate::storage::blob::ListOptions;
 use crate::storage::{BlobError, ContainerClient};
+use crate::workloads::Output;
 
 /// Where results and logs go when the natural name would exceed the 1,024-character blob name
 /// limit.
@@ -24,6 +25,9 @@ pub(crate) const SOURCE_ETAG_METADATA: &str = "source_etag";
 pub(crate) const TASK_ID_METADATA: &str = "task_id";
 
 const MAX_BLOB_NAME_CHARS: usize = 1024;
+
+/// In a `files` result's folder: the task's standard output, the marker of a complete result.
+pub const FILES_MARKER: &str = "stdout.txt";
 
 /// Result reads in flight at once.
 const READS_IN_FLIGHT: usize = 16;
@@ -38,6 +42,53 @@ pub struct ResultNames {
 }
 
 impl ResultNames {
+    /// The names of a workload of one's own (`unique_id` is its task's id):
+    /// - standard output: `{blob}{suffix}` (or `long-names/{id}{suffix}`);
+    /// - files: `{blob}.{workload}/` holds them, and its `stdout.txt` (the task's standard
+    ///   output) is the result that marks them complete (or `long-names/{id}.{workload}/...`);
+    /// - logs: `{blob}.{workload}.logs/{id}` (or `long-names/{id}.{workload}.logs`).
+    pub fn of_workload(
+        blob: &str,
+        unique_id: &str,
+        workload: &str,
+        output: &Output,
+    ) -> ResultNames {
+        let result = match output {
+            Output::Stdout { suffix, .. } => {
+                let natural = format!("{blob}{suffix}");
+                if natural.chars().count() <= MAX_BLOB_NAME_CHARS {
+                    natural
+                } else {
+                    format!("{LONG_NAMES_PREFIX}{unique_id}{suffix}")
+                }
+            }
+            Output::Files { .. } => {
+                let natural = format!("{blob}.{workload}/{FILES_MARKER}");
+                if natural.chars().count() <= MAX_BLOB_NAME_CHARS {
+                    natural
+                } else {
+                    format!("{LONG_NAMES_PREFIX}{unique_id}.{workload}/{FILES_MARKER}")
+                }
+            }
+        };
+        let logs = format!("{blob}.{workload}.logs/{unique_id}");
+        let logs = if logs.chars().count() + "/stdout.txt".len() <= MAX_BLOB_NAME_CHARS {
+            logs
+        } else {
+            format!("{LONG_NAMES_PREFIX}{unique_id}.{workload}.logs")
+        };
+        ResultNames { result, logs }
+    }
+
+    /// The folder a `files` result's files go to: the result's own folder.
+    pub fn folder(&self) -> String {
+        self.result
+            .strip_suffix(FILES_MARKER)
+            .and_then(|folder| folder.strip_suffix('/'))
+            .unwrap_or(&self.result)
+            .to_string()
+    }
+
     /// The word count's names: `{blob}.wordcount.json` and `{blob}.wordcount.logs/{id}`, or
     /// `long-names/{id}.wordcount.json` and `long-names/{id}.wordcount.logs` when a natural name
     /// would be too long. `unique_id` is the task's id (the job's in job-per-blob mode).
@@ -213,6 +264,30 @@ mod tests {
         assert_eq!(long.logs, "long-names/wc-1.wordcount.logs");
         let short = ResultNames::word_count(&"n".repeat(1000), "wc-1");
         assert!(short.result.ends_with("n.wordcount.json"));
+    }
+
+    #[test]
+    fn the_names_of_a_workload_of_ones_own() {
+        let stdout = Output::Stdout {
+            suffix: ".sha256.txt".into(),
+            content_type: "text/plain".into(),
+        };
+        let names = ResultNames::of_workload("images/a.png", "checksum-1", "checksum", &stdout);
+        assert_eq!(names.result, "images/a.png.sha256.txt");
+        assert_eq!(names.logs, "images/a.png.checksum.logs/checksum-1");
+        let files = Output::Files {
+            pattern: "out/**".into(),
+        };
+        let names = ResultNames::of_workload("images/a.png", "thumbs-1", "thumbs", &files);
+        assert_eq!(names.result, "images/a.png.thumbs/stdout.txt");
+        assert_eq!(names.folder(), "images/a.png.thumbs");
+        let long = "n".repeat(1020);
+        let names = ResultNames::of_workload(&long, "thumbs-1", "thumbs", &files);
+        assert_eq!(names.result, "long-names/thumbs-1.thumbs/stdout.txt");
+        assert_eq!(names.folder(), "long-names/thumbs-1.thumbs");
+        assert_eq!(names.logs, "long-names/thumbs-1.thumbs.logs");
+        let names = ResultNames::of_workload(&long, "checksum-1", "checksum", &stdout);
+        assert_eq!(names.result, "long-names/checksum-1.sha256.txt");
     }
 
     #[test]

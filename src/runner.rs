@@ -16,25 +16,50 @@ use crate::task_spec::{JobSpec, TaskSpec};
 /// One unit of work, as planned for one blob version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Submission {
-    /// A task added to the long-lived job (`BATCH_JOB_ID`).
-    Task(TaskSpec),
+    /// A task added to a long-lived job (`BATCH_JOB_ID`, or a workload's own), which is created
+    /// on its pool on first use.
+    Task { job: JobRef, task: TaskSpec },
     /// A job of its own, with the task as its job manager and an auto pool (job-per-blob mode).
     Job(JobSpec),
 }
 
+/// A long-lived job tasks are added to, and the pool it runs on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JobRef {
+    pub id: String,
+    pub pool: String,
+}
+
+impl JobRef {
+    pub fn new(id: impl Into<String>, pool: impl Into<String>) -> JobRef {
+        JobRef {
+            id: id.into(),
+            pool: pool.into(),
+        }
+    }
+}
+
 impl Submission {
+    /// A task for the job `job`.
+    pub fn task(job: &JobRef, task: TaskSpec) -> Submission {
+        Submission::Task {
+            job: job.clone(),
+            task,
+        }
+    }
+
     /// The deterministic id (task id, or job id in job-per-blob mode).
     pub fn id(&self) -> &str {
         match self {
-            Submission::Task(task) => &task.id,
+            Submission::Task { task, .. } => &task.id,
             Submission::Job(job) => &job.id,
         }
     }
 
     /// The task that does the work, whichever way it is submitted.
-    pub fn task(&self) -> Option<&TaskSpec> {
+    pub fn work(&self) -> Option<&TaskSpec> {
         match self {
-            Submission::Task(task) => Some(task),
+            Submission::Task { task, .. } => Some(task),
             Submission::Job(job) => job.job_manager_task.as_ref().map(|m| &m.task),
         }
     }

@@ -39,6 +39,9 @@ pub struct TaskSpec {
     pub constraints: Option<TaskConstraints>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_identity: Option<UserIdentity>,
+    /// Scheduling slots the task takes on a node (the service's default is 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_slots: Option<u32>,
 }
 
 impl TaskSpec {
@@ -54,6 +57,7 @@ impl TaskSpec {
             environment_settings: Vec::new(),
             constraints: None,
             user_identity: None,
+            required_slots: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use blob2batch::account_key::AccountKey;
 use blob2batch::batch::{BatchClient, BatchClientOptions, BatchCredential, BatchTaskRunner};
 use blob2batch::context::Context;
-use blob2batch::runner::{Accepted, Submission, TaskRunner};
+use blob2batch::runner::{Accepted, JobRef, Submission, TaskRunner};
 use blob2batch::startup::Application;
 use blob2batch::task_spec::{IdentityReference, ResourceFile, TaskSpec};
 use serde_json::{Value, json};
@@ -212,19 +212,24 @@ async fn no_key_signature_or_token_of_the_batch_client_reaches_the_logs() {
     let fake = FakeBatch::start(FakeBatchConfig::default()).await;
     let key = AccountKey::from_base64(fake_batch::KEY).unwrap();
     let client = batch_client(&fake, BatchCredential::shared_key(fake_batch::ACCOUNT, key));
-    let runner = BatchTaskRunner::new(client.clone(), "wordcount", "pool");
+    let runner = BatchTaskRunner::new(client.clone());
     fake.push_response(CannedResponse::status(503));
     fake.push_response(
         CannedResponse::error(429, "TooManyRequests", "Slow down.").header("retry-after-ms", "10"),
     );
-    runner.submit(&[Submission::Task(task("wc-1"))]).await;
+    runner
+        .submit(&[Submission::task(
+            &JobRef::new("wordcount", "pool"),
+            task("wc-1"),
+        )])
+        .await;
     fake.fail_task_in_collection("wc-3", 1);
     runner
         .submit(&[
-            Submission::Task(task("wc-1")),
-            Submission::Task(task("wc-2")),
-            Submission::Task(task("wc-3")),
-            Submission::Task(task("not valid!")),
+            Submission::task(&JobRef::new("wordcount", "pool"), task("wc-1")),
+            Submission::task(&JobRef::new("wordcount", "pool"), task("wc-2")),
+            Submission::task(&JobRef::new("wordcount", "pool"), task("wc-3")),
+            Submission::task(&JobRef::new("wordcount", "pool"), task("not valid!")),
         ])
         .await;
     client.get_task("wordcount", "wc-2").await.unwrap();
@@ -241,8 +246,11 @@ async fn no_key_signature_or_token_of_the_batch_client_reaches_the_logs() {
         &bearer_fake,
         BatchCredential::Token(Arc::new(StaticToken(TOKEN))),
     );
-    let results = BatchTaskRunner::new(bearer, "wordcount", "pool")
-        .submit(&[Submission::Task(task("wc-1"))])
+    let results = BatchTaskRunner::new(bearer)
+        .submit(&[Submission::task(
+            &JobRef::new("wordcount", "pool"),
+            task("wc-1"),
+        )])
         .await;
     assert_eq!(results, vec![Ok(Accepted::Submitted)]);
 

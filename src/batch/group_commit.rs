@@ -28,7 +28,7 @@ use tracing::{Instrument, debug};
 use super::collection::{MAX_COLLECTION_BODY_BYTES, MAX_TASKS_PER_COLLECTION};
 use super::task_runner::BatchTaskRunner;
 use crate::per_item::{PerItem, one_per_item};
-use crate::runner::{BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
+use crate::runner::{BoxFuture, JobRef, Submission, SubmitError, SubmitResult, TaskRunner};
 use crate::sync::lock;
 
 /// Group calls in flight when `BATCH_MAX_IN_FLIGHT` is not set.
@@ -94,8 +94,10 @@ struct State {
     call_latency: Option<Duration>,
 }
 
-/// The tasks of one submission, waiting for a call.
+/// The tasks of one submission for one job, waiting for a call.
 struct Pending {
+    /// The job they are added to: tasks of different jobs never share a call.
+    job: JobRef,
     items: Vec<Submission>,
     /// What the tasks add to a collection body: their JSON and a comma each.
     body_bytes: usize,
@@ -128,7 +130,12 @@ impl<R: SubmitUntil> GroupCommitRunner<R> {
         }
     }
 
-    async fn submit_tasks(&self, items: Vec<Submission>, deadline: Instant) -> Vec<SubmitResult> {
+    async fn submit_tasks(
+        &self,
+        job: JobRef,
+        items: Vec<Submission>,
+        deadline: Instant,
+    ) -> Vec<SubmitResult> {
         let count = items.len();
         if count == 0 {
             return Vec::new();
@@ -150,6 +157,7 @@ impl<R: SubmitUntil> GroupCommitRunner<R> {
             }
             state.queued_tasks += count;
             state.queue.push_back(Pending {
+                job,
                 items,
                 body_bytes,
                 deadline,
@@ -178,36 +186,37 @@ impl<R: SubmitUntil> TaskRunner for GroupCommitRunner<R> {
     fn submit<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<SubmitResult>> {
         Box::pin(async move {
             let deadline = Instant::now() + self.shared.options.budget;
-            let mut tasks = Vec::new();
-            let mut task_at = Vec::new();
-            let mut jobs = Vec::new();
+            // The tasks of each job queue on their own; jobs of their own go straight through.
+            let mut by_job: Vec<(JobRef, Vec<usize>)> = Vec::new();
             let mut job_at = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 match item {
-                    Submission::Task(_) => {
-                        task_at.push(i);
-                        tasks.push(item.clone());
+                    Submission::Task { job, .. } => {
+                        match by_job.iter_mut().find(|(j, _)| j == job) {
+                            Some((_, at)) => at.push(i),
+                            None => by_job.push((job.clone(), vec![i])),
+                        }
                     }
-                    Submission::Job(_) => {
-                        job_at.push(i);
-                        jobs.push(item.clone());
-                    }
+                    Submission::Job(_) => job_at.push(i),
                 }
             }
-            if jobs.is_empty() {
-                return self.submit_tasks(tasks, deadline).await;
-            }
-            if tasks.is_empty() {
-                return self.shared.inner.submit_until(items, deadline).await;
-            }
-            let (task_results, job_results) = tokio::join!(
-                self.submit_tasks(tasks, deadline),
-                self.shared.inner.submit_until(&jobs, deadline)
-            );
+            let queued = by_job.iter().map(|(job, at)| {
+                let tasks = at.iter().map(|&i| items[i].clone()).collect();
+                self.submit_tasks(job.clone(), tasks, deadline)
+            });
+            let jobs: Vec<Submission> = job_at.iter().map(|&i| items[i].clone()).collect();
+            let (task_results, job_results) =
+                tokio::join!(futures_util::future::join_all(queued), async {
+                    if jobs.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.shared.inner.submit_until(&jobs, deadline).await
+                    }
+                });
             let mut results = PerItem::new(items.len());
+            let task_at = by_job.into_iter().flat_map(|(_, at)| at);
             for (i, result) in task_at
-                .into_iter()
-                .zip(task_results)
+                .zip(task_results.into_iter().flatten())
                 .chain(job_at.into_iter().zip(job_results))
             {
                 results.set(i, result);
@@ -340,22 +349,29 @@ impl State {
         });
     }
 
-    /// The next call's load: queued submissions from the front, as many as one Add Task
-    /// Collection takes (the first one always, however large: the client splits it). Skips
+    /// The next call's load: the job of the first queued submission, and its queued submissions
+    /// in order, as many as one Add Task Collection takes (the first one always, however large:
+    /// the client splits it); submissions for other jobs wait for calls of their own. Skips
     /// submissions whose caller is gone and fails those whose deadline has passed.
     fn take_group(&mut self, now: Instant) -> Option<Group> {
         let mut group = Group::default();
-        while let Some(front) = self.queue.front() {
-            let count = front.items.len();
-            let expired = front.deadline <= now;
-            if !front.reply.is_closed() && !expired && !group.replies.is_empty() {
+        let mut job: Option<JobRef> = None;
+        let mut at = 0;
+        while let Some(candidate) = self.queue.get(at) {
+            if job.as_ref().is_some_and(|job| *job != candidate.job) {
+                at += 1;
+                continue;
+            }
+            let count = candidate.items.len();
+            let expired = candidate.deadline <= now;
+            if !candidate.reply.is_closed() && !expired && !group.replies.is_empty() {
                 let tasks = group.items.len() + count;
-                let bytes = COLLECTION_ENVELOPE + group.body_bytes + front.body_bytes;
+                let bytes = COLLECTION_ENVELOPE + group.body_bytes + candidate.body_bytes;
                 if tasks > MAX_TASKS_PER_COLLECTION || bytes > MAX_COLLECTION_BODY_BYTES {
                     break;
                 }
             }
-            let Some(pending) = self.queue.pop_front() else {
+            let Some(pending) = self.queue.remove(at) else {
                 break;
             };
             self.queued_tasks -= count;
@@ -368,6 +384,7 @@ impl State {
                 let _ = pending.reply.send(vec![Err(error); count]);
                 continue;
             }
+            job.get_or_insert_with(|| pending.job.clone());
             group.deadline = Some(match group.deadline {
                 Some(d) => d.min(pending.deadline),
                 None => pending.deadline,
@@ -418,7 +435,7 @@ fn json_len(item: &Submission) -> usize {
     }
     let mut count = Count(0);
     let written = match item {
-        Submission::Task(task) => serde_json::to_writer(&mut count, task),
+        Submission::Task { task, .. } => serde_json::to_writer(&mut count, task),
         Submission::Job(job) => serde_json::to_writer(&mut count, job),
     };
     // A task that cannot be serialized fails in the client, which says why; it weighs nothing.
@@ -435,7 +452,7 @@ fn no_result() -> SubmitError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::Accepted;
+    use crate::runner::{Accepted, JobRef};
     use crate::task_spec::{JobSpec, PoolInfo, TaskSpec};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::sync::mpsc;
@@ -575,7 +592,11 @@ mod tests {
     }
 
     fn task_with_command(id: &str, command_line: &str) -> Submission {
-        Submission::Task(TaskSpec::new(id, command_line))
+        task_in("wordcount", TaskSpec::new(id, command_line))
+    }
+
+    fn task_in(job: &str, task: TaskSpec) -> Submission {
+        Submission::task(&JobRef::new(job, "pool"), task)
     }
 
     fn job(id: &str) -> Submission {
@@ -610,6 +631,46 @@ mod tests {
         assert_eq!(call.deadline, start + BUDGET);
         call.answer_all(Ok(Accepted::Submitted));
         assert_eq!(caller.await.unwrap(), vec![Ok(Accepted::Submitted)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tasks_bound_for_different_jobs_never_share_a_call() {
+        let mut h = harness(1);
+        let a = h.submit(vec![task("a")]);
+        let first = h.next_call().await;
+        // While the only slot is busy: one submission holding tasks of two jobs, then one more
+        // task of each.
+        let mixed = h
+            .submit_queued(vec![
+                task_in("checksum", TaskSpec::new("x1", "/x")),
+                task("b"),
+                task_in("checksum", TaskSpec::new("x2", "/x")),
+            ])
+            .await;
+        let c = h.submit_queued(vec![task("c")]).await;
+        let y = h
+            .submit_queued(vec![task_in("checksum", TaskSpec::new("y", "/x"))])
+            .await;
+        first.answer_all(Ok(Accepted::Submitted));
+        // The job of the oldest queued task goes first, with every queued task of that job.
+        let second = h.next_call().await;
+        assert_eq!(second.ids, vec!["x1", "x2", "y"]);
+        second.answer_all(Ok(Accepted::Submitted));
+        let third = h.next_call().await;
+        assert_eq!(third.ids, vec!["b", "c"]);
+        third.answer_all(Ok(Accepted::Duplicate));
+        assert_eq!(a.await.unwrap(), vec![Ok(Accepted::Submitted)]);
+        // Each result goes back to its own item, in the order submitted.
+        assert_eq!(
+            mixed.await.unwrap(),
+            vec![
+                Ok(Accepted::Submitted),
+                Ok(Accepted::Duplicate),
+                Ok(Accepted::Submitted)
+            ]
+        );
+        assert_eq!(c.await.unwrap(), vec![Ok(Accepted::Duplicate)]);
+        assert_eq!(y.await.unwrap(), vec![Ok(Accepted::Submitted)]);
     }
 
     #[tokio::test(start_paused = true)]

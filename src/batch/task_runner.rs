@@ -15,7 +15,7 @@ use crate::error_chain::error_chain;
 use crate::fail_fast::map_fail_fast;
 use crate::per_item::PerItem;
 use crate::runner::{
-    Accepted, BoxFuture, FailureInfo, LookupError, LookupResult, Submission, SubmitError,
+    Accepted, BoxFuture, FailureInfo, JobRef, LookupError, LookupResult, Submission, SubmitError,
     SubmitResult, TaskLookup, TaskRunner, TaskState, TaskStatus,
 };
 use crate::task_spec::{JobSpec, OnAllTasksComplete, PoolInfo, TaskSpec};
@@ -23,21 +23,16 @@ use crate::task_spec::{JobSpec, OnAllTasksComplete, PoolInfo, TaskSpec};
 /// Get Task requests in flight at once when reading many tasks' states.
 const LOOKUPS_IN_FLIGHT: usize = 16;
 
-/// Submits to one Batch account: tasks into `job_id` on `pool_id`.
+/// Submits to one Batch account: tasks into the long-lived job each names (created on its pool
+/// on first use), and jobs of their own.
 #[derive(Clone, Debug)]
 pub struct BatchTaskRunner {
     client: BatchClient,
-    job_id: String,
-    pool_id: String,
 }
 
 impl BatchTaskRunner {
-    pub fn new(client: BatchClient, job_id: impl Into<String>, pool_id: impl Into<String>) -> Self {
-        BatchTaskRunner {
-            client,
-            job_id: job_id.into(),
-            pool_id: pool_id.into(),
-        }
+    pub fn new(client: BatchClient) -> Self {
+        BatchTaskRunner { client }
     }
 
     /// The client it submits with.
@@ -45,26 +40,14 @@ impl BatchTaskRunner {
         &self.client
     }
 
-    /// The long-lived job: `noaction` when all tasks complete, since it keeps receiving tasks.
-    fn long_lived_job(&self) -> JobSpec {
-        JobSpec {
-            id: self.job_id.clone(),
-            display_name: None,
-            pool_info: PoolInfo {
-                pool_id: Some(self.pool_id.clone()),
-                auto_pool_specification: None,
-            },
-            on_all_tasks_complete: Some(OnAllTasksComplete::NoAction),
-            job_manager_task: None,
-        }
-    }
-
+    /// Adds `tasks` to `job`, creating the job when the service says it is not there yet.
     async fn add_tasks(
         &self,
+        job: &JobRef,
         tasks: &[&TaskSpec],
         deadline: Instant,
     ) -> Vec<Result<Accepted, BatchError>> {
-        let mut results = self.add_tasks_once(tasks, deadline).await;
+        let mut results = self.add_tasks_once(&job.id, tasks, deadline).await;
         let missing_job: Vec<usize> = results
             .iter()
             .enumerate()
@@ -75,23 +58,23 @@ impl BatchTaskRunner {
             return results;
         }
 
-        info!(job_id = %self.job_id, pool_id = %self.pool_id, "Batch job not found; creating it");
+        info!(job_id = %job.id, pool_id = %job.pool, "Batch job not found; creating it");
         match self
             .client
-            .add_job_until(&self.long_lived_job(), deadline)
+            .add_job_until(&long_lived_job(job), deadline)
             .await
         {
             Ok(outcome) => {
-                info!(job_id = %self.job_id, ?outcome, "Batch job ensured");
+                info!(job_id = %job.id, ?outcome, "Batch job ensured");
                 let retry: Vec<&TaskSpec> = missing_job.iter().map(|&i| tasks[i]).collect();
-                let again = self.add_tasks_once(&retry, deadline).await;
+                let again = self.add_tasks_once(&job.id, &retry, deadline).await;
                 for (i, result) in missing_job.into_iter().zip(again) {
                     results[i] = result;
                 }
             }
             Err(e) => {
                 error!(
-                    job_id = %self.job_id,
+                    job_id = %job.id,
                     code = e.code.as_deref(),
                     batch_message = %e.message_line(),
                     "cannot create the Batch job"
@@ -106,19 +89,16 @@ impl BatchTaskRunner {
 
     async fn add_tasks_once(
         &self,
+        job_id: &str,
         tasks: &[&TaskSpec],
         deadline: Instant,
     ) -> Vec<Result<Accepted, BatchError>> {
         match tasks {
             [] => Vec::new(),
-            [task] => vec![
-                self.client
-                    .add_task_until(&self.job_id, task, deadline)
-                    .await,
-            ],
+            [task] => vec![self.client.add_task_until(job_id, task, deadline).await],
             _ => {
                 self.client
-                    .add_task_collection_until(&self.job_id, tasks, deadline)
+                    .add_task_collection_until(job_id, tasks, deadline)
                     .await
             }
         }
@@ -159,38 +139,40 @@ impl TaskRunner for BatchTaskRunner {
 
 impl BatchTaskRunner {
     /// [`TaskRunner::submit`] with the deadline given: a caller that queued the items first
-    /// passes what is left of their budget.
-    pub(crate) async fn submit_until(
-        &self,
-        items: &[Submission],
-        deadline: Instant,
-    ) -> Vec<SubmitResult> {
-        let mut task_items = Vec::new();
-        let mut tasks = Vec::new();
+    /// passes what is left of their budget. Tasks of different jobs go in calls of their own, at
+    /// the same time.
+    pub async fn submit_until(&self, items: &[Submission], deadline: Instant) -> Vec<SubmitResult> {
+        let mut by_job: Vec<(&JobRef, Vec<usize>)> = Vec::new();
         let mut job_items = Vec::new();
-        let mut jobs = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match item {
-                Submission::Task(task) => {
-                    task_items.push(i);
-                    tasks.push(task);
-                }
-                Submission::Job(job) => {
-                    job_items.push(i);
-                    jobs.push(job);
-                }
+                Submission::Task { job, .. } => match by_job.iter_mut().find(|(j, _)| *j == job) {
+                    Some((_, at)) => at.push(i),
+                    None => by_job.push((job, vec![i])),
+                },
+                Submission::Job(_) => job_items.push(i),
             }
         }
-
+        let task_calls = by_job.iter().map(|(job, at)| {
+            let tasks: Vec<&TaskSpec> = at.iter().filter_map(|&i| items[i].work()).collect();
+            async move { self.add_tasks(job, &tasks, deadline).await }
+        });
+        let jobs: Vec<&JobSpec> = job_items
+            .iter()
+            .filter_map(|&i| match &items[i] {
+                Submission::Job(job) => Some(job),
+                Submission::Task { .. } => None,
+            })
+            .collect();
         let (task_results, job_results) = tokio::join!(
-            self.add_tasks(&tasks, deadline),
+            futures_util::future::join_all(task_calls),
             self.add_jobs(&jobs, deadline)
         );
 
         let mut results = PerItem::new(items.len());
-        for (i, result) in task_items
-            .into_iter()
-            .zip(task_results)
+        let task_at = by_job.into_iter().flat_map(|(_, at)| at);
+        for (i, result) in task_at
+            .zip(task_results.into_iter().flatten())
             .chain(job_items.into_iter().zip(job_results))
         {
             results.set(i, to_submit_result(items[i].id(), result));
@@ -207,7 +189,7 @@ impl BatchTaskRunner {
     /// Where a submission's task lives: the long-lived job, or the job of its own.
     fn locate<'s>(&'s self, item: &'s Submission) -> (&'s str, &'s str) {
         match item {
-            Submission::Task(task) => (self.job_id.as_str(), task.id.as_str()),
+            Submission::Task { job, task } => (job.id.as_str(), task.id.as_str()),
             Submission::Job(job) => (
                 job.id.as_str(),
                 job.job_manager_task
@@ -236,6 +218,20 @@ impl TaskLookup for BatchTaskRunner {
         Box::pin(map_fail_fast(items, LOOKUPS_IN_FLIGHT, |item| {
             self.lookup_one(item)
         }))
+    }
+}
+
+/// A long-lived job: `noaction` when all tasks complete, since it keeps receiving tasks.
+fn long_lived_job(job: &JobRef) -> JobSpec {
+    JobSpec {
+        id: job.id.clone(),
+        display_name: None,
+        pool_info: PoolInfo {
+            pool_id: Some(job.pool.clone()),
+            auto_pool_specification: None,
+        },
+        on_all_tasks_complete: Some(OnAllTasksComplete::NoAction),
+        job_manager_task: None,
     }
 }
 

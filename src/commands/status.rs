@@ -18,7 +18,7 @@ use super::console::{Palette, Tone, json_line, line};
 use crate::context::Context;
 use crate::error_chain::error_chain;
 use crate::fail_fast::map_fail_fast;
-use crate::plan::Planned;
+use crate::plan::{Plan, Planned};
 use crate::results::{Found, Results, ResultsError};
 use crate::runner::{FailureInfo, LookupResult, Submission, TaskState, lookup_each};
 use crate::storage::{BlobEntry, BlobError, ContainerClient};
@@ -39,6 +39,8 @@ pub struct StatusOptions {
 pub(crate) struct BlobStatus {
     pub blob: String,
     pub etag: String,
+    /// The workload that takes the blob.
+    pub workload: String,
     pub task_id: String,
     /// The task's state; `None` (shown as `unsubmitted`) when this version has no task.
     #[serde(serialize_with = "state_or_unsubmitted")]
@@ -80,24 +82,7 @@ pub async fn run(
     } else {
         named_blobs(&input, &options.names, &mut problems).await
     };
-    let now = OffsetDateTime::now_utc();
-    let planned: Vec<Planned> = blobs
-        .into_iter()
-        .filter(|blob| match context.filter().accepts_name(&blob.name) {
-            Ok(()) => true,
-            Err(reason) => {
-                if !options.names.is_empty() {
-                    problems.push(format!("{}: not counted: {reason}", blob.name));
-                }
-                false
-            }
-        })
-        .map(|blob| {
-            context
-                .planner()
-                .plan_listed(&settings.input_container, &blob.name, &blob.etag, now)
-        })
-        .collect();
+    let planned = plan(context, blobs, !options.names.is_empty(), &mut problems);
 
     let submissions: Vec<Submission> = planned.iter().map(|p| p.submission.clone()).collect();
     // Batch and storage are read at once: a failing one costs its own budget, not the sum.
@@ -127,6 +112,36 @@ pub async fn run(
         }
     }
     Ok(problems)
+}
+
+/// The blobs the filter acts on and a workload takes, planned as their events would be; the
+/// others are problems when they were named.
+fn plan(
+    context: &Context,
+    blobs: Vec<BlobEntry>,
+    named: bool,
+    problems: &mut Vec<String>,
+) -> Vec<Planned> {
+    let now = OffsetDateTime::now_utc();
+    let container = &context.settings().input_container;
+    let mut planned = Vec::new();
+    for blob in blobs {
+        if let Err(reason) = context.filter().accepts_name(&blob.name) {
+            if named {
+                problems.push(format!("{}: not counted: {reason}", blob.name));
+            }
+            continue;
+        }
+        match context.planner().plan_listed(container, &blob, now, None) {
+            Ok(Plan::Run(one)) => planned.push(*one),
+            Ok(Plan::Ignored(reason)) if named => {
+                problems.push(format!("{}: not counted: {reason}", blob.name))
+            }
+            Ok(Plan::Ignored(_)) => {}
+            Err(error) => problems.push(format!("{}: {error}", blob.name)),
+        }
+    }
+    planned
 }
 
 /// A container could not be listed.
@@ -200,6 +215,7 @@ fn row(
     Ok(BlobStatus {
         blob: planned.blob.clone(),
         etag: planned.etag.clone(),
+        workload: planned.workload.clone(),
         task_id: planned.submission.id().to_string(),
         state,
         exit_code,
@@ -213,12 +229,12 @@ fn row(
 
 fn table_header() -> String {
     format!(
-        "{:<12} {:<9} {:<6} {:<8} {}",
-        "STATE", "EXIT", "TRIES", "RESULT", "BLOB"
+        "{:<12} {:<9} {:<6} {:<8} {:<12} {}",
+        "STATE", "EXIT", "TRIES", "RESULT", "WORKLOAD", "BLOB"
     )
 }
 
-/// `STATE EXIT TRIES RESULT BLOB [failure] [logs]`, one blob per line.
+/// `STATE EXIT TRIES RESULT WORKLOAD BLOB [failure] [logs]`, one blob per line.
 fn table_line(row: &BlobStatus, palette: Palette) -> String {
     let (state, tone) = match row.state {
         None => ("unsubmitted", Tone::Bad),
@@ -234,11 +250,12 @@ fn table_line(row: &BlobStatus, palette: Palette) -> String {
         (None, _) => palette.paint("-", Tone::Quiet, 8),
     };
     let mut text = format!(
-        "{} {:<9} {:<6} {} {}",
+        "{} {:<9} {:<6} {} {:<12} {}",
         palette.paint(state, tone, 12),
         row.exit_code.map_or("-".to_string(), |c| c.to_string()),
         row.retries.map_or("-".to_string(), |r| r.to_string()),
         result,
+        row.workload,
         row.blob
     );
     if let Some(failure) = &row.failure {
@@ -261,6 +278,7 @@ mod tests {
         BlobStatus {
             blob: "docs/a b.txt".into(),
             etag: "0x1".into(),
+            workload: "wordcount".into(),
             task_id: "wc-1".into(),
             state,
             exit_code: Some(3),
@@ -298,7 +316,8 @@ mod tests {
                 "outputCurrent",
                 "retries",
                 "state",
-                "taskId"
+                "taskId",
+                "workload"
             ]
         );
         assert_eq!(value["state"], "failed");
@@ -312,8 +331,8 @@ mod tests {
         let text = table_line(&row(Some(TaskState::Failed)), Palette::plain());
         assert_eq!(
             text,
-            "failed       3         2      -        docs/a b.txt  [usererror FailureExitCode: \
-             exit code 3]  logs: docs/a b.txt.wordcount.logs/wc-1/"
+            "failed       3         2      -        wordcount    docs/a b.txt  [usererror \
+             FailureExitCode: exit code 3]  logs: docs/a b.txt.wordcount.logs/wc-1/"
         );
         assert!(!text.contains('\x1b'));
     }

@@ -505,7 +505,7 @@ impl TaskRunner for LocalRunner {
 
 /// The task a submission runs, under the submission's id; refused as Batch would refuse it.
 fn runnable(item: &Submission) -> Result<TaskSpec, SubmitError> {
-    let Some(task) = item.task() else {
+    let Some(task) = item.work() else {
         return Err(SubmitError::rejected(
             "InvalidPropertyValue",
             format!("job `{}` has no job manager task to run", item.id()),

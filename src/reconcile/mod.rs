@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use crate::context::Context;
 use crate::error_chain::error_chain;
 use crate::filter::EventFilter;
-use crate::plan::{Planned, Planner};
+use crate::plan::{Plan, Planned, Planner};
 use crate::results::{Listing, Results, ResultsError};
 use crate::runner::{Accepted, Submission, TaskRunner, submit_each};
 use crate::storage::blob::{BlobEntry, ListOptions};
@@ -174,7 +174,11 @@ impl Reconciler {
                 })
                 .await
                 .map_err(ReconcileError::Input)?;
-            let candidates = self.candidates(scope, page.entries, &mut summary.counts);
+            let (candidates, unplanned) = self.candidates(scope, page.entries, &mut summary.counts);
+            for action in &unplanned {
+                summary.counts.failed += 1;
+                on_action(action);
+            }
             if listing.is_none() && candidates.len() > PROBE_LIMIT {
                 listing = Some(self.results.list(scope.prefix.as_deref()).await?);
             }
@@ -200,16 +204,17 @@ impl Reconciler {
         }
     }
 
-    /// The blobs of a page that are in scope and that the filter acts on, planned as their
-    /// events would be.
+    /// The blobs of a page that are in scope, that the filter acts on and a workload takes,
+    /// planned as their events would be; and the ones that could not be planned, as failures.
     fn candidates(
         &self,
         scope: &Scope,
         entries: Vec<BlobEntry>,
         counts: &mut Counts,
-    ) -> Vec<Planned> {
+    ) -> (Vec<Planned>, Vec<BlobAction>) {
         let now = OffsetDateTime::now_utc();
         let mut candidates = Vec::new();
+        let mut failed = Vec::new();
         for entry in entries {
             if !scope.contains(&entry) {
                 continue;
@@ -219,14 +224,22 @@ impl Reconciler {
                 counts.ignored += 1;
                 continue;
             }
-            candidates.push(self.planner.plan_listed(
-                self.filter.input_container(),
-                &entry.name,
-                &entry.etag,
-                now,
-            ));
+            let container = self.filter.input_container();
+            match self.planner.plan_listed(container, &entry, now, None) {
+                Ok(Plan::Run(planned)) => candidates.push(*planned),
+                Ok(Plan::Ignored(_)) => counts.ignored += 1,
+                Err(error) => failed.push(BlobAction {
+                    blob: entry.name,
+                    etag: entry.etag,
+                    task_id: String::new(),
+                    action: Action::Failed {
+                        transient: true,
+                        reason: error.to_string(),
+                    },
+                }),
+            }
         }
-        candidates
+        (candidates, failed)
     }
 
     /// Whether each candidate's result is current: from the listing when there is one, else

@@ -13,7 +13,7 @@ use blob2batch::batch::{
     BATCH_SCOPE, BatchClient, BatchClientOptions, BatchCredential, BatchErrorKind, BatchTaskRunner,
     RetryOptions,
 };
-use blob2batch::runner::{Accepted, Submission, SubmitError, TaskLookup, TaskRunner};
+use blob2batch::runner::{Accepted, JobRef, Submission, SubmitError, TaskLookup, TaskRunner};
 use blob2batch::task_spec::{
     AutoUserScope, AutoUserSpecification, ContainerSettings, ContainerWorkingDirectory,
     ElevationLevel, IdentityReference, JobManagerTask, JobSpec, OnAllTasksComplete, OutputFile,
@@ -24,6 +24,11 @@ use serde_json::json;
 
 const JOB: &str = "wordcount";
 const POOL: &str = "wordcount-pool";
+
+/// The long-lived job the tasks go to.
+fn job() -> JobRef {
+    JobRef::new(JOB, POOL)
+}
 
 fn options(fake: &FakeBatch) -> BatchClientOptions {
     let mut options = BatchClientOptions::new(
@@ -299,8 +304,10 @@ async fn a_hung_attempt_times_out_and_is_retried() {
 #[tokio::test]
 async fn a_lookup_asks_only_for_the_state_and_how_the_task_ended() {
     let fake = fake_with_job().await;
-    let runner = BatchTaskRunner::new(client(&fake), JOB, POOL);
-    runner.submit(&[Submission::Task(full_task("wc-1"))]).await;
+    let runner = BatchTaskRunner::new(client(&fake));
+    runner
+        .submit(&[Submission::task(&job(), full_task("wc-1"))])
+        .await;
     fake.set_task_fields(
         JOB,
         "wc-1",
@@ -309,8 +316,8 @@ async fn a_lookup_asks_only_for_the_state_and_how_the_task_ended() {
     fake.clear_requests();
     let found = runner
         .lookup(&[
-            Submission::Task(simple_task("wc-1")),
-            Submission::Task(simple_task("wc-2")),
+            Submission::task(&job(), simple_task("wc-1")),
+            Submission::task(&job(), simple_task("wc-2")),
         ])
         .await;
     let status = found[0].as_ref().unwrap().as_ref().unwrap();
@@ -343,9 +350,9 @@ async fn once_a_lookup_has_failed_the_lookups_not_yet_started_fail_with_it() {
     }));
     let mut options = options(&fake);
     options.retry.budget = Duration::from_millis(300);
-    let runner = BatchTaskRunner::new(BatchClient::new(options).unwrap(), JOB, POOL);
+    let runner = BatchTaskRunner::new(BatchClient::new(options).unwrap());
     let items: Vec<Submission> = (0..200)
-        .map(|i| Submission::Task(simple_task(&format!("wc-{i:03}"))))
+        .map(|i| Submission::task(&job(), simple_task(&format!("wc-{i:03}"))))
         .collect();
     let results = runner.lookup(&items).await;
     assert_eq!(results.len(), items.len());
@@ -402,9 +409,9 @@ async fn unreachable_batch_is_a_transient_error_within_the_budget() {
         "took {elapsed:?}"
     );
 
-    let runner = BatchTaskRunner::new(client, JOB, POOL);
+    let runner = BatchTaskRunner::new(client);
     let results = runner
-        .submit(&[Submission::Task(simple_task("wc-1"))])
+        .submit(&[Submission::task(&job(), simple_task("wc-1"))])
         .await;
     assert!(
         matches!(&results[..], [Err(SubmitError::Transient(_))]),
@@ -415,9 +422,9 @@ async fn unreachable_batch_is_a_transient_error_within_the_budget() {
 #[tokio::test]
 async fn job_not_found_creates_the_job_then_adds_the_task() {
     let fake = FakeBatch::start(FakeBatchConfig::default()).await;
-    let runner = BatchTaskRunner::new(client(&fake), JOB, POOL);
+    let runner = BatchTaskRunner::new(client(&fake));
     let results = runner
-        .submit(&[Submission::Task(simple_task("wc-1"))])
+        .submit(&[Submission::task(&job(), simple_task("wc-1"))])
         .await;
     assert_eq!(results, vec![Ok(Accepted::Submitted)]);
 
@@ -451,11 +458,11 @@ async fn job_exists_while_creating_it_is_fine() {
         "The specified job does not exist.",
     ));
     fake.create_job(JOB, POOL);
-    let runner = BatchTaskRunner::new(client(&fake), JOB, POOL);
+    let runner = BatchTaskRunner::new(client(&fake));
     let results = runner
         .submit(&[
-            Submission::Task(simple_task("wc-1")),
-            Submission::Task(simple_task("wc-2")),
+            Submission::task(&job(), simple_task("wc-1")),
+            Submission::task(&job(), simple_task("wc-2")),
         ])
         .await;
     assert_eq!(
@@ -600,9 +607,9 @@ async fn other_client_errors_are_permanent_with_code_and_message() {
         "JobCompleted",
         "The specified job is already in a completed state.",
     ));
-    let runner = BatchTaskRunner::new(client(&fake), JOB, POOL);
+    let runner = BatchTaskRunner::new(client(&fake));
     let results = runner
-        .submit(&[Submission::Task(simple_task("wc-1"))])
+        .submit(&[Submission::task(&job(), simple_task("wc-1"))])
         .await;
     match &results[..] {
         [Err(error @ SubmitError::Rejected { code, .. })] => {
@@ -693,7 +700,7 @@ async fn job_per_blob_submissions_add_jobs() {
             kill_job_on_completion: true,
         }),
     };
-    let runner = BatchTaskRunner::new(client(&fake), JOB, POOL);
+    let runner = BatchTaskRunner::new(client(&fake));
     let items = vec![
         Submission::Job(job.clone()),
         Submission::Job(JobSpec {
@@ -730,7 +737,7 @@ async fn mixed_submissions_keep_their_order() {
     let fake = fake_with_job().await;
     let client = client(&fake);
     client.add_task(JOB, &simple_task("wc-b")).await.unwrap();
-    let job = JobSpec {
+    let own_job = JobSpec {
         id: "wc-job".into(),
         display_name: None,
         pool_info: PoolInfo {
@@ -740,13 +747,13 @@ async fn mixed_submissions_keep_their_order() {
         on_all_tasks_complete: Some(OnAllTasksComplete::TerminateJob),
         job_manager_task: None,
     };
-    let runner = BatchTaskRunner::new(client, JOB, POOL);
+    let runner = BatchTaskRunner::new(client);
     let results = runner
         .submit(&[
-            Submission::Task(simple_task("wc-a")),
-            Submission::Job(job),
-            Submission::Task(simple_task("wc-b")),
-            Submission::Task(simple_task("bad id")),
+            Submission::task(&job(), simple_task("wc-a")),
+            Submission::Job(own_job),
+            Submission::task(&job(), simple_task("wc-b")),
+            Submission::task(&job(), simple_task("bad id")),
         ])
         .await;
     assert_eq!(results[0], Ok(Accepted::Submitted));

@@ -10,12 +10,17 @@ use blob2batch::local::{
     Engine, FailureCategory, FailureCode, LocalRunner, LocalRunnerOptions, LocalSubmitter,
     RunnerEvent, TaskFailure,
 };
-use blob2batch::plan::Planner;
-use blob2batch::runner::{Accepted, Submission, TaskRunner};
+use blob2batch::plan::{Plan, Planner};
+use blob2batch::runner::{Accepted, JobRef, Submission, TaskRunner};
 use blob2batch::storage::azurite::WELL_KNOWN_KEY;
-use blob2batch::storage::{BlobHttpHeaders, StorageAccount};
+use blob2batch::storage::{BlobEntry, BlobHttpHeaders, StorageAccount};
 use blob2batch::task_spec::{IdentityReference, JobManagerTask, JobSpec, PoolInfo, TaskSpec};
 use tokio::sync::broadcast;
+
+/// The job the local runner's tasks are planned for (it runs them whatever their job).
+fn job() -> JobRef {
+    JobRef::new("wordcount", "wordcount")
+}
 
 /// Stand-in for `wordcount INPUT`: the document on standard output, as the real program writes it.
 const STAND_IN: &str = r#"#!/bin/sh
@@ -122,11 +127,17 @@ impl Fixture {
 
     /// The task the handler plans for version `etag` of `blob`.
     fn task(&self, blob: &str, etag: &str) -> TaskSpec {
-        let planned =
-            self.planner
-                .plan_listed(&self.input, blob, etag, time::OffsetDateTime::now_utc());
-        match planned.submission {
-            Submission::Task(task) => task,
+        let entry = BlobEntry {
+            name: blob.into(),
+            etag: etag.into(),
+            ..BlobEntry::default()
+        };
+        let now = time::OffsetDateTime::now_utc();
+        match self.planner.plan_listed(&self.input, &entry, now, None) {
+            Ok(Plan::Run(planned)) => match planned.submission {
+                Submission::Task { task, .. } => task,
+                other => panic!("expected a task, got {other:?}"),
+            },
             other => panic!("expected a task, got {other:?}"),
         }
     }
@@ -159,7 +170,7 @@ async fn finished(events: &mut broadcast::Receiver<RunnerEvent>, id: &str) -> Ru
 }
 
 async fn submit(runner: &LocalRunner, task: TaskSpec) -> Accepted {
-    let items = [Submission::Task(task)];
+    let items = [Submission::task(&job(), task)];
     runner.submit(&items).await.remove(0).expect("accepted")
 }
 
@@ -363,7 +374,7 @@ async fn what_fails_on_batch_fails_here() {
     assert!(why.message.contains("identityReference"), "{why}");
 
     // An id Batch would refuse.
-    let items = [Submission::Task(task("not a valid id"))];
+    let items = [Submission::task(&job(), task("not a valid id"))];
     assert!(runner.submit(&items).await[0].is_err());
 
     assert!(f.read_output("x.txt.wordcount.json").await.is_none());
@@ -442,7 +453,7 @@ async fn concurrency_is_bounded() {
     .await
     .unwrap();
     let items: Vec<Submission> = (0..6)
-        .map(|i| Submission::Task(f.task_as(&format!("wc-c-{i}"), "c.txt", &etag)))
+        .map(|i| Submission::task(&job(), f.task_as(&format!("wc-c-{i}"), "c.txt", &etag)))
         .collect();
     let results = runner.submit(&items).await;
     assert!(results.iter().all(|r| r == &Ok(Accepted::Submitted)));
@@ -495,7 +506,7 @@ async fn tasks_recorded_by_another_process_are_run_once() {
     // What `reconcile` does with RUNNER=local: record the task, run nothing.
     let submitter = LocalSubmitter::open(&f.work_dir).unwrap();
     let task = f.task("x.txt", &etag);
-    let items = [Submission::Task(task.clone())];
+    let items = [Submission::task(&job(), task.clone())];
     assert_eq!(submitter.submit(&items).await[0], Ok(Accepted::Submitted));
     assert_eq!(submitter.submit(&items).await[0], Ok(Accepted::Duplicate));
     match finished(&mut events, &task.id).await {

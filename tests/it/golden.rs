@@ -13,7 +13,7 @@ use crate::support::events::BlobEvent;
 use blob2batch::config::Settings;
 use blob2batch::event::parse_event;
 use blob2batch::filter::{EventFilter, Verdict};
-use blob2batch::plan::{Planner, job_id, task_id};
+use blob2batch::plan::{Plan, Planner, job_id, task_id};
 use blob2batch::runner::Submission;
 
 /// (account, container, blob name, eTag) -> task id. NEVER CHANGE THESE ROWS.
@@ -210,8 +210,11 @@ fn bodies(settings: &Settings) -> String {
         let Verdict::Act(blob) = filter.classify(&event) else {
             panic!("{event:?} is not acted on");
         };
-        let body = match planner.plan(&blob, now).submission {
-            Submission::Task(task) => serde_json::to_string(&task),
+        let Ok(Plan::Run(planned)) = planner.plan(&blob, now, None) else {
+            panic!("{blob:?} is not planned");
+        };
+        let body = match planned.submission {
+            Submission::Task { task, .. } => serde_json::to_string(&task),
             Submission::Job(job) => serde_json::to_string(&job),
         };
         out.push_str(&body.unwrap());

@@ -96,6 +96,21 @@ impl Process {
         self.lines.lock().unwrap().clone()
     }
 
+    /// Waits until `count` lines match `pred` (the output is read by another thread, so a line
+    /// written before an answer may arrive after it); panics with the whole output on timeout.
+    pub fn wait_for_lines(&self, count: usize, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while self.output().iter().filter(|l| pred(l)).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not write {count} such lines:\n{}",
+                self.name,
+                self.output().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for a line matching `pred`; panics with the whole output on timeout or exit.
     pub fn wait_for_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + timeout;

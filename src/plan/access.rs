@@ -1,0 +1,130 @@
+//! How a task reaches its input and the output container: SAS URLs signed with the account key
+//! (read on the one blob, create and write on the output container), or plain URLs and the
+//! pool's identity; and, for a task that reads its input itself, a read-only URL for the blob.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::config::StorageAccess;
+use crate::filter::BlobCreated;
+use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
+use crate::task_spec::IdentityReference;
+
+/// Clock skew tolerated between us and storage for a SAS's start time.
+pub(super) const SAS_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// Signs a read-only SAS for one blob when storage is reached with an identity (no key): a user
+/// delegation key fetched before planning (planning itself reaches nothing).
+pub trait ReadSigner: Send + Sync {
+    /// The SAS query (without `?`) that lets its holder read blob `blob` of `container` from
+    /// `start` to `expiry`, or why it cannot be signed.
+    fn read_blob_sas(
+        &self,
+        container: &str,
+        blob: &str,
+        start: OffsetDateTime,
+        expiry: OffsetDateTime,
+    ) -> Result<String, String>;
+}
+
+/// How one task reaches storage.
+pub(super) struct Access {
+    /// The blob, for a resource file: with a read SAS, or plain for the identity.
+    pub input_url: String,
+    pub output_container_url: String,
+    /// The pool's identity, when it is the way in (no SAS).
+    pub identity: Option<IdentityReference>,
+}
+
+/// What the planner signs with.
+pub(super) struct Signing<'a> {
+    pub access: &'a StorageAccess,
+    pub https_only: bool,
+    /// The output container's URL, without a SAS.
+    pub output_container_url: String,
+    pub output_container: &'a str,
+}
+
+impl Signing<'_> {
+    fn options(&self, permissions: &str, now: OffsetDateTime, lifetime: Duration) -> SasOptions {
+        SasOptions {
+            permissions: permissions.into(),
+            start: Some(now - SAS_CLOCK_SKEW),
+            expiry: now + lifetime + SAS_CLOCK_SKEW,
+            protocol: if self.https_only {
+                SasProtocol::Https
+            } else {
+                SasProtocol::HttpsAndHttp
+            },
+        }
+    }
+
+    /// The input's URL and the output container's, valid from `now` for `lifetime` (the
+    /// longest the task can exist).
+    pub fn access(&self, blob: &BlobCreated, now: OffsetDateTime, lifetime: Duration) -> Access {
+        match self.access {
+            StorageAccess::Sas(key) => {
+                let read = key.service_sas(
+                    SasResource::Blob {
+                        container: &blob.container,
+                        blob: &blob.blob,
+                    },
+                    &self.options("r", now, lifetime),
+                );
+                let write = key.service_sas(
+                    SasResource::Container {
+                        container: self.output_container,
+                    },
+                    &self.options("cw", now, lifetime),
+                );
+                Access {
+                    input_url: read.append_to(&blob.url),
+                    output_container_url: write.append_to(&self.output_container_url),
+                    identity: None,
+                }
+            }
+            StorageAccess::Identity(resource_id) => Access {
+                input_url: blob.url.clone(),
+                output_container_url: self.output_container_url.clone(),
+                identity: Some(IdentityReference {
+                    resource_id: resource_id.clone(),
+                }),
+            },
+        }
+    }
+
+    /// A read-only SAS URL for the blob, for a task that reads it itself: a service SAS with the
+    /// key, else a user delegation SAS from `delegated`.
+    pub fn read_url(
+        &self,
+        blob: &BlobCreated,
+        now: OffsetDateTime,
+        lifetime: Duration,
+        delegated: Option<&dyn ReadSigner>,
+    ) -> Result<String, String> {
+        let options = self.options("r", now, lifetime);
+        let query = match (self.access, delegated) {
+            (StorageAccess::Sas(key), _) => key
+                .service_sas(
+                    SasResource::Blob {
+                        container: &blob.container,
+                        blob: &blob.blob,
+                    },
+                    &options,
+                )
+                .query()
+                .to_string(),
+            (StorageAccess::Identity(_), Some(signer)) => signer.read_blob_sas(
+                &blob.container,
+                &blob.blob,
+                options.start.unwrap_or(now),
+                options.expiry,
+            )?,
+            (StorageAccess::Identity(_), None) => {
+                return Err("no user delegation key to sign the input's URL with".into());
+            }
+        };
+        Ok(crate::storage::url::join_query(&blob.url, &query))
+    }
+}
