@@ -15,7 +15,7 @@
 //!     Err(_) => BatchCredential::Token(azure_identity::AzureCliCredential::new(None)?),
 //! };
 //! let client = BatchClient::new(BatchClientOptions::new(endpoint, credential))?;
-//! let runner = BatchTaskRunner::new(client, "wordcount", "wordcount");
+//! let runner = BatchTaskRunner::new(client);
 //! # let _ = runner;
 //! # Ok(())
 //! # }
