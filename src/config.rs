@@ -304,6 +304,18 @@ impl Settings {
         }
     }
 
+    /// The image of the word count's tasks: the listed `wordcount` workload's own, else
+    /// `WORDCOUNT_IMAGE`.
+    pub fn word_count_image(&self) -> &str {
+        self.workloads
+            .runs()
+            .find_map(|(_, run)| match &run.program {
+                Program::WordCount { image } => image.as_deref(),
+                Program::Image { .. } => None,
+            })
+            .unwrap_or(&self.task.image)
+    }
+
     /// The Batch settings, when `RUNNER=batch`.
     pub fn batch(&self) -> Option<&BatchSettings> {
         match &self.runner {

@@ -120,7 +120,9 @@ impl Context {
                 (Arc::new(grouped), Arc::new(direct.clone()))
             }
             Target::Local(local) => {
-                let runner = LocalRunner::open(LocalRunnerOptions::from_settings(local)?).await?;
+                let options =
+                    LocalRunnerOptions::from_settings(local, settings.word_count_image())?;
+                let runner = LocalRunner::open(options).await?;
                 let lookup = Arc::new(runner.store().clone());
                 (Arc::new(runner), lookup)
             }

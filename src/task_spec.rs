@@ -235,6 +235,23 @@ pub struct JobManagerTask {
     pub kill_job_on_completion: bool,
 }
 
+impl JobSpec {
+    /// A long-lived job on pool `pool`: `noaction` when all tasks complete, since it keeps
+    /// receiving tasks.
+    pub fn long_lived(id: &str, pool: &str) -> JobSpec {
+        JobSpec {
+            id: id.to_string(),
+            display_name: None,
+            pool_info: PoolInfo {
+                pool_id: Some(pool.to_string()),
+                auto_pool_specification: None,
+            },
+            on_all_tasks_complete: Some(OnAllTasksComplete::NoAction),
+            job_manager_task: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnAllTasksComplete {

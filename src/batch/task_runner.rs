@@ -18,7 +18,7 @@ use crate::runner::{
     Accepted, BoxFuture, FailureInfo, JobRef, LookupError, LookupResult, Submission, SubmitError,
     SubmitResult, TaskLookup, TaskRunner, TaskState, TaskStatus,
 };
-use crate::task_spec::{JobSpec, OnAllTasksComplete, PoolInfo, TaskSpec};
+use crate::task_spec::{JobSpec, TaskSpec};
 
 /// Get Task requests in flight at once when reading many tasks' states.
 const LOOKUPS_IN_FLIGHT: usize = 16;
@@ -61,7 +61,7 @@ impl BatchTaskRunner {
         info!(job_id = %job.id, pool_id = %job.pool, "Batch job not found; creating it");
         match self
             .client
-            .add_job_until(&long_lived_job(job), deadline)
+            .add_job_until(&JobSpec::long_lived(&job.id, &job.pool), deadline)
             .await
         {
             Ok(outcome) => {
@@ -218,20 +218,6 @@ impl TaskLookup for BatchTaskRunner {
         Box::pin(map_fail_fast(items, LOOKUPS_IN_FLIGHT, |item| {
             self.lookup_one(item)
         }))
-    }
-}
-
-/// A long-lived job: `noaction` when all tasks complete, since it keeps receiving tasks.
-fn long_lived_job(job: &JobRef) -> JobSpec {
-    JobSpec {
-        id: job.id.clone(),
-        display_name: None,
-        pool_info: PoolInfo {
-            pool_id: Some(job.pool.clone()),
-            auto_pool_specification: None,
-        },
-        on_all_tasks_complete: Some(OnAllTasksComplete::NoAction),
-        job_manager_task: None,
     }
 }
 

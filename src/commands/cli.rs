@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use super::dev::{self, DevOptions, LocalDefaults};
+use super::plan::PlanOptions;
 use super::put::{self, PutOptions};
 use super::reconcile::ReconcileOptions;
 use super::redrive::RedriveOptions;
@@ -51,6 +52,10 @@ enum Command {
         /// Prefix for the blob names (e.g. `docs/`); the blob name is prefix + file name.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// Content type of every file (workload routes may match on it); default: guessed
+        /// from each file's name.
+        #[arg(long, value_name = "TYPE")]
+        content_type: Option<String>,
     },
     /// What became of each blob's current version: its task, the task's state, its result.
     Status {
@@ -79,6 +84,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the workloads file and print the routing table: each route in order, what it takes
+    /// and what it runs.
+    Workloads {
+        /// One JSON object per route.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What serve would do with a blob version: which workload takes it, and the exact Batch
+    /// request bodies it would send (signatures redacted). Reaches nothing.
+    Plan {
+        /// One JSON object per blob version.
+        #[arg(long)]
+        json: bool,
+        /// The version's eTag (default: a placeholder, named in the output).
+        #[arg(long, value_name = "E")]
+        etag: Option<String>,
+        /// The blob's size in bytes (default 0).
+        #[arg(long, value_name = "N")]
+        size: Option<u64>,
+        /// The blob's content type, as its uploader set it.
+        #[arg(long, value_name = "T")]
+        content_type: Option<String>,
+        /// An Event Grid or CloudEvents event, a delivery, or a Functions host invocation.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["etag", "size", "content_type"])]
+        event: Option<PathBuf>,
+        /// A blob of the input container.
+        #[arg(
+            value_name = "NAME",
+            required_unless_present = "event",
+            conflicts_with = "event"
+        )]
+        name: Option<String>,
+    },
     /// Pass Event Grid's dead-lettered events through the intake again.
     Redrive {
         /// Submit and move nothing; report what would happen.
@@ -99,6 +137,8 @@ impl Command {
             Command::Status { .. } => "status",
             Command::Reconcile { .. } => "reconcile",
             Command::Redrive { .. } => "redrive",
+            Command::Workloads { .. } => "workloads",
+            Command::Plan { .. } => "plan",
         }
     }
 }
@@ -157,7 +197,11 @@ async fn dispatch(command: Command) -> Result<Vec<String>, CommandError> {
             dev::run(options).await?;
             Ok(Vec::new())
         }
-        Command::Put { files, prefix } => {
+        Command::Put {
+            files,
+            prefix,
+            content_type,
+        } => {
             let setup = dev::resolve(dev::process_env(), &LocalDefaults::default())?;
             put::run(PutOptions {
                 container: setup.settings.input_container.clone(),
@@ -165,6 +209,7 @@ async fn dispatch(command: Command) -> Result<Vec<String>, CommandError> {
                 files,
                 prefix,
                 create_container: true,
+                content_type,
             })
             .await?;
             Ok(Vec::new())
@@ -194,6 +239,29 @@ async fn dispatch(command: Command) -> Result<Vec<String>, CommandError> {
                 json,
             };
             reconcile::run(&commands_context()?, &options, out).await
+        }
+        Command::Workloads { json } => {
+            super::workloads::run(&console::ops_settings()?, json, out);
+            Ok(Vec::new())
+        }
+        Command::Plan {
+            json,
+            etag,
+            size,
+            content_type,
+            event,
+            name,
+        } => {
+            let options = PlanOptions {
+                json,
+                etag,
+                size,
+                content_type,
+                name,
+                event,
+            };
+            super::plan::run(&console::ops_settings()?, &options, out)?;
+            Ok(Vec::new())
         }
         Command::Redrive { dry_run, json } => {
             let options = RedriveOptions { dry_run, json };

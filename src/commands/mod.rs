@@ -6,10 +6,12 @@
 pub mod cli;
 pub mod console;
 pub mod dev;
+pub mod plan;
 pub mod put;
 pub mod reconcile;
 pub mod redrive;
 pub mod status;
+pub mod workloads;
 
 use std::error::Error;
 use std::fmt;

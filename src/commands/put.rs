@@ -19,6 +19,8 @@ pub struct PutOptions {
     pub prefix: String,
     /// Creates the container when it is missing.
     pub create_container: bool,
+    /// The content type of every file; `None`: guessed from each file's name.
+    pub content_type: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +130,11 @@ async fn upload_one(
         }
         let _ = err.flush();
     };
-    let headers = BlobHttpHeaders::content_type(guess_content_type(&name));
+    let content_type = options
+        .content_type
+        .as_deref()
+        .unwrap_or_else(|| guess_content_type(&name));
+    let headers = BlobHttpHeaders::content_type(content_type);
     let uploaded = container
         .upload_file(&blob, file, &headers, Some(&progress))
         .await
@@ -146,16 +152,12 @@ async fn upload_one(
     Ok(blob)
 }
 
+/// The content type a file's name suggests (workload routes may match on it), or
+/// `application/octet-stream`.
 fn guess_content_type(name: &str) -> &'static str {
-    let lower = name.to_ascii_lowercase();
-    match lower.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("txt" | "md" | "csv" | "tsv" | "log") => "text/plain",
-        Some("json") => "application/json",
-        Some("gz") => "application/gzip",
-        Some("html" | "htm") => "text/html",
-        Some("xml") => "application/xml",
-        _ => "application/octet-stream",
-    }
+    mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
 }
 
 /// `1.5 MiB`-style sizes.
@@ -184,6 +186,9 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(433 * 1024 * 1024), "433.0 MiB");
         assert_eq!(guess_content_type("a.TXT"), "text/plain");
+        assert_eq!(guess_content_type("photo.png"), "image/png");
+        assert_eq!(guess_content_type("notes.md"), "text/markdown");
+        assert_eq!(guess_content_type("data.json"), "application/json");
         assert_eq!(guess_content_type("x"), "application/octet-stream");
     }
 }

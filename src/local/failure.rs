@@ -40,12 +40,16 @@ pub enum FailureCode {
     CommandLineError,
     /// The task directory cannot be prepared.
     TaskDirectoryError,
+    /// The task runs an image, and this machine has no container engine (podman) to run it.
+    ContainerEngineMissing,
 }
 
 impl FailureCode {
     pub fn category(self) -> FailureCategory {
         match self {
-            FailureCode::TaskDirectoryError => FailureCategory::ServerError,
+            FailureCode::TaskDirectoryError | FailureCode::ContainerEngineMissing => {
+                FailureCategory::ServerError
+            }
             _ => FailureCategory::UserError,
         }
     }
@@ -58,6 +62,7 @@ impl FailureCode {
             FailureCode::MaxWallClockTimeExceeded => "MaxWallClockTimeExceeded",
             FailureCode::CommandLineError => "CommandLineError",
             FailureCode::TaskDirectoryError => "TaskDirectoryError",
+            FailureCode::ContainerEngineMissing => "ContainerEngineMissing",
         }
     }
 }

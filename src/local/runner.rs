@@ -36,13 +36,19 @@ pub struct LocalRunnerOptions {
     pub work_dir: PathBuf,
     /// Tasks running at once.
     pub concurrency: usize,
+    /// How the word count's tasks run.
     pub engine: Engine,
+    /// The image of the word count's tasks (tasks of any other image run in it, with podman).
+    pub word_count_image: String,
 }
 
 impl LocalRunnerOptions {
     /// The runner the settings ask for: podman with `LOCAL_PODMAN_IMAGE`, else the `wordcount`
     /// program (`LOCAL_WORDCOUNT_BIN`, beside `blob2batch`, or on `PATH`).
-    pub fn from_settings(settings: &LocalSettings) -> Result<Self, LocalRunnerError> {
+    pub fn from_settings(
+        settings: &LocalSettings,
+        word_count_image: &str,
+    ) -> Result<Self, LocalRunnerError> {
         let engine = match &settings.podman_image {
             Some(image) => Engine::Podman {
                 image: image.clone(),
@@ -55,6 +61,7 @@ impl LocalRunnerOptions {
             work_dir: settings.work_dir.clone(),
             concurrency: settings.concurrency,
             engine,
+            word_count_image: word_count_image.to_string(),
         })
     }
 }
@@ -411,7 +418,12 @@ impl LocalRunner {
             .inner
             .options
             .engine
-            .run(task, dir, stdout, stderr)
+            .run(
+                task,
+                &self.inner.options.word_count_image,
+                dir,
+                (stdout, stderr),
+            )
             .await;
         phases.run = run_started.elapsed();
         // Resource files can be large and are not needed any more.
@@ -674,6 +686,7 @@ mod tests {
     async fn one_runner_at_a_time_per_work_directory() {
         let dir = tempfile::tempdir().unwrap();
         let options = LocalRunnerOptions {
+            word_count_image: "localhost/wordcount:latest".into(),
             work_dir: dir.path().to_path_buf(),
             concurrency: 1,
             engine: Engine::Process {

@@ -17,6 +17,9 @@ use blob2batch::storage::{BlobEntry, BlobHttpHeaders, StorageAccount};
 use blob2batch::task_spec::{IdentityReference, JobManagerTask, JobSpec, PoolInfo, TaskSpec};
 use tokio::sync::broadcast;
 
+/// The image the planner gives the word count's tasks (the settings name none).
+const WORD_COUNT_IMAGE: &str = "localhost/wordcount:latest";
+
 /// The job the local runner's tasks are planned for (it runs them whatever their job).
 fn job() -> JobRef {
     JobRef::new("wordcount", "wordcount")
@@ -93,6 +96,7 @@ async fn fixture(name: &str) -> Fixture {
 impl Fixture {
     async fn runner(&self) -> LocalRunner {
         LocalRunner::open(LocalRunnerOptions {
+            word_count_image: WORD_COUNT_IMAGE.into(),
             work_dir: self.work_dir.clone(),
             concurrency: 2,
             engine: Engine::Process {
@@ -444,6 +448,7 @@ async fn concurrency_is_bounded() {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let etag = f.put("c.txt", "x").await;
     let runner = LocalRunner::open(LocalRunnerOptions {
+        word_count_image: WORD_COUNT_IMAGE.into(),
         work_dir: f.work_dir.clone(),
         concurrency: 2,
         engine: Engine::Process {

@@ -243,7 +243,8 @@ async fn run_pipeline(
         create_container(&account, container).await?;
     }
     // The runner, as `serve` builds it from the same settings; its events are shown here.
-    let runner = LocalRunner::open(LocalRunnerOptions::from_settings(&local)?).await?;
+    let runner_options = LocalRunnerOptions::from_settings(&local, settings.word_count_image())?;
+    let runner = LocalRunner::open(runner_options).await?;
     let runner_events = runner.subscribe();
     let context = Context::with_runner(settings, Arc::new(runner.clone()))?;
     let application = Application::build(Arc::new(context)).await?;
