@@ -1,6 +1,8 @@
 //! User delegation SAS (https://learn.microsoft.com/rest/api/storageservices/create-user-delegation-sas):
 //! read-only SAS URLs for one blob where no account key is configured. The key that signs them
-//! comes from the service (Get User Delegation Key) in exchange for the process's Entra ID token.
+//! comes from the service (Get User Delegation Key) in exchange for the process's Entra ID token
+//! and lasts at most [`MAX_DELEGATION_LIFETIME`]; [`DelegationKeys`] keeps one and asks for the
+//! next only when a caller needs more than what is left of it.
 //!
 //! The SAS is signed for version [`SAS_VERSION`] (2025-11-05, as the service SAS), whose
 //! string-to-sign has 26 lines:
@@ -19,8 +21,16 @@
 //! this signer against the crate's, line by line: they differ in those two lines and the version.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use azure_core::http::Url;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::{
+    ClientOptions, ExponentialRetryOptions, RequestContent, RetryOptions, Transport, Url,
+};
+use azure_storage_blob::models::KeyInfo;
+use azure_storage_blob::{BlobServiceClient, BlobServiceClientOptions};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
@@ -28,10 +38,65 @@ use time::OffsetDateTime;
 use super::sas::{SAS_VERSION, format_sas_time, redact_sas};
 use super::url::encode_query_value;
 use crate::account_key::AccountKey;
+use crate::error_chain::error_chain;
+use crate::sync::lock;
+
+/// The longest a user delegation key may last (a service limit), so the longest any SAS signed
+/// with one can.
+pub const MAX_DELEGATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What a workload's time (queue plus run) must leave of [`MAX_DELEGATION_LIFETIME`]: the
+/// longest lifetime [`DelegationKeys::key_for`] accepts is the difference.
+///
+/// It must cover the clock-skew allowance cut from each key's end and the slack asked beyond a
+/// caller's lifetime (ten minutes together). What is left decides how long a key serves callers
+/// that ask for the longest lifetime: with an hour, a fresh key serves them for fifty minutes,
+/// so even then the service sees one key request every fifty minutes, not one per task.
+pub const DELEGATION_MARGIN: Duration = Duration::from_secs(3600);
+
+/// Our clock may differ from the service's: a key starts this long before now, and ends this
+/// long short of the limit, so that the service neither finds its start in the future nor its
+/// end beyond seven days.
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// A key handed out must outlast the asked lifetime by this much: a caller signs after
+/// `key_for` returns, and counts its SAS's expiry from then.
+const SIGNING_SLACK: Duration = Duration::from_secs(300);
+
+const _: () = assert!(
+    DELEGATION_MARGIN.as_secs() >= CLOCK_SKEW.as_secs() + SIGNING_SLACK.as_secs(),
+    "a fresh key must cover the longest lifetime key_for accepts"
+);
+
+/// The longest lifetime [`DelegationKeys::key_for`] accepts.
+pub const LONGEST_DELEGATED_LIFETIME: Duration =
+    Duration::from_secs(MAX_DELEGATION_LIFETIME.as_secs() - DELEGATION_MARGIN.as_secs());
 
 /// Why no key or no SAS. Messages name the cause and never hold a key, token or signature.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DelegationError {
+    /// The blob endpoint cannot give keys (they are only given over https).
+    #[error("no user delegation key from {endpoint}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    /// The lifetime asked for is longer than any key can serve.
+    #[error(
+        "a user delegation SAS lasts at most {} s (seven days less a margin of {} s); {} s asked",
+        LONGEST_DELEGATED_LIFETIME.as_secs(),
+        DELEGATION_MARGIN.as_secs(),
+        asked.as_secs()
+    )]
+    LifetimeTooLong { asked: Duration },
+    /// The key request failed: storage unreachable, or an error answer (403 while the identity
+    /// lacks a role that allows `generateUserDelegationKey`).
+    #[error("getting a user delegation key failed{}: {message}", status_and_code(*status, code.as_deref()))]
+    Service {
+        status: Option<u16>,
+        code: Option<String>,
+        message: String,
+    },
+    /// The key request, retries included, did not end within the retry budget.
+    #[error("getting a user delegation key: no answer within {} s, retries included", budget.as_secs())]
+    Timeout { budget: Duration },
     /// The service answered with a key that cannot serve.
     #[error("the user delegation key the service returned {problem}")]
     UnusableKey { problem: String },
@@ -58,16 +123,234 @@ pub enum DelegationError {
 }
 
 impl DelegationError {
-    /// Whether trying again later may succeed: the service gave a key that cannot serve, as
-    /// opposed to a request that no retry can satisfy.
+    /// Whether trying again later may succeed: the service failed or was not reached, as
+    /// opposed to a setting or a request that no retry can satisfy.
     pub fn is_transient(&self) -> bool {
-        matches!(self, DelegationError::UnusableKey { .. })
+        matches!(
+            self,
+            DelegationError::Service { .. }
+                | DelegationError::Timeout { .. }
+                | DelegationError::UnusableKey { .. }
+        )
+    }
+
+    fn service(err: azure_core::Error) -> Self {
+        let status = err.http_status().map(u16::from);
+        let code = match err.kind() {
+            azure_core::error::ErrorKind::HttpResponse { error_code, .. } => error_code.clone(),
+            _ => None,
+        };
+        DelegationError::Service {
+            status,
+            code,
+            message: redact_sas(&error_chain(&err)),
+        }
     }
 
     fn unusable(problem: impl Into<String>) -> Self {
         DelegationError::UnusableKey {
             problem: problem.into(),
         }
+    }
+}
+
+fn status_and_code(status: Option<u16>, code: Option<&str>) -> String {
+    match (status, code) {
+        (Some(status), Some(code)) => format!(" ({status} {code})"),
+        (Some(status), None) => format!(" ({status})"),
+        _ => String::new(),
+    }
+}
+
+/// How [`DelegationKeys`] reaches the service.
+#[derive(Clone)]
+pub struct DelegationKeysOptions {
+    /// The longest one key request may take, retries included (`STORAGE_RETRY_BUDGET`).
+    pub retry_budget: Duration,
+    /// Where requests go instead of the SDK's own HTTP client: in tests, one that trusts a test
+    /// certificate or counts requests. `None` in production.
+    pub transport: Option<Transport>,
+}
+
+impl DelegationKeysOptions {
+    pub fn new(retry_budget: Duration) -> Self {
+        DelegationKeysOptions {
+            retry_budget,
+            transport: None,
+        }
+    }
+}
+
+impl fmt::Debug for DelegationKeysOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DelegationKeysOptions")
+            .field("retry_budget", &self.retry_budget)
+            .field("custom_transport", &self.transport.is_some())
+            .finish()
+    }
+}
+
+/// The user delegation keys of one account, as the process's identity obtains them: one kept,
+/// shared by every caller it covers, replaced when a caller needs more than is left of it.
+pub struct DelegationKeys {
+    account: String,
+    endpoint: Url,
+    budget: Duration,
+    client: BlobServiceClient,
+    current: Mutex<Option<Arc<DelegationKey>>>,
+    /// Held while a key is fetched, so that callers who arrive meanwhile wait for that fetch
+    /// instead of starting their own; holds the last fetch's failure, which they share.
+    fetching: tokio::sync::Mutex<Option<DelegationError>>,
+    /// Completed fetches: a caller that saw one complete while it waited takes its outcome.
+    fetches: AtomicU64,
+}
+
+impl fmt::Debug for DelegationKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let current = lock(&self.current)
+            .as_ref()
+            .map(|key| format_sas_time(key.expiry));
+        f.debug_struct("DelegationKeys")
+            .field("account", &self.account)
+            .field("endpoint", &redact_sas(self.endpoint.as_str()))
+            .field("retry_budget", &self.budget)
+            .field("current_key_expiry", &current)
+            .finish()
+    }
+}
+
+impl DelegationKeys {
+    /// Keys of `account` from its blob endpoint `endpoint` (https), obtained with tokens from
+    /// `credential`. Asks for nothing yet.
+    pub fn new(
+        endpoint: &Url,
+        account: &str,
+        credential: Arc<dyn TokenCredential>,
+        options: DelegationKeysOptions,
+    ) -> Result<DelegationKeys, DelegationError> {
+        let refused = |reason: String| DelegationError::Endpoint {
+            endpoint: redact_sas(endpoint.as_str()),
+            reason: redact_sas(&reason),
+        };
+        if endpoint.scheme() != "https" {
+            return Err(refused("keys are only given over https".into()));
+        }
+        let client_options = BlobServiceClientOptions {
+            client_options: client_options(options.retry_budget, options.transport),
+            // The key's version (skv) matches the SAS's, and Azurite 3.35.0 knows it.
+            version: SAS_VERSION.to_string(),
+        };
+        let client =
+            BlobServiceClient::new(endpoint.clone(), Some(credential), Some(client_options))
+                .map_err(|e| refused(error_chain(&e)))?;
+        Ok(DelegationKeys {
+            account: account.to_string(),
+            endpoint: endpoint.clone(),
+            budget: options.retry_budget,
+            client,
+            current: Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(None),
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    /// A key valid for at least `lifetime` from now (plus a few minutes of slack): the kept
+    /// one when it lasts that long, else a new one valid for the longest a key may be.
+    /// Callers arriving while a key is fetched share that fetch, and its failure.
+    pub async fn key_for(&self, lifetime: Duration) -> Result<Arc<DelegationKey>, DelegationError> {
+        if lifetime > LONGEST_DELEGATED_LIFETIME {
+            return Err(DelegationError::LifetimeTooLong { asked: lifetime });
+        }
+        let needed = |now: OffsetDateTime| now + lifetime + SIGNING_SLACK;
+        if let Some(key) = self.current_until(needed(OffsetDateTime::now_utc())) {
+            return Ok(key);
+        }
+        let seen = self.fetches.load(Ordering::Acquire);
+        let mut last_failure = self.fetching.lock().await;
+        let until = needed(OffsetDateTime::now_utc());
+        if let Some(key) = self.current_until(until) {
+            return Ok(key);
+        }
+        if self.fetches.load(Ordering::Acquire) != seen
+            && let Some(failure) = last_failure.as_ref()
+        {
+            return Err(failure.clone());
+        }
+        let fetched = self.fetch(until).await;
+        self.fetches.fetch_add(1, Ordering::Release);
+        match &fetched {
+            Ok(key) => {
+                *lock(&self.current) = Some(key.clone());
+                *last_failure = None;
+            }
+            Err(failure) => *last_failure = Some(failure.clone()),
+        }
+        fetched
+    }
+
+    fn current_until(&self, until: OffsetDateTime) -> Option<Arc<DelegationKey>> {
+        lock(&self.current)
+            .as_ref()
+            .filter(|key| key.expiry >= until)
+            .cloned()
+    }
+
+    /// Asks the service for a key valid from a little before now for as long as allowed, and
+    /// checks that it lasts until `until`.
+    async fn fetch(&self, until: OffsetDateTime) -> Result<Arc<DelegationKey>, DelegationError> {
+        // Whole seconds: the service signs the times as sent, and the SAS carries them in whole
+        // seconds, which must be the same text.
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .expect("0 is a valid nanosecond");
+        let info = KeyInfo {
+            start: Some(now - CLOCK_SKEW),
+            expiry: Some(now + MAX_DELEGATION_LIFETIME - CLOCK_SKEW),
+            ..Default::default()
+        };
+        let request = RequestContent::try_from(info).map_err(DelegationError::service)?;
+        let call = self.client.get_user_delegation_key(request, None);
+        let answer = tokio::time::timeout(self.budget, call)
+            .await
+            .map_err(|_| DelegationError::Timeout {
+                budget: self.budget,
+            })?
+            .map_err(DelegationError::service)?;
+        let model = answer.into_model().map_err(DelegationError::service)?;
+        let parts = DelegationKeyParts {
+            signed_oid: model.signed_oid,
+            signed_tid: model.signed_tid,
+            signed_start: model.signed_start,
+            signed_expiry: model.signed_expiry,
+            signed_service: model.signed_service,
+            signed_version: model.signed_version,
+            signed_delegated_user_tid: model.signed_delegated_user_tid,
+            value: model.value,
+        };
+        let key = DelegationKey::new(&self.account, &self.endpoint, parts)?;
+        if key.expiry < until {
+            return Err(DelegationError::unusable(format!(
+                "expires at {}, before {} as needed",
+                format_sas_time(key.expiry),
+                format_sas_time(until)
+            )));
+        }
+        Ok(Arc::new(key))
+    }
+}
+
+/// The SDK stops retrying at half the budget, so that its last answer (not our timeout) is
+/// what a failure reports.
+fn client_options(budget: Duration, transport: Option<Transport>) -> ClientOptions {
+    let retries_end = azure_core::time::Duration::try_from(budget / 2)
+        .unwrap_or(azure_core::time::Duration::seconds(15));
+    ClientOptions {
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            max_total_elapsed: retries_end,
+            ..Default::default()
+        }),
+        transport,
+        ..Default::default()
     }
 }
 
@@ -502,7 +785,7 @@ mod tests {
     #[test]
     fn a_sas_never_outlives_its_key() {
         let key = key();
-        let late = key.expiry() + std::time::Duration::from_secs(1);
+        let late = key.expiry() + Duration::from_secs(1);
         assert_eq!(
             key.read_blob_sas("input", "a.txt", START, late),
             Err(DelegationError::OutlivesKey {
@@ -571,5 +854,358 @@ mod tests {
             "https://h/c/b?versionid=1&sv=1&sig=x"
         );
         assert_eq!(sas.append_to("https://h/c/b?"), "https://h/c/b?sv=1&sig=x");
+    }
+
+    mod cache {
+        use super::*;
+        use azure_core::credentials::{AccessToken, TokenRequestOptions};
+        use azure_core::http::headers::{HeaderName, Headers};
+        use azure_core::http::{AsyncRawResponse, Body, HttpClient, Request, StatusCode};
+        use std::collections::VecDeque;
+
+        /// A token credential with a fixed token, which no message may show.
+        #[derive(Debug)]
+        struct FixedToken;
+
+        const TOKEN: &str = "fixed-test-token-c2VjcmV0";
+
+        #[async_trait::async_trait]
+        impl TokenCredential for FixedToken {
+            async fn get_token(
+                &self,
+                _scopes: &[&str],
+                _options: Option<TokenRequestOptions<'_>>,
+            ) -> azure_core::Result<AccessToken> {
+                Ok(AccessToken::new(
+                    TOKEN,
+                    OffsetDateTime::now_utc() + Duration::from_secs(3600),
+                ))
+            }
+        }
+
+        /// How the fake service answers one request.
+        #[derive(Debug, Clone, Copy)]
+        enum Answer {
+            /// The key asked for.
+            AsAsked,
+            /// A key that ends this long after now, whatever was asked.
+            EndingIn(Duration),
+            /// An error status.
+            Status(u16),
+            /// Nothing, ever.
+            Never,
+        }
+
+        #[derive(Debug)]
+        struct Seen {
+            method: String,
+            url: String,
+            version: Option<String>,
+            authorization: Option<String>,
+            body: String,
+        }
+
+        /// Get User Delegation Key as the service answers it. Requests wait for a permit of
+        /// `gate` when there is one, so that callers can pile up behind a fetch.
+        #[derive(Debug, Default)]
+        struct FakeService {
+            answers: Mutex<VecDeque<Answer>>,
+            seen: Mutex<Vec<Seen>>,
+            gate: Option<tokio::sync::Semaphore>,
+        }
+
+        fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+            let from = text.find(open).expect(open) + open.len();
+            &text[from..from + text[from..].find(close).expect(close)]
+        }
+
+        fn key_xml(start: &str, expiry: &str) -> String {
+            format!(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?><UserDelegationKey>\
+                 <SignedOid>{OID}</SignedOid><SignedTid>{TID}</SignedTid>\
+                 <SignedStart>{start}</SignedStart><SignedExpiry>{expiry}</SignedExpiry>\
+                 <SignedService>b</SignedService><SignedVersion>2025-11-05</SignedVersion>\
+                 <Value>{}</Value></UserDelegationKey>",
+                STANDARD.encode(VALUE)
+            )
+        }
+
+        #[async_trait::async_trait]
+        impl HttpClient for FakeService {
+            async fn execute_request(
+                &self,
+                request: &Request,
+            ) -> azure_core::Result<AsyncRawResponse> {
+                let header = |name: &'static str| {
+                    request
+                        .headers()
+                        .get_optional_string(&HeaderName::from_static(name))
+                };
+                let body = match request.body() {
+                    Body::Bytes(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
+                    Body::SeekableStream(_) => panic!("a key request has a small body"),
+                };
+                lock(&self.seen).push(Seen {
+                    method: request.method().to_string(),
+                    url: request.url().to_string(),
+                    version: header("x-ms-version"),
+                    authorization: header("authorization"),
+                    body: body.clone(),
+                });
+                if let Some(gate) = &self.gate {
+                    gate.acquire().await.unwrap().forget();
+                }
+                let answer = lock(&self.answers).pop_front().unwrap_or(Answer::AsAsked);
+                let (status, xml) = match answer {
+                    Answer::AsAsked => (
+                        200,
+                        key_xml(
+                            between(&body, "<Start>", "</Start>"),
+                            between(&body, "<Expiry>", "</Expiry>"),
+                        ),
+                    ),
+                    Answer::EndingIn(left) => {
+                        let now = OffsetDateTime::now_utc();
+                        let xml = key_xml(
+                            &format_sas_time(now - CLOCK_SKEW),
+                            &format_sas_time(now + left),
+                        );
+                        (200, xml)
+                    }
+                    Answer::Status(status) => (
+                        status,
+                        "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error>\
+                         <Code>AuthorizationPermissionMismatch</Code>\
+                         <Message>This request is not authorized to perform this operation using \
+                         this permission.</Message></Error>"
+                            .to_string(),
+                    ),
+                    Answer::Never => std::future::pending().await,
+                };
+                let mut headers = Headers::new();
+                headers.insert("content-type", "application/xml");
+                if status != 200 {
+                    headers.insert("x-ms-error-code", "AuthorizationPermissionMismatch");
+                }
+                Ok(AsyncRawResponse::from_bytes(
+                    StatusCode::from(status),
+                    headers,
+                    xml,
+                ))
+            }
+        }
+
+        fn keys_with(service: Arc<FakeService>) -> DelegationKeys {
+            let mut options = DelegationKeysOptions::new(Duration::from_secs(10));
+            options.transport = Some(Transport::new(service));
+            DelegationKeys::new(
+                &Url::parse("https://acct.blob.core.windows.net").unwrap(),
+                "acct",
+                Arc::new(FixedToken),
+                options,
+            )
+            .unwrap()
+        }
+
+        fn service(answers: &[Answer]) -> Arc<FakeService> {
+            Arc::new(FakeService {
+                answers: Mutex::new(answers.iter().copied().collect()),
+                ..FakeService::default()
+            })
+        }
+
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+
+        #[tokio::test]
+        async fn one_request_for_a_seven_day_key_then_reuse() {
+            let service = service(&[]);
+            let keys = keys_with(service.clone());
+            let first = keys.key_for(Duration::from_secs(3600)).await.unwrap();
+            let longer = keys.key_for(6 * DAY).await.unwrap();
+            let shorter = keys.key_for(Duration::from_secs(60)).await.unwrap();
+            assert!(Arc::ptr_eq(&first, &longer) && Arc::ptr_eq(&first, &shorter));
+            let seen = lock(&service.seen);
+            assert_eq!(seen.len(), 1, "{seen:?}");
+            let request = &seen[0];
+            assert_eq!(request.method, "POST");
+            assert_eq!(
+                request.url,
+                "https://acct.blob.core.windows.net/?comp=userdelegationkey&restype=service"
+            );
+            assert_eq!(request.version.as_deref(), Some(SAS_VERSION));
+            assert_eq!(
+                request.authorization.as_deref(),
+                Some(format!("Bearer {TOKEN}").as_str())
+            );
+            let parse = |tag: &str| {
+                let close = tag.replace('<', "</");
+                OffsetDateTime::parse(
+                    between(&request.body, tag, &close),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap()
+            };
+            let (start, expiry) = (parse("<Start>"), parse("<Expiry>"));
+            assert_eq!(expiry - start, MAX_DELEGATION_LIFETIME);
+            assert!(start < OffsetDateTime::now_utc());
+            assert_eq!((first.start(), first.expiry()), (start, expiry));
+        }
+
+        #[tokio::test]
+        async fn a_new_key_when_the_kept_one_ends_too_soon() {
+            let service = service(&[Answer::EndingIn(2 * DAY)]);
+            let keys = keys_with(service.clone());
+            let short = keys.key_for(DAY).await.unwrap();
+            assert!(Arc::ptr_eq(&short, &keys.key_for(DAY).await.unwrap()));
+            assert_eq!(lock(&service.seen).len(), 1);
+            let renewed = keys.key_for(3 * DAY).await.unwrap();
+            assert!(!Arc::ptr_eq(&short, &renewed));
+            assert!(renewed.expiry() > short.expiry() + 4 * DAY);
+            assert_eq!(lock(&service.seen).len(), 2);
+            assert!(Arc::ptr_eq(&renewed, &keys.key_for(DAY).await.unwrap()));
+            assert_eq!(lock(&service.seen).len(), 2);
+        }
+
+        #[tokio::test]
+        async fn a_key_shorter_than_needed_is_refused() {
+            let service = service(&[Answer::EndingIn(DAY)]);
+            let keys = keys_with(service);
+            let err = keys.key_for(2 * DAY).await.unwrap_err();
+            assert!(matches!(err, DelegationError::UnusableKey { .. }), "{err}");
+            assert!(err.is_transient());
+        }
+
+        /// Callers that arrive while a key is fetched wait for that fetch: one request, one
+        /// key for all; and when it fails, one failure for all.
+        #[tokio::test]
+        async fn concurrent_callers_share_one_fetch_and_its_failure() {
+            for answer in [Answer::AsAsked, Answer::Status(403)] {
+                let service = Arc::new(FakeService {
+                    answers: Mutex::new([answer].into()),
+                    gate: Some(tokio::sync::Semaphore::new(0)),
+                    ..FakeService::default()
+                });
+                let keys = Arc::new(keys_with(service.clone()));
+                let callers: Vec<_> = (0..8)
+                    .map(|i| {
+                        let keys = keys.clone();
+                        tokio::spawn(async move { keys.key_for(DAY + i * DAY / 8).await })
+                    })
+                    .collect();
+                while lock(&service.seen).is_empty() {
+                    tokio::task::yield_now().await;
+                }
+                for _ in 0..32 {
+                    tokio::task::yield_now().await;
+                }
+                service.gate.as_ref().unwrap().add_permits(8);
+                let mut results = Vec::new();
+                for caller in callers {
+                    results.push(caller.await.unwrap());
+                }
+                assert_eq!(lock(&service.seen).len(), 1, "{answer:?}");
+                match answer {
+                    Answer::AsAsked => {
+                        let first = results[0].as_ref().unwrap();
+                        assert!(
+                            results
+                                .iter()
+                                .all(|r| Arc::ptr_eq(r.as_ref().unwrap(), first))
+                        );
+                    }
+                    _ => assert!(results.iter().all(|r| matches!(
+                        r,
+                        Err(DelegationError::Service {
+                            status: Some(403),
+                            ..
+                        })
+                    ))),
+                }
+            }
+        }
+
+        #[tokio::test]
+        async fn a_refusal_is_transient_and_names_the_status_without_the_token() {
+            let service = service(&[Answer::Status(403)]);
+            let keys = keys_with(service.clone());
+            let err = keys.key_for(DAY).await.unwrap_err();
+            assert!(err.is_transient(), "{err}");
+            assert!(
+                matches!(&err, DelegationError::Service { status: Some(403), code: Some(code), .. } if code == "AuthorizationPermissionMismatch"),
+                "{err:?}"
+            );
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains("403"), "{shown}");
+            assert!(!shown.contains(TOKEN), "{shown}");
+            // A failure is not kept: the next caller asks again.
+            keys.key_for(DAY).await.unwrap();
+            assert_eq!(lock(&service.seen).len(), 2);
+        }
+
+        #[tokio::test]
+        async fn a_lifetime_no_key_can_serve_is_refused_without_asking() {
+            let service = service(&[]);
+            let keys = keys_with(service.clone());
+            for asked in [
+                LONGEST_DELEGATED_LIFETIME + Duration::from_secs(1),
+                MAX_DELEGATION_LIFETIME,
+                8 * DAY,
+            ] {
+                let err = keys.key_for(asked).await.unwrap_err();
+                assert_eq!(err, DelegationError::LifetimeTooLong { asked });
+                assert!(!err.is_transient());
+            }
+            assert!(lock(&service.seen).is_empty());
+            keys.key_for(LONGEST_DELEGATED_LIFETIME).await.unwrap();
+            assert_eq!(lock(&service.seen).len(), 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_fetch_ends_with_the_retry_budget() {
+            let service = service(&[Answer::Never]);
+            let keys = keys_with(service);
+            let err = keys.key_for(DAY).await.unwrap_err();
+            assert_eq!(
+                err,
+                DelegationError::Timeout {
+                    budget: Duration::from_secs(10)
+                }
+            );
+            assert!(err.is_transient());
+        }
+
+        #[test]
+        fn keys_are_only_asked_for_over_https() {
+            let options = DelegationKeysOptions::new(Duration::from_secs(10));
+            let err = DelegationKeys::new(
+                &Url::parse("http://127.0.0.1:10000/devstoreaccount1").unwrap(),
+                "devstoreaccount1",
+                Arc::new(FixedToken),
+                options,
+            )
+            .unwrap_err();
+            assert!(matches!(err, DelegationError::Endpoint { .. }), "{err}");
+            assert!(!err.is_transient());
+        }
+
+        #[tokio::test]
+        async fn debug_shows_no_key_value() {
+            let keys = keys_with(service(&[]));
+            keys.key_for(DAY).await.unwrap();
+            let shown = format!("{keys:?}");
+            assert!(shown.contains("current_key_expiry: Some("), "{shown}");
+            assert!(!shown.contains(&STANDARD.encode(VALUE)), "{shown}");
+            assert!(!shown.contains(TOKEN), "{shown}");
+        }
+    }
+
+    #[test]
+    fn the_margin_leaves_the_longest_lifetime_to_a_fresh_key() {
+        assert_eq!(MAX_DELEGATION_LIFETIME, Duration::from_secs(604_800));
+        assert_eq!(
+            LONGEST_DELEGATED_LIFETIME + DELEGATION_MARGIN,
+            MAX_DELEGATION_LIFETIME
+        );
+        assert!(LONGEST_DELEGATED_LIFETIME + SIGNING_SLACK <= MAX_DELEGATION_LIFETIME - CLOCK_SKEW);
     }
 }
