@@ -469,7 +469,7 @@ impl DelegationKey {
             permissions: "r",
             start: format_sas_time(start),
             expiry: format_sas_time(expiry),
-            // Backslashes as slashes, as the official SDKs sign blob names.
+            // Backslashes as slashes, as azure_storage_sas signs blob names.
             canonical_resource: format!(
                 "/blob/{}/{container}/{}",
                 self.account,
