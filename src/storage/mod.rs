@@ -4,6 +4,7 @@
 pub mod azurite;
 pub mod blob;
 pub mod containers;
+pub mod delegation;
 pub mod key;
 pub mod sas;
 pub mod url;

@@ -6,6 +6,7 @@
 mod support;
 
 mod batch_client;
+mod delegation;
 mod e2e_dev;
 mod e2e_dev_lifecycle;
 mod e2e_runner;

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod azurite;
+pub mod azurite_oauth;
 pub mod dev;
 pub mod events;
 pub mod fake_batch;
