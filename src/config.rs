@@ -19,6 +19,7 @@ use crate::batch::MAX_RETRY_BUDGET;
 use crate::batch::group_commit::{DEFAULT_MAX_IN_FLIGHT, MAX_MAX_IN_FLIGHT};
 use crate::duration::{format_iso8601, parse_iso8601};
 use crate::loopback::is_loopback_url;
+use crate::storage::delegation::LONGEST_DELEGATED_LIFETIME;
 use crate::storage::key::StorageAccountKey;
 use crate::task_spec::is_valid_id;
 use crate::workloads::{self, FileDefaults, Program, Workloads};
@@ -26,10 +27,14 @@ use crate::workloads::{self, FileDefaults, Program, Workloads};
 /// Local image name used when `WORDCOUNT_IMAGE` is not set and tasks run on this machine.
 pub(crate) const DEFAULT_LOCAL_IMAGE: &str = "localhost/wordcount:latest";
 
-/// The longest a task given a user delegation SAS may wait and run: a delegation key lives at
-/// most 7 days, and an hour is kept for clock skew and for the key to be renewed before a task
-/// needs it.
-pub const MAX_DELEGATED_TASK_LIFETIME: Duration = Duration::from_secs(7 * 86_400 - 3600);
+/// The longest a task given a user delegation SAS may wait and run: what a delegation key can
+/// cover (see [`crate::storage::delegation`]), less the clock skew a SAS's expiry is given.
+pub const MAX_DELEGATED_TASK_LIFETIME: Duration =
+    Duration::from_secs(LONGEST_DELEGATED_LIFETIME.as_secs() - SAS_CLOCK_SKEW.as_secs());
+
+/// A SAS given to a task starts this long before it is signed and ends this long after the
+/// task's longest lifetime: clocks differ.
+pub const SAS_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
 /// `BATCH_POOL_ID` and `BATCH_JOB_ID` when unset.
 pub const DEFAULT_POOL_ID: &str = "wordcount";
@@ -831,7 +836,7 @@ impl TaskSettings {
     /// The longest a task can exist before it has finished: queued, then every try running to
     /// its wall-clock limit, but never beyond the 180 days after which Batch ends any task. SAS
     /// URLs given to a task must outlive it.
-    pub(crate) fn longest_lifetime(&self) -> Duration {
+    pub fn longest_lifetime(&self) -> Duration {
         let tries = match self.max_retry_count {
             n if n < 0 => 10, // "unlimited": bound the SAS anyway
             n => n.unsigned_abs() + 1,

@@ -15,15 +15,22 @@ use crate::batch::{
     BatchClient, BatchClientOptions, BatchConfigError, BatchCredential, BatchTaskRunner,
     GroupCommitOptions, GroupCommitRunner, RetryOptions,
 };
-use crate::config::{BatchAuth, BatchSettings, LocalSettings, RunnerSettings, Settings};
+use crate::config::{
+    BatchAuth, BatchSettings, LocalSettings, RunnerSettings, SAS_CLOCK_SKEW, Settings,
+};
 use crate::dry_run::DryRunner;
 use crate::entra::{EntraError, entra_credential_from_env};
+use crate::error_chain::error_chain;
 use crate::filter::EventFilter;
 use crate::local::task_dir::TaskStore;
 use crate::local::{LocalRunner, LocalRunnerError, LocalRunnerOptions, LocalSubmitter};
 use crate::plan::Planner;
+use crate::plan::{NoKey, ReadSigner};
 use crate::runner::{TaskLookup, TaskRunner};
 use crate::storage::Containers;
+use crate::storage::delegation::{DelegationError, DelegationKeys, DelegationKeysOptions};
+use crate::workloads::Input;
+use std::time::Duration;
 
 /// Everything built from the settings that more than one part of the process uses.
 pub struct Context {
@@ -34,6 +41,7 @@ pub struct Context {
     runner: Arc<dyn TaskRunner>,
     lookup: Arc<dyn TaskLookup>,
     batch: Option<BatchClient>,
+    reads: Option<DelegatedReads>,
 }
 
 /// The context could not be built.
@@ -45,12 +53,38 @@ pub enum ContextError {
     Batch(#[from] BatchConfigError),
     #[error("local runner")]
     Local(#[from] LocalRunnerError),
+    #[error("user delegation keys")]
+    Delegation(#[from] DelegationError),
 }
 
 /// What every context has, whoever runs the tasks.
 struct Common {
     containers: Containers,
     target: Target,
+    reads: Option<DelegatedReads>,
+}
+
+/// Signs the input URLs of tasks that read their input themselves when storage has no key:
+/// user delegation keys, fetched with the process's identity, kept and renewed (see
+/// [`crate::storage::delegation`]), each valid long enough for the longest such task.
+#[derive(Clone)]
+pub struct DelegatedReads {
+    keys: Arc<DelegationKeys>,
+    lifetime: Duration,
+}
+
+impl DelegatedReads {
+    /// A signer for the tasks planned now: a key valid long enough, or, when none can be had,
+    /// a signer that says why (those tasks fail transiently; the others are planned as ever).
+    pub async fn signer(&self) -> Arc<dyn ReadSigner> {
+        match self.keys.key_for(self.lifetime).await {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "no user delegation key");
+                Arc::new(NoKey(error_chain(&error)))
+            }
+        }
+    }
 }
 
 /// Where tasks run, with what reaching it takes.
@@ -92,6 +126,7 @@ impl Common {
                 storage.retry_budget,
             ),
         };
+        let reads = delegated_reads(settings, &mut credential)?;
         let target = match &settings.runner {
             RunnerSettings::Batch(batch) => {
                 let client = batch_client(batch, &mut credential)?;
@@ -105,7 +140,11 @@ impl Common {
             }
             RunnerSettings::Local(local) => Target::Local(local.clone()),
         };
-        Ok(Common { containers, target })
+        Ok(Common {
+            containers,
+            target,
+            reads,
+        })
     }
 }
 
@@ -177,6 +216,7 @@ impl Context {
         lookup: Arc<dyn TaskLookup>,
     ) -> Context {
         Context {
+            reads: common.reads,
             filter: EventFilter::from_settings(&settings),
             planner: Planner::from_settings(&settings),
             containers: common.containers,
@@ -216,6 +256,12 @@ impl Context {
         &self.lookup
     }
 
+    /// What signs the input URLs of tasks that read their input themselves, when storage has no
+    /// key and a workload asks for one.
+    pub fn delegated_reads(&self) -> Option<&DelegatedReads> {
+        self.reads.as_ref()
+    }
+
     /// A runner for dry runs: it submits nothing and answers what a submission would have.
     pub(crate) fn dry_runner(&self) -> Arc<dyn TaskRunner> {
         Arc::new(DryRunner::new(self.lookup.clone()))
@@ -225,6 +271,37 @@ impl Context {
     pub fn batch(&self) -> Option<&BatchClient> {
         self.batch.as_ref()
     }
+}
+
+/// User delegation keys when storage has no key and a workload reads its input through a URL,
+/// long enough for the longest of those tasks.
+fn delegated_reads(
+    settings: &Settings,
+    credential: &mut SharedCredential,
+) -> Result<Option<DelegatedReads>, ContextError> {
+    if settings.storage.account_key.is_some() {
+        return Ok(None);
+    }
+    let longest = settings
+        .workloads
+        .runs()
+        .filter(|(_, run)| run.input == Input::Url)
+        .map(|(_, run)| settings.task.with_limits(&run.limits).longest_lifetime())
+        .max();
+    let Some(longest) = longest else {
+        return Ok(None);
+    };
+    let storage = &settings.storage;
+    let keys = DelegationKeys::new(
+        &storage.account_url,
+        &storage.account_name,
+        credential.get()?,
+        DelegationKeysOptions::new(storage.retry_budget),
+    )?;
+    Ok(Some(DelegatedReads {
+        keys: Arc::new(keys),
+        lifetime: longest + SAS_CLOCK_SKEW,
+    }))
 }
 
 /// The Batch client the settings describe.

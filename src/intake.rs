@@ -11,11 +11,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::context::Context;
+use crate::context::{Context, DelegatedReads};
 use crate::event::Event;
 use crate::filter::{EventFilter, Verdict, clip};
 use crate::per_item::PerItem;
-use crate::plan::{Plan, Planner};
+use crate::plan::{Plan, Planner, ReadSigner};
 use crate::runner::{Accepted, Submission, SubmitResult, TaskRunner, submit_each};
 
 /// A blob subject is its prefix and a name of at most 1,024 characters; what is longer is an
@@ -27,6 +27,8 @@ pub struct Intake {
     filter: EventFilter,
     planner: Planner,
     runner: Arc<dyn TaskRunner>,
+    /// Signs the input URLs of tasks that read their input themselves, without a key.
+    reads: Option<DelegatedReads>,
 }
 
 /// What became of one event.
@@ -160,7 +162,10 @@ impl Intake {
 
     /// The intake of `context`, submitting through `runner` (a dry run's, for one).
     pub fn with_runner(context: &Context, runner: Arc<dyn TaskRunner>) -> Intake {
-        Intake::from_parts(context.filter().clone(), context.planner().clone(), runner)
+        Intake {
+            reads: context.delegated_reads().cloned(),
+            ..Intake::from_parts(context.filter().clone(), context.planner().clone(), runner)
+        }
     }
 
     pub(crate) fn from_parts(
@@ -172,6 +177,7 @@ impl Intake {
             filter,
             planner,
             runner,
+            reads: None,
         }
     }
 
@@ -185,46 +191,22 @@ impl Intake {
         // The events acted on: where each one's report goes, and its work.
         let mut at = Vec::new();
         let mut submissions = Vec::new();
-        for (index, event) in events.iter().enumerate() {
-            match self.filter.classify(event) {
-                Verdict::Act(blob) => {
-                    blobs.push(Some(format!("{}/{}", blob.container, blob.blob)));
-                    match self.planner.plan(&blob, now, None) {
-                        Ok(Plan::Run(planned)) => {
-                            at.push(index);
-                            submissions.push(planned.submission);
-                        }
-                        Ok(Plan::Ignored(reason)) => {
-                            outcomes.set(index, Outcome::Ignored { reason })
-                        }
-                        Err(error) => outcomes.set(
-                            index,
-                            Outcome::Failed {
-                                task_id: String::new(),
-                                transient: true,
-                                reason: error.to_string(),
-                            },
-                        ),
-                    }
+        let verdicts: Vec<Verdict> = events.iter().map(|e| self.filter.classify(e)).collect();
+        let signer = match &self.reads {
+            Some(reads) if verdicts.iter().any(|v| matches!(v, Verdict::Act(_))) => {
+                Some(reads.signer().await)
+            }
+            _ => None,
+        };
+        for (index, (event, verdict)) in events.iter().zip(verdicts).enumerate() {
+            let (blob, decision) = self.decide(event, verdict, now, signer.as_deref());
+            blobs.push(blob);
+            match decision {
+                Decision::Submit(submission) => {
+                    at.push(index);
+                    submissions.push(*submission);
                 }
-                Verdict::Ignore(reason) => {
-                    blobs.push(subject_of(event));
-                    outcomes.set(
-                        index,
-                        Outcome::Ignored {
-                            reason: reason.to_string(),
-                        },
-                    );
-                }
-                Verdict::Reject(reason) => {
-                    blobs.push(subject_of(event));
-                    outcomes.set(
-                        index,
-                        Outcome::Rejected {
-                            reason: reason.to_string(),
-                        },
-                    );
-                }
+                Decision::Settled(outcome) => outcomes.set(index, outcome),
             }
         }
         if !submissions.is_empty() {
@@ -254,6 +236,50 @@ impl Intake {
         let report = DeliveryReport { events: reports };
         report.log(started.elapsed().as_millis() as u64);
         report
+    }
+}
+
+/// What the intake does with one event.
+enum Decision {
+    Submit(Box<Submission>),
+    /// Nothing to submit: ignored, rejected, or not plannable now.
+    Settled(Outcome),
+}
+
+impl Intake {
+    /// The blob an event's report names, and what becomes of the event.
+    fn decide(
+        &self,
+        event: &Event,
+        verdict: Verdict,
+        now: OffsetDateTime,
+        signer: Option<&dyn ReadSigner>,
+    ) -> (Option<String>, Decision) {
+        let blob = match verdict {
+            Verdict::Act(blob) => blob,
+            Verdict::Ignore(reason) => {
+                let outcome = Outcome::Ignored {
+                    reason: reason.to_string(),
+                };
+                return (subject_of(event), Decision::Settled(outcome));
+            }
+            Verdict::Reject(reason) => {
+                let outcome = Outcome::Rejected {
+                    reason: reason.to_string(),
+                };
+                return (subject_of(event), Decision::Settled(outcome));
+            }
+        };
+        let decision = match self.planner.plan(&blob, now, signer) {
+            Ok(Plan::Run(planned)) => Decision::Submit(Box::new(planned.submission)),
+            Ok(Plan::Ignored(reason)) => Decision::Settled(Outcome::Ignored { reason }),
+            Err(error) => Decision::Settled(Outcome::Failed {
+                task_id: String::new(),
+                transient: true,
+                reason: error.to_string(),
+            }),
+        };
+        (Some(format!("{}/{}", blob.container, blob.blob)), decision)
     }
 }
 

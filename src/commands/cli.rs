@@ -159,6 +159,10 @@ pub fn run(cli: Cli) -> u8 {
             return FAILURE;
         }
     };
+    if !matches!(cli.command, Command::Serve) {
+        // The commands print their own progress; logs are for problems only.
+        telemetry::init_with(false, "warn", std::io::stderr);
+    }
     match runtime.block_on(dispatch(cli.command)) {
         Ok(problems) if problems.is_empty() => SUCCESS,
         Ok(problems) => {
@@ -176,10 +180,6 @@ pub fn run(cli: Cli) -> u8 {
 
 /// The failures a command went on past (one stderr line each), or the error that stopped it.
 async fn dispatch(command: Command) -> Result<Vec<String>, CommandError> {
-    if !matches!(command, Command::Serve) {
-        // The commands print their own progress; logs are for problems only.
-        telemetry::init_with(false, "warn", std::io::stderr);
-    }
     let out = &mut std::io::stdout();
     match command {
         Command::Serve => serve().await.map(|()| Vec::new()),
@@ -201,19 +201,7 @@ async fn dispatch(command: Command) -> Result<Vec<String>, CommandError> {
             files,
             prefix,
             content_type,
-        } => {
-            let setup = dev::resolve(dev::process_env(), &LocalDefaults::default())?;
-            put::run(PutOptions {
-                container: setup.settings.input_container.clone(),
-                account: setup.account,
-                files,
-                prefix,
-                create_container: true,
-                content_type,
-            })
-            .await?;
-            Ok(Vec::new())
-        }
+        } => put_files(files, prefix, content_type).await,
         Command::Status {
             json,
             prefix,
@@ -260,14 +248,32 @@ async fn dispatch(command: Command) -> Result<Vec<String>, CommandError> {
                 name,
                 event,
             };
-            super::plan::run(&console::ops_settings()?, &options, out)?;
-            Ok(Vec::new())
+            super::plan::run(&console::ops_settings()?, &options, out).map(|()| Vec::new())
         }
         Command::Redrive { dry_run, json } => {
             let options = RedriveOptions { dry_run, json };
             redrive::run(&commands_context()?, &options, out).await
         }
     }
+}
+
+/// `put`: the files into the input container `dev` uses, with the same settings.
+async fn put_files(
+    files: Vec<PathBuf>,
+    prefix: String,
+    content_type: Option<String>,
+) -> Result<Vec<String>, CommandError> {
+    let setup = dev::resolve(dev::process_env(), &LocalDefaults::default())?;
+    put::run(PutOptions {
+        container: setup.settings.input_container.clone(),
+        account: setup.account,
+        files,
+        prefix,
+        create_container: true,
+        content_type,
+    })
+    .await?;
+    Ok(Vec::new())
 }
 
 /// The operations commands' context, from their settings (see [`console::ops_settings`]).

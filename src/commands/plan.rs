@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::event::{Event, parse_delivery};
 use crate::filter::{BlobCreated, EventFilter, Verdict};
 use crate::http::host::decode_invocation;
-use crate::plan::{Plan, Planner, ReadSigner};
+use crate::plan::{Plan, Planner, Unsigned};
 use crate::runner::Submission;
 use crate::storage::sas::redact_sas;
 use crate::storage::url::encode_blob_name;
@@ -142,22 +142,6 @@ fn settled(event: &Event, outcome: &'static str, reason: String) -> PlanLine {
         pool: None,
         job_body: None,
         tasks: Vec::new(),
-    }
-}
-
-/// Signs nothing: a placeholder user delegation SAS stands where `serve` would sign one (its
-/// signature redacted, like every other).
-struct Unsigned;
-
-impl ReadSigner for Unsigned {
-    fn read_blob_sas(
-        &self,
-        _container: &str,
-        _blob: &str,
-        _start: OffsetDateTime,
-        _expiry: OffsetDateTime,
-    ) -> Result<String, String> {
-        Ok("sr=b&sp=r&skoid=user-delegation&sig=unsigned".into())
     }
 }
 

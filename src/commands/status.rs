@@ -18,7 +18,7 @@ use super::console::{Palette, Tone, json_line, line};
 use crate::context::Context;
 use crate::error_chain::error_chain;
 use crate::fail_fast::map_fail_fast;
-use crate::plan::{Plan, Planned};
+use crate::plan::{Plan, Planned, Unsigned};
 use crate::results::{Found, Results, ResultsError};
 use crate::runner::{FailureInfo, LookupResult, Submission, TaskState, lookup_each};
 use crate::storage::{BlobEntry, BlobError, ContainerClient};
@@ -132,7 +132,11 @@ fn plan(
             }
             continue;
         }
-        match context.planner().plan_listed(container, &blob, now, None) {
+        // Only the task's id and outputs matter here: no input URL is signed.
+        match context
+            .planner()
+            .plan_listed(container, &blob, now, Some(&Unsigned))
+        {
             Ok(Plan::Run(one)) => planned.push(*one),
             Ok(Plan::Ignored(reason)) if named => {
                 problems.push(format!("{}: not counted: {reason}", blob.name))

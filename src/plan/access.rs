@@ -8,11 +8,11 @@ use time::OffsetDateTime;
 
 use crate::config::StorageAccess;
 use crate::filter::BlobCreated;
+use crate::storage::delegation::DelegationKey;
 use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
 use crate::task_spec::IdentityReference;
 
-/// Clock skew tolerated between us and storage for a SAS's start time.
-pub(super) const SAS_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+use crate::config::SAS_CLOCK_SKEW;
 
 /// Signs a read-only SAS for one blob when storage is reached with an identity (no key): a user
 /// delegation key fetched before planning (planning itself reaches nothing).
@@ -26,6 +26,51 @@ pub trait ReadSigner: Send + Sync {
         start: OffsetDateTime,
         expiry: OffsetDateTime,
     ) -> Result<String, String>;
+}
+
+impl ReadSigner for DelegationKey {
+    fn read_blob_sas(
+        &self,
+        container: &str,
+        blob: &str,
+        start: OffsetDateTime,
+        expiry: OffsetDateTime,
+    ) -> Result<String, String> {
+        DelegationKey::read_blob_sas(self, container, blob, start, expiry)
+            .map(|sas| sas.query().to_string())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Signs nothing: stands where a user delegation key would sign, for what only needs a task's
+/// id and outputs (`status`) or shows its body with the signatures redacted (`plan`).
+pub struct Unsigned;
+
+impl ReadSigner for Unsigned {
+    fn read_blob_sas(
+        &self,
+        _container: &str,
+        _blob: &str,
+        _start: OffsetDateTime,
+        _expiry: OffsetDateTime,
+    ) -> Result<String, String> {
+        Ok("sr=b&sp=r&skoid=user-delegation&sig=unsigned".into())
+    }
+}
+
+/// A key that could not be had: every signature it is asked for fails with why.
+pub struct NoKey(pub String);
+
+impl ReadSigner for NoKey {
+    fn read_blob_sas(
+        &self,
+        _container: &str,
+        _blob: &str,
+        _start: OffsetDateTime,
+        _expiry: OffsetDateTime,
+    ) -> Result<String, String> {
+        Err(self.0.clone())
+    }
 }
 
 /// How one task reaches storage.

@@ -16,7 +16,7 @@ mod word_count;
 
 use time::OffsetDateTime;
 
-pub use access::ReadSigner;
+pub use access::{NoKey, ReadSigner, Unsigned};
 pub use ids::{JOB_ID_PREFIX, TASK_ID_PREFIX, job_id, task_id, workload_task_id};
 pub use task::{INPUT_PATH, RESULT_FILE};
 pub use word_count::{COMMAND_LINE, JOB_MANAGER_TASK_ID, SOURCE_VARIABLE};

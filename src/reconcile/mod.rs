@@ -26,9 +26,10 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::context::Context;
+use crate::context::DelegatedReads;
 use crate::error_chain::error_chain;
 use crate::filter::EventFilter;
-use crate::plan::{Plan, Planned, Planner};
+use crate::plan::{Plan, Planned, Planner, ReadSigner};
 use crate::results::{Listing, Results, ResultsError};
 use crate::runner::{Accepted, Submission, TaskRunner, submit_each};
 use crate::storage::blob::{BlobEntry, ListOptions};
@@ -131,6 +132,8 @@ pub enum ReconcileError {
 pub(crate) struct Reconciler {
     filter: EventFilter,
     planner: Planner,
+    /// Signs the input URLs of tasks that read their input themselves, without a key.
+    reads: Option<DelegatedReads>,
     runner: Arc<dyn TaskRunner>,
     input: ContainerClient,
     results: Results,
@@ -143,6 +146,7 @@ impl Reconciler {
         Ok(Reconciler {
             filter: context.filter().clone(),
             planner: context.planner().clone(),
+            reads: context.delegated_reads().cloned(),
             runner,
             input: context.containers().get(&settings.input_container)?,
             results: Results::new(context.containers().get(&settings.output_container)?),
@@ -174,7 +178,12 @@ impl Reconciler {
                 })
                 .await
                 .map_err(ReconcileError::Input)?;
-            let (candidates, unplanned) = self.candidates(scope, page.entries, &mut summary.counts);
+            let signer = match &self.reads {
+                Some(reads) => Some(reads.signer().await),
+                None => None,
+            };
+            let (candidates, unplanned) =
+                self.candidates(scope, page.entries, signer.as_deref(), &mut summary.counts);
             for action in &unplanned {
                 summary.counts.failed += 1;
                 on_action(action);
@@ -210,6 +219,7 @@ impl Reconciler {
         &self,
         scope: &Scope,
         entries: Vec<BlobEntry>,
+        signer: Option<&dyn ReadSigner>,
         counts: &mut Counts,
     ) -> (Vec<Planned>, Vec<BlobAction>) {
         let now = OffsetDateTime::now_utc();
@@ -225,7 +235,7 @@ impl Reconciler {
                 continue;
             }
             let container = self.filter.input_container();
-            match self.planner.plan_listed(container, &entry, now, None) {
+            match self.planner.plan_listed(container, &entry, now, signer) {
                 Ok(Plan::Run(planned)) => candidates.push(*planned),
                 Ok(Plan::Ignored(_)) => counts.ignored += 1,
                 Err(error) => failed.push(BlobAction {

@@ -244,3 +244,67 @@ async fn the_pinned_azurite_refuses_the_official_builders_version() {
     assert_eq!(get(azurite, &format!("{url}?{ours}")).await.0, 200);
     assert_eq!(get(azurite, &format!("{url}?{theirs}")).await.0, 403);
 }
+
+/// The planner signs a task's input URL with the key when storage has no account key: the URL
+/// the task gets in `BLOB2BATCH_INPUT_URL` reads its blob, anonymously, and nothing else.
+#[tokio::test]
+async fn a_task_that_reads_its_input_itself_gets_a_delegated_url_that_works() {
+    let azurite = oauth_azurite();
+    create_blobs(azurite, "planned", &[BLOB, "other.txt"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let workloads = dir.path().join("workloads.toml");
+    std::fs::write(
+        &workloads,
+        "version = 1\n[[workload]]\nname = \"reader\"\nimage = \"r.io/reader:1\"\n\
+         command = \"/reader\"\ninput = \"url\"\n",
+    )
+    .unwrap();
+    let workloads = workloads.display().to_string();
+    let pairs = [
+        ("STORAGE_ACCOUNT_URL", azurite.url.as_str()),
+        ("INPUT_CONTAINER", "planned"),
+        ("BATCH_ACCOUNT_URL", "https://b.westeurope.batch.azure.com"),
+        (
+            "BATCH_NODE_IDENTITY",
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool",
+        ),
+        ("WORKLOADS_FILE", workloads.as_str()),
+    ];
+    let settings = blob2batch::config::Settings::from_lookup(|name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let planner = blob2batch::plan::Planner::from_settings(&settings);
+    let key = keys(azurite, azurite.transport())
+        .key_for(settings.task.longest_lifetime() + Duration::from_secs(900))
+        .await
+        .unwrap();
+    let entry = blob2batch::storage::BlobEntry {
+        name: BLOB.into(),
+        etag: "0x1".into(),
+        ..Default::default()
+    };
+    let now = OffsetDateTime::now_utc();
+    let plan = planner
+        .plan_listed("planned", &entry, now, Some(key.as_ref()))
+        .unwrap();
+    let blob2batch::plan::Plan::Run(planned) = plan else {
+        panic!("{plan:?}")
+    };
+    let blob2batch::runner::Submission::Task { task, .. } = planned.submission else {
+        panic!("a task")
+    };
+    assert!(task.resource_files.is_empty(), "nothing is fetched for it");
+    let url = &task
+        .environment_settings
+        .iter()
+        .find(|e| e.name == "BLOB2BATCH_INPUT_URL")
+        .unwrap()
+        .value;
+    assert_eq!(get(azurite, url).await, (200, CONTENT.to_vec()));
+    let other = url.replace(&encode_blob_name(BLOB), "other.txt");
+    assert_eq!(get(azurite, &other).await.0, 403, "that blob only");
+}
