@@ -2,7 +2,8 @@
 //!
 //! Task ids: a redelivery that spans an upgrade must get the id its first delivery got, or it
 //! runs twice. Every other test computes the ids it expects with `task_id` itself, so only this
-//! table catches a change to the hash or to how its parts are framed. **Never change a row.**
+//! table catches a change to the hash or to how its parts are framed; the same holds for the
+//! ids of workloads of one's own. **Never change a row.**
 //!
 //! Batch request bodies: the bodies the planner makes for a set of events, byte for byte, under
 //! each way of reaching storage and both submit modes, at a fixed clock (SAS signatures depend
@@ -13,7 +14,7 @@ use crate::support::events::BlobEvent;
 use blob2batch::config::Settings;
 use blob2batch::event::parse_event;
 use blob2batch::filter::{EventFilter, Verdict};
-use blob2batch::plan::{Plan, Planner, job_id, task_id};
+use blob2batch::plan::{Plan, Planner, job_id, task_id, workload_task_id};
 use blob2batch::runner::Submission;
 
 /// (account, container, blob name, eTag) -> task id. NEVER CHANGE THESE ROWS.
@@ -102,6 +103,78 @@ const JOB_IDS: &[(&str, &str)] = &[
     ),
 ];
 
+/// (workload, account, container, blob name, eTag) -> the task id of a workload of one's own.
+/// NEVER CHANGE THESE ROWS.
+const WORKLOAD_TASK_IDS: &[(&str, &str, &str, &str, &str, &str)] = &[
+    (
+        "checksum",
+        "acct",
+        "input",
+        "images/a b.png",
+        "0x8DE62A1B3C4D5E7",
+        "checksum-eedc68270ed523170b71997673200939d82940d50c51150fdf299e4",
+    ),
+    (
+        "checksum",
+        "acct",
+        "input",
+        "images/a b.png",
+        "\"0x8DE62A1B3C4D5E7\"",
+        "checksum-eedc68270ed523170b71997673200939d82940d50c51150fdf299e4",
+    ),
+    // An overwrite, and the same version taken by another workload.
+    (
+        "checksum",
+        "acct",
+        "input",
+        "images/a b.png",
+        "0x8DE62A1B3C4D5E8",
+        "checksum-3816f66b0145c0d38c50d9124510a904f35aa1908b916ba60cfcb24",
+    ),
+    (
+        "thumbnail",
+        "acct",
+        "input",
+        "images/a b.png",
+        "0x8DE62A1B3C4D5E7",
+        "thumbnail-4cb6f1a02e0c13393b75f62a957143e84a2129a3ffc1882315a1b6",
+    ),
+    // Length-prefixed parts, as for word count.
+    (
+        "checksum",
+        "acct",
+        "in",
+        "put/a",
+        "0x1",
+        "checksum-83cda709f65fa6a6c1e8df74255eee4edf91ff0f5132a089643073d",
+    ),
+    (
+        "checksum",
+        "acct",
+        "inp",
+        "ut/a",
+        "0x1",
+        "checksum-ac32232f7d29d690b5dc296ab1cd0dd3ed0c29cf5784b3d498599b8",
+    ),
+    // The shortest and the longest names: the hash fills the id to 64 characters.
+    (
+        "a",
+        "acct",
+        "input",
+        "naïve café/日本語.png",
+        "0x1",
+        "a-5abfbbe93f4886111c744dc96b4b936c887154bc66aefc47296dad29fb5631",
+    ),
+    (
+        "abcdefghijklmnopqrstuvwx",
+        "acct",
+        "input",
+        "x",
+        "0x1",
+        "abcdefghijklmnopqrstuvwx-378ff32b9a6d479bf0bef69b7f7f637977eecc8",
+    ),
+];
+
 #[test]
 fn task_ids_never_change() {
     for (account, container, blob, etag, id) in TASK_IDS {
@@ -110,6 +183,18 @@ fn task_ids_never_change() {
             *id,
             "{account} {container} {blob:?} {etag}"
         );
+    }
+}
+
+#[test]
+fn workload_task_ids_never_change() {
+    for (workload, account, container, blob, etag, id) in WORKLOAD_TASK_IDS {
+        assert_eq!(
+            workload_task_id(workload, account, container, blob, etag),
+            *id,
+            "{workload} {account} {container} {blob:?} {etag}"
+        );
+        assert_eq!(id.len(), 64);
     }
 }
 
@@ -134,7 +219,7 @@ fn settings(pairs: &[(&str, &str)]) -> Settings {
     .unwrap()
 }
 
-fn azure(extra: &[(&'static str, &'static str)]) -> Settings {
+fn azure(extra: &[(&str, &str)]) -> Settings {
     let mut pairs = vec![
         ("STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net"),
         (
@@ -282,5 +367,31 @@ fn task_bodies_of_the_local_runner_never_change() {
         &bodies(&s),
         include_str!("../golden/bodies/local.jsonl"),
         "local.jsonl",
+    );
+}
+
+#[test]
+fn a_workloads_file_that_lists_word_count_keeps_its_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workloads.toml");
+    // Word count listed after a workload that takes none of the golden blobs.
+    std::fs::write(
+        &file,
+        "version = 1\n\n[[workload]]\nname = \"checksum\"\nsuffix = \".png\"\n\
+         image = \"example.azurecr.io/checksum:1\"\ncommand = \"/bin/busybox sha256sum input/data\"\n\n\
+         [[workload]]\nname = \"wordcount\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let s = azure(&[
+        ("STORAGE_ACCOUNT_KEY", KEY),
+        ("BATCH_NODE_IDENTITY", UAMI),
+        ("WORKLOADS_FILE", path),
+    ]);
+    assert_eq!(s.workloads.routes().len(), 2, "the file is read");
+    assert_golden(
+        &bodies(&s),
+        include_str!("../golden/bodies/sas.jsonl"),
+        "sas.jsonl",
     );
 }

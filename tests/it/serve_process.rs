@@ -1,5 +1,5 @@
 //! The real `blob2batch serve` process, as the Functions host runs it: start-up refuses bad
-//! settings with exit code 2, and a failed invocation's reasons reach stdout, the only place the
+//! settings (a bad workloads file among them) with exit code 2, and a failed invocation's reasons reach stdout, the only place the
 //! host sees them (it discards the body of a non-2xx answer).
 
 use std::process::Command;
@@ -57,6 +57,80 @@ fn bad_settings_exit_with_code_2_naming_every_problem() {
         );
     }
     assert!(!stderr.contains("not base64 !!"), "{stderr}");
+}
+
+/// A workloads file with a problem of each kind, each on a known line.
+const BAD_WORKLOADS: &str = r#"version = 1
+
+[[workload]]
+name = "checksum"
+suffix = ".png"
+image = "example.azurecr.io/checksum:1"
+command = "/bin/busybox sha256sum input/data"
+result = { suffix = ".sha256" }
+files = "out/**"
+slots = 0
+colour = "blue"
+
+[[workload]]
+name = "wcs"
+image = "example.azurecr.io/other:1"
+command = "/bin/run"
+env = { BLOB2BATCH_BLOB = "mine" }
+max_wall_clock = "half an hour"
+input = "stream"
+"#;
+
+#[test]
+fn a_bad_workloads_file_exits_with_code_2_naming_every_problem_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("workloads.toml"), BAD_WORKLOADS).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_blob2batch"))
+        .arg("serve")
+        .env_clear()
+        .envs(handler_env("http://127.0.0.1:9"))
+        // Relative: taken from the working directory, as under the Functions host.
+        .env("WORKLOADS_FILE", "workloads.toml")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "workloads.toml:11:1: unknown key `colour`",
+        "workloads.toml:8:1: give `result` or `files`, not both",
+        "workloads.toml:10:9: `slots` must be a whole number from 1 to 256",
+        "workloads.toml:14:8: `wcs` is reserved",
+        "workloads.toml:17:9: `BLOB2BATCH_BLOB` is reserved",
+        "workloads.toml:19:9: `input` must be \"file\" or \"url\", not \"stream\"",
+        "workloads.toml:18:18: `max_wall_clock` must be an ISO 8601 duration",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_workloads_file_with_job_mode_exits_with_code_2_naming_the_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workloads.toml");
+    std::fs::write(&file, "version = 1\n\n[[workload]]\nname = \"wordcount\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_blob2batch"))
+        .arg("serve")
+        .env_clear()
+        .envs(handler_env("http://127.0.0.1:9"))
+        .env("WORKLOADS_FILE", &file)
+        .env("BATCH_SUBMIT_MODE", "job")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WORKLOADS_FILE") && stderr.contains("BATCH_SUBMIT_MODE"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
