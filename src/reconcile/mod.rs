@@ -81,6 +81,8 @@ pub(crate) struct BlobAction {
     pub etag: String,
     #[serde(rename = "taskId")]
     pub task_id: String,
+    /// The workload that took the blob (none when it could not be planned).
+    pub workload: Option<String>,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -103,7 +105,8 @@ pub struct Counts {
     pub listed: u64,
     pub submitted: u64,
     pub duplicate: u64,
-    /// Blobs the filter does not act on (folder markers, outside `INPUT_PREFIX`/`INPUT_SUFFIX`).
+    /// Blobs the filter does not act on (folder markers, outside `INPUT_PREFIX`/`INPUT_SUFFIX`),
+    /// that no workload takes, or that an ignore rule takes.
     pub ignored: u64,
     pub failed: u64,
 }
@@ -242,6 +245,7 @@ impl Reconciler {
                     blob: entry.name,
                     etag: entry.etag,
                     task_id: String::new(),
+                    workload: None,
                     action: Action::Failed {
                         transient: true,
                         reason: error.to_string(),
@@ -313,6 +317,7 @@ impl Reconciler {
                 blob: planned.blob.clone(),
                 etag: planned.etag.clone(),
                 task_id: planned.submission.id().to_string(),
+                workload: Some(planned.workload.clone()),
                 action,
             });
         }
