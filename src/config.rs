@@ -19,6 +19,7 @@ use crate::batch::MAX_RETRY_BUDGET;
 use crate::batch::group_commit::{DEFAULT_MAX_IN_FLIGHT, MAX_MAX_IN_FLIGHT};
 use crate::duration::{format_iso8601, parse_iso8601};
 use crate::loopback::is_loopback_url;
+use crate::size::parse_size;
 use crate::storage::delegation::LONGEST_DELEGATED_LIFETIME;
 use crate::storage::key::StorageAccountKey;
 use crate::task_spec::is_valid_id;
@@ -69,7 +70,34 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Which workload runs on which blob (`WORKLOADS_FILE`; without it, word count for all).
     pub workloads: Workloads,
+    /// When a word count is split across the pool (`SPLIT_*`, `STAGING_CONTAINER`).
+    pub split: SplitSettings,
 }
+
+/// How a large blob's word count is split into parts and a merge (see [`crate::plan`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitSettings {
+    /// Blobs at least this large are split (`SPLIT_THRESHOLD`; `None`: never).
+    pub threshold: Option<u64>,
+    /// Bytes per part (`SPLIT_PART_SIZE`), unless that would give more than `max_parts`.
+    pub part_size: u64,
+    /// The most parts one blob is split into (`SPLIT_MAX_PARTS`).
+    pub max_parts: u32,
+    /// Where the parts leave their partial counts for the merge (`STAGING_CONTAINER`).
+    pub staging_container: String,
+    /// Why splitting is off although `SPLIT_THRESHOLD` was left to its default (logged at
+    /// start-up).
+    pub off_because: Option<String>,
+}
+
+/// `SPLIT_THRESHOLD`, `SPLIT_PART_SIZE` and `SPLIT_MAX_PARTS` when unset (see docs/splitting.md
+/// for the measurements behind them).
+pub const DEFAULT_SPLIT_THRESHOLD: u64 = 1 << 30;
+pub const DEFAULT_SPLIT_PART_SIZE: u64 = 256 << 20;
+pub const DEFAULT_SPLIT_MAX_PARTS: u32 = 1000;
+/// The bounds of `SPLIT_PART_SIZE` and `SPLIT_MAX_PARTS`.
+const SPLIT_PART_SIZES: std::ops::RangeInclusive<u64> = 1024..=(100 << 30);
+const SPLIT_PART_COUNTS: std::ops::RangeInclusive<u32> = 2..=10_000;
 
 /// What the `Reconcile` timer looks at, and how long one run may take.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -278,9 +306,10 @@ impl Settings {
         let deadletter_container = r.container("DEADLETTER_CONTAINER", "deadletter");
         let reconcile = r.reconcile();
         let http = r.http();
+        let split = r.split([&input_container, &output_container]);
 
-        match (storage, runner, access) {
-            (Some(storage), Some(runner), Some(access)) if r.problems.is_empty() => Ok(Settings {
+        let settings = match (storage, runner, access) {
+            (Some(storage), Some(runner), Some(access)) if r.problems.is_empty() => Settings {
                 listen_address: listen_address.unwrap_or(IpAddr::from([127, 0, 0, 1])),
                 port: port.unwrap_or(8080),
                 storage,
@@ -302,10 +331,58 @@ impl Settings {
                 reconcile,
                 http,
                 workloads,
-            }),
-            _ => Err(ConfigError {
-                problems: r.problems,
-            }),
+                split,
+            },
+            _ => {
+                return Err(ConfigError {
+                    problems: r.problems,
+                });
+            }
+        };
+        let mut settings = settings;
+        if let Some(problem) = settings.split_lifetime_problem() {
+            // Asked for, it is an error; by default, splitting is off and start-up says why.
+            if lookup("SPLIT_THRESHOLD").is_some_and(|v| !v.is_empty()) {
+                return Err(ConfigError {
+                    problems: vec![problem],
+                });
+            }
+            settings.split.threshold = None;
+            settings.split.off_because = Some(problem);
+        }
+        Ok(settings)
+    }
+
+    /// Split parts read their input with a user delegation SAS when storage has no key: the
+    /// word count's tasks must then be done before a delegation key ends.
+    fn split_lifetime_problem(&self) -> Option<String> {
+        self.split.threshold?;
+        if self.storage.account_key.is_some() || self.batch()?.submit_mode != SubmitMode::Task {
+            return None;
+        }
+        let lifetime = self.word_count_task_settings().longest_lifetime();
+        (lifetime > MAX_DELEGATED_TASK_LIFETIME).then(|| {
+            format!(
+                "SPLIT_THRESHOLD: without STORAGE_ACCOUNT_KEY, split parts read their input with a \
+                 user delegation SAS, which ends within {}; the word count's tasks may wait and \
+                 run for {} (TASK_MAX_QUEUE_TIME, plus TASK_MAX_WALL_CLOCK_TIME for each try): \
+                 shorten those, or set SPLIT_THRESHOLD=off",
+                format_iso8601(MAX_DELEGATED_TASK_LIFETIME),
+                format_iso8601(lifetime)
+            )
+        })
+    }
+
+    /// The task settings of the word count: the listed `wordcount` workload's limits over the
+    /// `TASK_*` settings.
+    pub fn word_count_task_settings(&self) -> TaskSettings {
+        match self
+            .workloads
+            .runs()
+            .find(|(_, run)| matches!(run.program, Program::WordCount { .. }))
+        {
+            Some((_, run)) => self.task.with_limits(&run.limits),
+            None => self.task.clone(),
         }
     }
 
@@ -413,6 +490,50 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             parse_iso8601(v).filter(|d| (min..=max).contains(d))
         })
         .unwrap_or(default)
+    }
+
+    /// `SPLIT_THRESHOLD` (a size, or `off`), `SPLIT_PART_SIZE`, `SPLIT_MAX_PARTS` and
+    /// `STAGING_CONTAINER`, which may be neither the input nor the output container.
+    fn split(&mut self, taken: [&String; 2]) -> SplitSettings {
+        let threshold = self
+            .parse(
+                "SPLIT_THRESHOLD",
+                "a size in bytes (or with KiB, MiB or GiB), or `off`",
+                |v| match v {
+                    "off" => Some(None),
+                    v => parse_size(v).map(Some),
+                },
+            )
+            .unwrap_or(Some(DEFAULT_SPLIT_THRESHOLD));
+        let part_size = self
+            .parse(
+                "SPLIT_PART_SIZE",
+                "a size from 1 KiB to 100 GiB (bytes, or with KiB, MiB or GiB)",
+                |v| parse_size(v).filter(|n| SPLIT_PART_SIZES.contains(n)),
+            )
+            .unwrap_or(DEFAULT_SPLIT_PART_SIZE);
+        let max_parts = self
+            .parse("SPLIT_MAX_PARTS", "a whole number from 2 to 10000", |v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| SPLIT_PART_COUNTS.contains(n))
+            })
+            .unwrap_or(DEFAULT_SPLIT_MAX_PARTS);
+        let staging_container = self.container("STAGING_CONTAINER", "staging");
+        if taken.contains(&&staging_container) {
+            self.problem(format!(
+                "STAGING_CONTAINER is `{staging_container}`, which is the input or the output \
+                 container: partial counts would be taken for inputs or results; use a container \
+                 of its own"
+            ));
+        }
+        SplitSettings {
+            threshold,
+            part_size,
+            max_parts,
+            staging_container,
+            off_because: None,
+        }
     }
 
     fn key(&mut self, name: &str) -> Option<AccountKey> {

@@ -16,7 +16,7 @@ use crate::batch::{
     GroupCommitOptions, GroupCommitRunner, RetryOptions,
 };
 use crate::config::{
-    BatchAuth, BatchSettings, LocalSettings, RunnerSettings, SAS_CLOCK_SKEW, Settings,
+    BatchAuth, BatchSettings, LocalSettings, RunnerSettings, SAS_CLOCK_SKEW, Settings, SubmitMode,
 };
 use crate::dry_run::DryRunner;
 use crate::entra::{EntraError, entra_credential_from_env};
@@ -152,6 +152,9 @@ impl Context {
     /// `serve`'s context: Batch submissions share Add Task Collection calls; with the local
     /// runner, tasks run in this process.
     pub async fn for_serve(settings: Settings) -> Result<Context, ContextError> {
+        if let Some(reason) = &settings.split.off_because {
+            tracing::warn!(%reason, "large blobs are not split");
+        }
         let common = Common::new(&settings)?;
         let (runner, lookup): (Arc<dyn TaskRunner>, Arc<dyn TaskLookup>) = match &common.target {
             Target::Batch { direct, group } => {
@@ -273,8 +276,8 @@ impl Context {
     }
 }
 
-/// User delegation keys when storage has no key and a workload reads its input through a URL,
-/// long enough for the longest of those tasks.
+/// User delegation keys when storage has no key and a task may read its input through a URL (a
+/// workload's, or a split blob's parts), long enough for the longest of those tasks.
 fn delegated_reads(
     settings: &Settings,
     credential: &mut SharedCredential,
@@ -282,11 +285,17 @@ fn delegated_reads(
     if settings.storage.account_key.is_some() {
         return Ok(None);
     }
+    let splits = settings.split.threshold.is_some()
+        && settings.workloads.has_word_count()
+        && settings
+            .batch()
+            .is_some_and(|batch| batch.submit_mode == SubmitMode::Task);
     let longest = settings
         .workloads
         .runs()
         .filter(|(_, run)| run.input == Input::Url)
         .map(|(_, run)| settings.task.with_limits(&run.limits).longest_lifetime())
+        .chain(splits.then(|| settings.word_count_task_settings().longest_lifetime()))
         .max();
     let Some(longest) = longest else {
         return Ok(None);

@@ -65,12 +65,7 @@ mod tests {
             let results = items
                 .iter()
                 .map(|item| match item.id() {
-                    "exists" => Ok(Some(TaskStatus {
-                        state: TaskState::Running,
-                        exit_code: None,
-                        retries: None,
-                        failure: None,
-                    })),
+                    "exists" => Ok(Some(TaskStatus::new(TaskState::Running))),
                     "broken" => Err(LookupError(Arc::new(std::io::Error::other("503")))),
                     _ => Ok(None),
                 })

@@ -33,6 +33,7 @@ pub mod reconcile;
 pub mod results;
 pub mod runner;
 pub mod shutdown;
+pub mod size;
 pub mod startup;
 pub mod storage;
 mod sync;

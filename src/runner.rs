@@ -21,6 +21,25 @@ pub enum Submission {
     Task { job: JobRef, task: TaskSpec },
     /// A job of its own, with the task as its job manager and an auto pool (job-per-blob mode).
     Job(JobSpec),
+    /// A large blob's word count, split: a job of its own holding the parts and the merge that
+    /// depends on them.
+    Split(Box<SplitJob>),
+}
+
+/// A split word count: its job (created with task dependencies and ended by a failed task),
+/// the parts (ids `0` to `N-1`), and the merge, added only once every part is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitJob {
+    pub job: JobSpec,
+    pub parts: Vec<TaskSpec>,
+    pub merge: TaskSpec,
+}
+
+impl SplitJob {
+    /// Every task: the parts, then the merge.
+    pub fn tasks(&self) -> impl Iterator<Item = &TaskSpec> {
+        self.parts.iter().chain(std::iter::once(&self.merge))
+    }
 }
 
 /// A long-lived job tasks are added to, and the pool it runs on.
@@ -48,19 +67,22 @@ impl Submission {
         }
     }
 
-    /// The deterministic id (task id, or job id in job-per-blob mode).
+    /// The deterministic id (task id, or job id in job-per-blob mode and for a split blob).
     pub fn id(&self) -> &str {
         match self {
             Submission::Task { task, .. } => &task.id,
             Submission::Job(job) => &job.id,
+            Submission::Split(split) => &split.job.id,
         }
     }
 
-    /// The task that does the work, whichever way it is submitted.
+    /// The one task that does the work, whichever way it is submitted (none for a split blob,
+    /// whose work is many tasks).
     pub fn work(&self) -> Option<&TaskSpec> {
         match self {
             Submission::Task { task, .. } => Some(task),
             Submission::Job(job) => job.job_manager_task.as_ref().map(|m| &m.task),
+            Submission::Split(_) => None,
         }
     }
 }
@@ -191,7 +213,7 @@ pub struct FailureInfo {
     pub message: String,
 }
 
-/// What a runner knows of one submitted task.
+/// What a runner knows of one submitted task (for a split blob: of its tasks as one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskStatus {
     pub state: TaskState,
@@ -199,6 +221,87 @@ pub struct TaskStatus {
     /// Batch's retry count.
     pub retries: Option<i32>,
     pub failure: Option<FailureInfo>,
+    /// A split blob's parts, by state (`None` for one task).
+    pub parts: Option<PartCounts>,
+    /// A split blob's task whose failure `failure` is (its logs are in a folder of that name).
+    pub failed_task: Option<String>,
+}
+
+impl TaskStatus {
+    /// A task in `state` with nothing more to say.
+    pub fn new(state: TaskState) -> TaskStatus {
+        TaskStatus {
+            state,
+            exit_code: None,
+            retries: None,
+            failure: None,
+            parts: None,
+            failed_task: None,
+        }
+    }
+}
+
+/// How far a split blob's parts are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PartCounts {
+    pub total: u32,
+    /// Waiting for a node (Batch's `active` and `preparing`).
+    pub active: u32,
+    pub running: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+}
+
+impl PartCounts {
+    pub fn add(&mut self, state: TaskState) {
+        match state {
+            TaskState::Active | TaskState::Preparing => self.active += 1,
+            TaskState::Running => self.running += 1,
+            TaskState::Succeeded => self.succeeded += 1,
+            TaskState::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// A split blob's state from its tasks': failed when a part or the merge failed (the status
+/// names the first that did), succeeded when the merge did, running while any task runs, else
+/// waiting. Parts not added (yet) count as waiting.
+pub fn split_status(
+    total_parts: u32,
+    parts: impl IntoIterator<Item = (String, TaskStatus)>,
+    merge: Option<TaskStatus>,
+) -> TaskStatus {
+    let mut counts = PartCounts {
+        total: total_parts,
+        ..PartCounts::default()
+    };
+    let mut failed_part: Option<(String, TaskStatus)> = None;
+    for (id, part) in parts {
+        counts.add(part.state);
+        if part.state == TaskState::Failed && failed_part.is_none() {
+            failed_part = Some((id, part));
+        }
+    }
+    let seen = counts.active + counts.running + counts.succeeded + counts.failed;
+    counts.active += total_parts.saturating_sub(seen);
+    let merge_running = merge
+        .as_ref()
+        .is_some_and(|m| m.state == TaskState::Running);
+    let mut status = match (failed_part, merge) {
+        (Some((id, part)), _) => TaskStatus {
+            failed_task: Some(id),
+            ..part
+        },
+        (None, Some(merge)) if merge.state == TaskState::Failed => TaskStatus {
+            failed_task: Some(crate::plan::MERGE_TASK_ID.to_string()),
+            ..merge
+        },
+        (None, Some(merge)) if merge.state == TaskState::Succeeded => merge,
+        (None, _) if counts.running > 0 || merge_running => TaskStatus::new(TaskState::Running),
+        (None, _) => TaskStatus::new(TaskState::Active),
+    };
+    status.parts = Some(counts);
+    status
 }
 
 /// A task's status could not be read (the service stayed unreachable, refused the request).

@@ -42,6 +42,43 @@ pub struct TaskSpec {
     /// Scheduling slots the task takes on a node (the service's default is 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_slots: Option<u32>,
+    /// Tasks of the same job that must have completed successfully before this one runs (only
+    /// in a job created with `usesTaskDependencies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<TaskDependencies>,
+}
+
+/// The service's `BatchTaskDependencies`. Integer task ids can be named as ranges, which keeps a
+/// task that depends on a thousand others small.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskDependencies {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_id_ranges: Vec<TaskIdRange>,
+}
+
+/// Integer task ids from `start` to `end`, both included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskIdRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl TaskDependencies {
+    /// Whether the task `id` is one of these.
+    pub fn includes(&self, id: &str) -> bool {
+        self.task_ids.iter().any(|t| t.eq_ignore_ascii_case(id))
+            || id.parse::<u32>().is_ok_and(|n| {
+                // Only canonical integers: Batch's ranges select `7`, not `07`.
+                n.to_string() == id
+                    && self
+                        .task_id_ranges
+                        .iter()
+                        .any(|r| (r.start..=r.end).contains(&n))
+            })
+    }
 }
 
 impl TaskSpec {
@@ -58,6 +95,7 @@ impl TaskSpec {
             constraints: None,
             user_identity: None,
             required_slots: None,
+            depends_on: None,
         }
     }
 }
@@ -97,18 +135,63 @@ pub struct IdentityReference {
     pub resource_id: String,
 }
 
-/// A file Batch downloads into the task's working directory before the command runs.
+/// A file Batch downloads into the task's working directory before the command runs: one blob
+/// (`httpUrl`), or every blob of a container under a prefix (`storageContainerUrl`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceFile {
     /// Used verbatim: the node fetches exactly this URL (a SAS URL, or a plain one with an identity).
-    pub http_url: String,
-    /// Relative to the working directory, file name included; may not leave the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_url: Option<String>,
+    /// A container (a SAS with read and list, or a plain URL with an identity): each of its
+    /// blobs is fetched to `{file_path}/{blob name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_container_url: Option<String>,
+    /// With `storage_container_url`: only the blobs whose names start with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_prefix: Option<String>,
+    /// Relative to the working directory: the file (file name included) for `http_url`, the
+    /// directory for a container; may not leave the working directory.
     pub file_path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_reference: Option<IdentityReference>,
+}
+
+impl ResourceFile {
+    /// One blob, fetched to `file_path`.
+    pub fn blob(
+        http_url: String,
+        file_path: &str,
+        identity_reference: Option<IdentityReference>,
+    ) -> ResourceFile {
+        ResourceFile {
+            http_url: Some(http_url),
+            storage_container_url: None,
+            blob_prefix: None,
+            file_path: file_path.to_string(),
+            file_mode: None,
+            identity_reference,
+        }
+    }
+
+    /// The blobs of a container whose names start with `prefix`, fetched under `directory`.
+    pub fn container(
+        container_url: String,
+        prefix: &str,
+        directory: &str,
+        identity_reference: Option<IdentityReference>,
+    ) -> ResourceFile {
+        ResourceFile {
+            http_url: None,
+            storage_container_url: Some(container_url),
+            blob_prefix: Some(prefix.to_string()),
+            file_path: directory.to_string(),
+            file_mode: None,
+            identity_reference,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +302,12 @@ pub struct JobSpec {
     /// `noaction` on the long-lived job; `terminatejob` for a job per blob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_all_tasks_complete: Option<OnAllTasksComplete>,
+    /// `performexitoptionsjobaction`: a task that fails (after its retries) ends the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_task_failure: Option<OnTaskFailure>,
+    /// Whether tasks may depend on others; fixed when the job is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses_task_dependencies: Option<bool>,
     /// Job per blob: the word-count task itself, run as the job manager so that the job (and its
     /// auto pool) ends when it completes. Created atomically with the job, in one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,9 +336,20 @@ impl JobSpec {
                 auto_pool_specification: None,
             },
             on_all_tasks_complete: Some(OnAllTasksComplete::NoAction),
+            on_task_failure: None,
+            uses_task_dependencies: None,
             job_manager_task: None,
         }
     }
+}
+
+/// What the service does when a task of the job fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTaskFailure {
+    NoAction,
+    /// The task's exit conditions decide; the default for any failure is to terminate the job.
+    PerformExitOptionsJobAction,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +380,20 @@ mod tests {
         assert!(!is_valid_id(""));
         assert!(!is_valid_id("a.b"));
         assert!(!is_valid_id("a b"));
+    }
+
+    #[test]
+    fn dependency_ranges_select_integer_ids_only() {
+        let deps = TaskDependencies {
+            task_ids: vec!["prep".into()],
+            task_id_ranges: vec![TaskIdRange { start: 1, end: 10 }],
+        };
+        for id in ["1", "7", "10", "PREP"] {
+            assert!(deps.includes(id), "{id}");
+        }
+        for id in ["0", "11", "07", "5flamingoes", "merge", ""] {
+            assert!(!deps.includes(id), "{id}");
+        }
     }
 
     #[test]

@@ -191,14 +191,13 @@ fn batch_client(fake: &FakeBatch, credential: BatchCredential) -> BatchClient {
 
 fn task(id: &str) -> TaskSpec {
     let mut task = TaskSpec::new(id, "/wordcount input/data");
-    task.resource_files.push(ResourceFile {
-        http_url: "https://acct.blob.core.windows.net/input/a.txt".into(),
-        file_path: "input/data".into(),
-        file_mode: None,
-        identity_reference: Some(IdentityReference {
+    task.resource_files.push(ResourceFile::blob(
+        "https://acct.blob.core.windows.net/input/a.txt".into(),
+        "input/data",
+        Some(IdentityReference {
             resource_id: "/subscriptions/s/uami".into(),
         }),
-    });
+    ));
     task
 }
 

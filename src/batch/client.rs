@@ -282,11 +282,11 @@ impl BatchClient {
             .await
     }
 
-    fn transport(&self) -> &Transport {
+    pub(super) fn transport(&self) -> &Transport {
         &self.inner.transport
     }
 
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(super) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.inner.endpoint.clone();
         url.path_segments_mut()
             .expect("validated endpoints have a base")
@@ -349,7 +349,7 @@ fn validate_endpoint(
 }
 
 /// 2xx is created; 409 with `exists_code` is a duplicate; anything else is an error.
-fn accepted_or_exists(
+pub(super) fn accepted_or_exists(
     reply: &Reply,
     call: &Call,
     exists_code: &str,

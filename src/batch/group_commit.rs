@@ -186,7 +186,8 @@ impl<R: SubmitUntil> TaskRunner for GroupCommitRunner<R> {
     fn submit<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<SubmitResult>> {
         Box::pin(async move {
             let deadline = Instant::now() + self.shared.options.budget;
-            // The tasks of each job queue on their own; jobs of their own go straight through.
+            // The tasks of each job queue on their own; jobs of their own (split blobs' too) go
+            // straight through.
             let mut by_job: Vec<(JobRef, Vec<usize>)> = Vec::new();
             let mut job_at = Vec::new();
             for (i, item) in items.iter().enumerate() {
@@ -197,7 +198,7 @@ impl<R: SubmitUntil> TaskRunner for GroupCommitRunner<R> {
                             None => by_job.push((job.clone(), vec![i])),
                         }
                     }
-                    Submission::Job(_) => job_at.push(i),
+                    Submission::Job(_) | Submission::Split(_) => job_at.push(i),
                 }
             }
             let queued = by_job.iter().map(|(job, at)| {
@@ -437,6 +438,7 @@ fn json_len(item: &Submission) -> usize {
     let written = match item {
         Submission::Task { task, .. } => serde_json::to_writer(&mut count, task),
         Submission::Job(job) => serde_json::to_writer(&mut count, job),
+        Submission::Split(split) => serde_json::to_writer(&mut count, &split.job),
     };
     // A task that cannot be serialized fails in the client, which says why; it weighs nothing.
     if written.is_err() {
@@ -608,6 +610,8 @@ mod tests {
                 auto_pool_specification: None,
             },
             on_all_tasks_complete: None,
+            on_task_failure: None,
+            uses_task_dependencies: None,
             job_manager_task: None,
         })
     }

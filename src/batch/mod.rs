@@ -21,7 +21,7 @@
 //! # }
 //! ```
 //!
-//! Module by module: `client` holds the operations, `collection` the Add Task Collection
+//! Module by module: `client` holds the operations (`jobs` those on a split blob's job), `collection` the Add Task Collection
 //! chunking and per-item retries, `transport` one logical request and its attempts, `shared_key`
 //! and `credential` the two ways to authorize, `retry` the backoff and budget, `error` what a
 //! failed call says, `models` the answers we read, `task_runner` the [`crate::runner::TaskRunner`]
@@ -33,9 +33,11 @@ pub mod collection;
 pub mod credential;
 pub mod error;
 pub(crate) mod group_commit;
+mod jobs;
 pub mod models;
 pub mod retry;
 mod shared_key;
+mod split;
 pub(crate) mod task_runner;
 mod transport;
 

@@ -89,3 +89,50 @@ pub struct TaskFailureInfo {
     #[serde(default)]
     pub message: Option<String>,
 }
+
+/// The parts of the service's `BatchJob` (Get Job) that a split blob's submission and status
+/// look at.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchJob {
+    pub id: String,
+    #[serde(default)]
+    pub state: Option<JobState>,
+    /// `noaction` or `terminatejob`.
+    #[serde(default)]
+    pub on_all_tasks_complete: Option<String>,
+    #[serde(default)]
+    pub execution_info: Option<JobExecutionInfo>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Active,
+    Disabling,
+    Disabled,
+    Enabling,
+    Terminating,
+    Completed,
+    Deleting,
+    /// A state this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobExecutionInfo {
+    /// Why the job ended: `AllTasksComplete`, `TaskFailed`, `UserTerminate`, ...
+    #[serde(default)]
+    pub terminate_reason: Option<String>,
+}
+
+/// One page of List Tasks.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct TaskListPage {
+    #[serde(default)]
+    pub value: Vec<BatchTask>,
+    #[serde(default, rename = "odata.nextLink")]
+    pub next_link: Option<String>,
+}

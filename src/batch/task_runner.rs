@@ -1,5 +1,6 @@
 //! [`TaskRunner`] on Azure Batch: tasks go to the long-lived job (created on first use), jobs of
-//! the job-per-blob mode go in as jobs of their own.
+//! the job-per-blob mode go in as jobs of their own, split blobs as described in
+//! [`super::split`].
 //!
 //! One deadline bounds a whole `submit` call, job creation and the retried add included, so that
 //! an invocation answers before Event Grid gives up on it.
@@ -11,12 +12,14 @@ use tracing::{error, info, warn};
 use super::client::BatchClient;
 use super::error::BatchError;
 use super::models::{BatchTask, TaskState as BatchTaskState};
+use super::split::submit_split;
 use crate::error_chain::error_chain;
 use crate::fail_fast::map_fail_fast;
 use crate::per_item::PerItem;
+use crate::plan::MERGE_TASK_ID;
 use crate::runner::{
-    Accepted, BoxFuture, FailureInfo, JobRef, LookupError, LookupResult, Submission, SubmitError,
-    SubmitResult, TaskLookup, TaskRunner, TaskState, TaskStatus,
+    Accepted, BoxFuture, FailureInfo, JobRef, LookupError, LookupResult, SplitJob, Submission,
+    SubmitError, SubmitResult, TaskLookup, TaskRunner, TaskState, TaskStatus, split_status,
 };
 use crate::task_spec::{JobSpec, TaskSpec};
 
@@ -143,7 +146,7 @@ impl BatchTaskRunner {
     /// the same time.
     pub async fn submit_until(&self, items: &[Submission], deadline: Instant) -> Vec<SubmitResult> {
         let mut by_job: Vec<(&JobRef, Vec<usize>)> = Vec::new();
-        let mut job_items = Vec::new();
+        let (mut job_items, mut split_items) = (Vec::new(), Vec::new());
         for (i, item) in items.iter().enumerate() {
             match item {
                 Submission::Task { job, .. } => match by_job.iter_mut().find(|(j, _)| *j == job) {
@@ -151,6 +154,7 @@ impl BatchTaskRunner {
                     None => by_job.push((job, vec![i])),
                 },
                 Submission::Job(_) => job_items.push(i),
+                Submission::Split(_) => split_items.push(i),
             }
         }
         let task_calls = by_job.iter().map(|(job, at)| {
@@ -161,12 +165,17 @@ impl BatchTaskRunner {
             .iter()
             .filter_map(|&i| match &items[i] {
                 Submission::Job(job) => Some(job),
-                Submission::Task { .. } => None,
+                _ => None,
             })
             .collect();
-        let (task_results, job_results) = tokio::join!(
+        let splits = split_items.iter().filter_map(|&i| match &items[i] {
+            Submission::Split(split) => Some(submit_split(&self.client, split, deadline)),
+            _ => None,
+        });
+        let (task_results, job_results, split_results) = tokio::join!(
             futures_util::future::join_all(task_calls),
-            self.add_jobs(&jobs, deadline)
+            self.add_jobs(&jobs, deadline),
+            futures_util::future::join_all(splits),
         );
 
         let mut results = PerItem::new(items.len());
@@ -174,6 +183,7 @@ impl BatchTaskRunner {
         for (i, result) in task_at
             .zip(task_results.into_iter().flatten())
             .chain(job_items.into_iter().zip(job_results))
+            .chain(split_items.into_iter().zip(split_results))
         {
             results.set(i, to_submit_result(items[i].id(), result));
         }
@@ -186,9 +196,8 @@ impl BatchTaskRunner {
 }
 
 impl BatchTaskRunner {
-    /// Where a submission's task lives: the long-lived job, or the job of its own.
-    fn locate<'s>(&'s self, item: &'s Submission) -> (&'s str, &'s str) {
-        match item {
+    async fn lookup_one(&self, item: &Submission) -> LookupResult {
+        let (job_id, task_id) = match item {
             Submission::Task { job, task } => (job.id.as_str(), task.id.as_str()),
             Submission::Job(job) => (
                 job.id.as_str(),
@@ -196,17 +205,42 @@ impl BatchTaskRunner {
                     .as_ref()
                     .map_or("", |manager| manager.task.id.as_str()),
             ),
-        }
-    }
-
-    async fn lookup_one(&self, item: &Submission) -> LookupResult {
-        let (job_id, task_id) = self.locate(item);
+            Submission::Split(split) => return self.lookup_split(split).await,
+        };
         match self.client.get_task_state(job_id, task_id).await {
             Ok(task) => Ok(Some(status_of(&task))),
-            Err(e) if e.has_code("TaskNotFound") || e.has_code("JobNotFound") => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(LookupError(std::sync::Arc::new(e))),
         }
     }
+
+    /// A split blob's state, from its job's tasks (one listing, whatever their number).
+    async fn lookup_split(&self, split: &SplitJob) -> LookupResult {
+        let tasks = match self
+            .client
+            .list_task_states(&split.job.id, self.client.deadline())
+            .await
+        {
+            Ok(tasks) => tasks,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(LookupError(std::sync::Arc::new(e))),
+        };
+        let mut merge = None;
+        let mut parts = Vec::with_capacity(tasks.len());
+        for task in &tasks {
+            if task.id.eq_ignore_ascii_case(MERGE_TASK_ID) {
+                merge = Some(status_of(task));
+            } else {
+                parts.push((task.id.clone(), status_of(task)));
+            }
+        }
+        let total = u32::try_from(split.parts.len()).unwrap_or(u32::MAX);
+        Ok(Some(split_status(total, parts, merge)))
+    }
+}
+
+fn is_not_found(error: &BatchError) -> bool {
+    error.has_code("TaskNotFound") || error.has_code("JobNotFound")
 }
 
 impl TaskLookup for BatchTaskRunner {
@@ -249,6 +283,8 @@ fn status_of(task: &BatchTask) -> TaskStatus {
             code: f.code.unwrap_or_default(),
             message: f.message.unwrap_or_default(),
         }),
+        parts: None,
+        failed_task: None,
     }
 }
 

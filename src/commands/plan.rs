@@ -182,6 +182,12 @@ fn plan_blob(planner: &Planner, blob: &BlobCreated, now: OffsetDateTime) -> Plan
             line.job = Some(job.id.clone());
             line.job_body = Some(job.clone());
         }
+        Submission::Split(split) => {
+            line.job = Some(split.job.id.clone());
+            line.pool = split.job.pool_info.pool_id.clone();
+            line.job_body = Some(split.job.clone());
+            line.tasks.extend(split.tasks().cloned());
+        }
     }
     line
 }

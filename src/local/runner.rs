@@ -478,7 +478,13 @@ impl LocalRunner {
     async fn fetch_resource(&self, wd: &Path, file: &ResourceFile) -> Result<PathBuf, TaskFailure> {
         let fail = |message: String| TaskFailure::new(FailureCode::ResourceFileError, message);
         let path = resource_file_path(wd, &file.file_path).map_err(fail)?;
-        if file.identity_reference.is_some() && !has_sas(&file.http_url) {
+        let Some(url) = file.http_url.as_deref() else {
+            return Err(fail(format!(
+                "`{}`: only resource files with an httpUrl are fetched on this machine",
+                file.file_path
+            )));
+        };
+        if file.identity_reference.is_some() && !has_sas(url) {
             return Err(fail(format!(
                 "`{}` uses identityReference, which cannot work on this machine (no managed \
                  identity); set STORAGE_ACCOUNT_KEY so that tasks get SAS URLs",
@@ -489,17 +495,17 @@ impl LocalRunner {
             std::fs::create_dir_all(parent)
                 .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let mut download = http_download_to_file(&self.inner.http, &file.http_url, &path).await;
+        let mut download = http_download_to_file(&self.inner.http, url, &path).await;
         // A connection that failed before an answer (no status) is worth one more try, as the
         // Batch node agent retries its downloads.
         if download.as_ref().is_err_and(|e| e.status().is_none()) {
-            download = http_download_to_file(&self.inner.http, &file.http_url, &path).await;
+            download = http_download_to_file(&self.inner.http, url, &path).await;
         }
         download.map_err(|e| {
             fail(format!(
                 "downloading `{}` from {} failed: {e}",
                 file.file_path,
-                redact_sas(&file.http_url)
+                redact_sas(url)
             ))
         })?;
         if let Some(mode) = &file.file_mode {

@@ -147,8 +147,8 @@ impl RecordState {
     /// The state in Batch's terms.
     pub fn status(&self) -> TaskStatus {
         match self {
-            RecordState::Active => TaskStatus::pending(TaskState::Active),
-            RecordState::Running => TaskStatus::pending(TaskState::Running),
+            RecordState::Active => TaskStatus::new(TaskState::Active),
+            RecordState::Running => TaskStatus::new(TaskState::Running),
             RecordState::Completed(result) => TaskStatus {
                 state: match result.result {
                     RunResult::Success => TaskState::Succeeded,
@@ -162,18 +162,8 @@ impl RecordState {
                     code: f.code.to_string(),
                     message: f.message.clone(),
                 }),
+                ..TaskStatus::new(TaskState::Active)
             },
-        }
-    }
-}
-
-impl TaskStatus {
-    fn pending(state: TaskState) -> TaskStatus {
-        TaskStatus {
-            state,
-            exit_code: None,
-            retries: None,
-            failure: None,
         }
     }
 }

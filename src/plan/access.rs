@@ -12,6 +12,8 @@ use crate::storage::delegation::DelegationKey;
 use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
 use crate::task_spec::IdentityReference;
 
+use super::split::Staging;
+
 use crate::config::SAS_CLOCK_SKEW;
 
 /// Signs a read-only SAS for one blob when storage is reached with an identity (no key): a user
@@ -89,6 +91,9 @@ pub(super) struct Signing<'a> {
     /// The output container's URL, without a SAS.
     pub output_container_url: String,
     pub output_container: &'a str,
+    /// The staging container's URL, without a SAS.
+    pub staging_container_url: String,
+    pub staging_container: &'a str,
 }
 
 impl Signing<'_> {
@@ -132,6 +137,35 @@ impl Signing<'_> {
             StorageAccess::Identity(resource_id) => Access {
                 input_url: blob.url.clone(),
                 output_container_url: self.output_container_url.clone(),
+                identity: Some(IdentityReference {
+                    resource_id: resource_id.clone(),
+                }),
+            },
+        }
+    }
+
+    /// The staging container for a split job: create and write for the parts (valid as long
+    /// as `lifetime`), read and list for the merge (twice that: it waits for the parts).
+    pub fn staging(&self, now: OffsetDateTime, lifetime: Duration) -> Staging {
+        match self.access {
+            StorageAccess::Sas(key) => {
+                let container = SasResource::Container {
+                    container: self.staging_container,
+                };
+                let write = key.service_sas(container, &self.options("cw", now, lifetime));
+                let read = key.service_sas(
+                    container,
+                    &self.options("rl", now, lifetime.saturating_mul(2)),
+                );
+                Staging {
+                    write_url: write.append_to(&self.staging_container_url),
+                    read_url: read.append_to(&self.staging_container_url),
+                    identity: None,
+                }
+            }
+            StorageAccess::Identity(resource_id) => Staging {
+                write_url: self.staging_container_url.clone(),
+                read_url: self.staging_container_url.clone(),
                 identity: Some(IdentityReference {
                     resource_id: resource_id.clone(),
                 }),

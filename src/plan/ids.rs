@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 pub const TASK_ID_PREFIX: &str = "wc-";
 /// Job id prefix in job-per-blob mode.
 pub const JOB_ID_PREFIX: &str = "wcj-";
+/// Job id prefix of a split word count.
+pub const SPLIT_JOB_ID_PREFIX: &str = "wcs-";
 
 /// Batch's longest id.
 const MAX_ID_CHARS: usize = 64;
@@ -34,6 +36,32 @@ pub fn workload_task_id(
 ) -> String {
     let hex = hash(&[workload, account, container, blob, etag.trim_matches('"')]);
     prefixed(&format!("{workload}-"), &hex)
+}
+
+/// The job of a split word count: `wcs-` + hex of a SHA-256 over (account, container, blob,
+/// eTag, size, part size, parts), framed as [`task_id`]'s. The split is part of the id, so a
+/// change of the `SPLIT_*` settings between two deliveries of one version gives a second job
+/// (a second, identical result) and never mixes the parts of two cuts in one job.
+pub fn split_job_id(
+    account: &str,
+    container: &str,
+    blob: &str,
+    etag: &str,
+    (size, part_size, parts): (u64, u64, u32),
+) -> String {
+    let (size, part_size, parts) = (size.to_string(), part_size.to_string(), parts.to_string());
+    prefixed(
+        SPLIT_JOB_ID_PREFIX,
+        &hash(&[
+            account,
+            container,
+            blob,
+            etag.trim_matches('"'),
+            &size,
+            &part_size,
+            &parts,
+        ]),
+    )
 }
 
 /// Job id in job-per-blob mode, derived from the task id (so equally deterministic).

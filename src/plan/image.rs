@@ -7,14 +7,14 @@
 
 use super::access::Access;
 use super::task::{
-    INPUT_FILE_MODE, INPUT_PATH, RESULT_FILE, constraints, container, display_name, logs,
-    output_file, result_and_logs, result_headers, task_user,
+    RESULT_FILE, constraints, container, display_name, input_file, logs, output_file,
+    result_and_logs, result_headers, task_user,
 };
 use crate::config::TaskSettings;
 use crate::filter::BlobCreated;
 use crate::results::ResultNames;
 use crate::task_spec::{
-    ContainerRegistry, EnvironmentSetting, OutputFile, ResourceFile, TaskSpec, UploadCondition,
+    ContainerRegistry, EnvironmentSetting, OutputFile, TaskSpec, UploadCondition,
 };
 use crate::workloads::{
     ENV_BLOB, ENV_CONTAINER, ENV_ETAG, ENV_INPUT_URL, ENV_WORKLOAD, Output, Run,
@@ -49,12 +49,7 @@ pub(super) fn task(plan: ImageTask<'_>) -> TaskSpec {
             environment.push(env(ENV_INPUT_URL, url));
             Vec::new()
         }
-        None => vec![ResourceFile {
-            http_url: plan.access.input_url.clone(),
-            file_path: INPUT_PATH.into(),
-            file_mode: Some(INPUT_FILE_MODE.into()),
-            identity_reference: plan.access.identity.clone(),
-        }],
+        None => vec![input_file(&plan.access)],
     };
     environment.extend(plan.run.env.iter().map(|(name, value)| env(name, value)));
     let output_files = outputs(
@@ -74,6 +69,7 @@ pub(super) fn task(plan: ImageTask<'_>) -> TaskSpec {
         constraints: Some(constraints(plan.settings)),
         user_identity: Some(task_user()),
         required_slots: plan.run.slots,
+        depends_on: None,
         id: plan.id,
     }
 }

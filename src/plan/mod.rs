@@ -11,21 +11,28 @@
 mod access;
 mod ids;
 mod image;
+mod split;
 mod task;
 mod word_count;
 
 use time::OffsetDateTime;
 
 pub use access::{NoKey, ReadSigner, Unsigned};
-pub use ids::{JOB_ID_PREFIX, TASK_ID_PREFIX, job_id, task_id, workload_task_id};
+pub use ids::{
+    JOB_ID_PREFIX, SPLIT_JOB_ID_PREFIX, TASK_ID_PREFIX, job_id, split_job_id, task_id,
+    workload_task_id,
+};
+pub use split::{Cut, MERGE_TASK_ID};
 pub use task::{INPUT_PATH, RESULT_FILE};
 pub use word_count::{COMMAND_LINE, JOB_MANAGER_TASK_ID, SOURCE_VARIABLE};
 
 use self::access::Signing;
 use self::image::ImageTask;
+use self::split::SplitPlan;
 use self::word_count::WordCountTask;
 use crate::config::{
-    DEFAULT_JOB_ID, DEFAULT_POOL_ID, RunnerSettings, Settings, SubmitMode, TaskSettings,
+    DEFAULT_JOB_ID, DEFAULT_POOL_ID, RunnerSettings, Settings, SplitSettings, SubmitMode,
+    TaskSettings,
 };
 use crate::filter::BlobCreated;
 use crate::results::ResultNames;
@@ -75,6 +82,8 @@ pub struct Planner {
     workloads: Workloads,
     /// `BATCH_JOB_ID` on `BATCH_POOL_ID`: where a workload's tasks go unless it names its own.
     default_job: JobRef,
+    /// When a word count is split, and where its parts stage their counts.
+    split: SplitSettings,
 }
 
 impl Planner {
@@ -106,6 +115,7 @@ impl Planner {
             mode,
             workloads: settings.workloads.clone(),
             default_job,
+            split: settings.split.clone(),
         }
     }
 
@@ -161,7 +171,14 @@ impl Planner {
             }
             Route::Run(workload, run) => match &run.program {
                 Program::WordCount { image } => {
-                    self.word_count(blob, workload, run, image.as_deref(), now)
+                    let image = image.as_deref().unwrap_or(&self.task.image);
+                    match self.cut(blob) {
+                        Some((size, cut)) => {
+                            let split = (size, cut);
+                            self.split(blob, workload, run, image, split, now, delegated)?
+                        }
+                        None => self.word_count(blob, workload, run, image, now),
+                    }
                 }
                 Program::Image { image, command } => {
                     let program = (image.as_str(), command.as_str());
@@ -179,12 +196,11 @@ impl Planner {
         blob: &BlobCreated,
         workload: &Workload,
         run: &Run,
-        image: Option<&str>,
+        image: &str,
         now: OffsetDateTime,
     ) -> Planned {
         let id = task_id(&self.account_name, &blob.container, &blob.blob, &blob.etag);
         let settings = self.task_settings(run);
-        let image = image.unwrap_or(&settings.image);
         // In job-per-blob mode the task's id is the same in every job: the job's id is what
         // names its outputs.
         let (unique_id, task_id) = match &self.mode {
@@ -212,6 +228,63 @@ impl Planner {
             }
         };
         Planned::new(submission, workload, blob, names)
+    }
+
+    /// How a word-count blob is split, if it is: never in job-per-blob mode, nor gzip, nor
+    /// a blob whose size is not known or under the threshold.
+    fn cut(&self, blob: &BlobCreated) -> Option<(u64, Cut)> {
+        if self.mode != SubmitMode::Task || split::is_gzip(blob) {
+            return None;
+        }
+        let size = blob.size?;
+        Cut::of(size, &self.split).map(|cut| (size, cut))
+    }
+
+    /// The word count of a large blob version, split into parts and a merge in a job of its own
+    /// on the workload's pool.
+    #[allow(clippy::too_many_arguments)]
+    fn split(
+        &self,
+        blob: &BlobCreated,
+        workload: &Workload,
+        run: &Run,
+        image: &str,
+        (size, cut): (u64, Cut),
+        now: OffsetDateTime,
+        delegated: Option<&dyn ReadSigner>,
+    ) -> Result<Planned, PlanError> {
+        let job_id = split_job_id(
+            &self.account_name,
+            &blob.container,
+            &blob.blob,
+            &blob.etag,
+            (size, cut.part_size, cut.parts),
+        );
+        let settings = self.task_settings(run);
+        let lifetime = settings.longest_lifetime();
+        let signing = self.signing();
+        let input_url = signing
+            .read_url(blob, now, lifetime, delegated)
+            .map_err(PlanError)?;
+        let names = ResultNames::word_count(&blob.blob, &job_id);
+        let pool = self.job_of(run).pool;
+        let job = split::split(SplitPlan {
+            job_id,
+            pool: &pool,
+            cut,
+            blob,
+            size,
+            image,
+            registry: self.registry(image),
+            settings: &settings,
+            slots: run.slots,
+            access: signing.access(blob, now, lifetime),
+            input_url,
+            staging: signing.staging(now, lifetime),
+            names: &names,
+        });
+        let submission = Submission::Split(Box::new(job));
+        Ok(Planned::new(submission, workload, blob, names))
     }
 
     /// The task of a workload of one's own for one blob version.
@@ -282,6 +355,8 @@ impl Planner {
             https_only: self.https_only,
             output_container_url: format!("{}/{}", self.account_url, self.output_container),
             output_container: &self.output_container,
+            staging_container_url: format!("{}/{}", self.account_url, self.split.staging_container),
+            staging_container: &self.split.staging_container,
         }
     }
 
@@ -453,11 +528,13 @@ mod tests {
         assert!(
             input
                 .http_url
+                .as_deref()
+                .unwrap()
                 .starts_with("https://acct.blob.core.windows.net/input/a%2Etxt?")
         );
         // Valid from 15 minutes before now until the task's longest lifetime (12 h queue +
         // 3 tries of 1 h) plus 15 minutes; read only, on that one blob, over https only.
-        let read = sas_params(&input.http_url);
+        let read = sas_params(input.http_url.as_deref().unwrap());
         assert_eq!(read["sp"], "r");
         assert_eq!(read["sr"], "b");
         assert_eq!(read["spr"], "https");
@@ -591,8 +668,8 @@ mod tests {
         let (by_event, by_listing) = (task(by_event), task(by_listing));
         assert_eq!(by_listing.id, by_event.id);
         assert_eq!(
-            by_listing.resource_files[0].http_url,
-            "https://acct.blob.core.windows.net/input/docs/a%20b.txt"
+            by_listing.resource_files[0].http_url.as_deref(),
+            Some("https://acct.blob.core.windows.net/input/docs/a%20b.txt")
         );
         assert_eq!(by_listing.output_files, by_event.output_files);
         assert_eq!(
@@ -735,7 +812,7 @@ max_wall_clock = "PT2H"
             ])
         );
         // The SAS of a task lasts as long as it may: no queue override (12 h), one 30-minute try.
-        let read = sas_params(&task.resource_files[0].http_url);
+        let read = sas_params(task.resource_files[0].http_url.as_deref().unwrap());
         assert_eq!(read["se"], "2026-03-14T22:11:53Z");
         assert_eq!(read["sp"], "r");
     }

@@ -10,7 +10,7 @@ use crate::task_spec::{
     AutoUserScope, AutoUserSpecification, ContainerRegistry, ContainerSettings,
     ContainerWorkingDirectory, ElevationLevel, HttpHeader, OutputFile,
     OutputFileBlobContainerDestination, OutputFileDestination, OutputFileUploadOptions,
-    TaskConstraints, UploadCondition, UserIdentity,
+    ResourceFile, TaskConstraints, UploadCondition, UserIdentity,
 };
 
 /// The result is the program's standard output, which Batch captures beside the working
@@ -22,10 +22,22 @@ pub(super) const LOGS_FILES: &str = "../std*.txt";
 /// Where an input fetched by Batch lands in the task's working directory.
 pub const INPUT_PATH: &str = "input/data";
 /// Readable by the image's non-root user, whatever user Batch downloads the file as.
-pub(super) const INPUT_FILE_MODE: &str = "0644";
+const INPUT_FILE_MODE: &str = "0644";
+
+/// The blob, fetched by Batch to [`INPUT_PATH`] and readable by the image's user.
+pub(super) fn input_file(access: &Access) -> ResourceFile {
+    ResourceFile {
+        file_mode: Some(INPUT_FILE_MODE.into()),
+        ..ResourceFile::blob(
+            access.input_url.clone(),
+            INPUT_PATH,
+            access.identity.clone(),
+        )
+    }
+}
 
 /// Display names are cut to the service's limit.
-const MAX_DISPLAY_NAME_CHARS: usize = 1024;
+pub(super) const MAX_DISPLAY_NAME_CHARS: usize = 1024;
 
 /// `container/blob`, cut to the service's limit.
 pub(super) fn display_name(blob: &BlobCreated) -> String {
@@ -68,10 +80,15 @@ pub(super) fn result_and_logs(
 
 /// The task's `stdout.txt` and `stderr.txt` to the logs folder on failure.
 pub(super) fn logs(access: &Access, names: &ResultNames) -> OutputFile {
+    logs_to(access, &names.logs)
+}
+
+/// The task's `stdout.txt` and `stderr.txt` to `folder` on failure.
+pub(super) fn logs_to(access: &Access, folder: &str) -> OutputFile {
     output_file(
         LOGS_FILES,
         access,
-        &names.logs,
+        folder,
         vec![],
         UploadCondition::TaskFailure,
     )
@@ -137,7 +154,7 @@ pub(super) fn task_user() -> UserIdentity {
     }
 }
 
-fn truncate_chars(text: &str, max: usize) -> String {
+pub(super) fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((i, _)) => text[..i].to_owned(),
         None => text.to_owned(),

@@ -5,15 +5,12 @@
 //! its own, on an auto pool.
 
 use super::access::Access;
-use super::task::{
-    INPUT_FILE_MODE, INPUT_PATH, constraints, container, display_name, result_and_logs, task_user,
-};
+use super::task::{constraints, container, display_name, input_file, result_and_logs, task_user};
 use crate::config::{AutoPool, TaskSettings};
 use crate::filter::BlobCreated;
 use crate::results::ResultNames;
 use crate::task_spec::{
-    ContainerRegistry, EnvironmentSetting, JobManagerTask, JobSpec, PoolInfo, ResourceFile,
-    TaskSpec,
+    ContainerRegistry, EnvironmentSetting, JobManagerTask, JobSpec, PoolInfo, TaskSpec,
 };
 
 /// Constant: no part of it comes from an event.
@@ -51,12 +48,7 @@ pub(super) fn task(plan: WordCountTask<'_>) -> TaskSpec {
         id,
         command_line: COMMAND_LINE.into(),
         container_settings: Some(container(plan.image, plan.registry)),
-        resource_files: vec![ResourceFile {
-            http_url: access.input_url.clone(),
-            file_path: INPUT_PATH.into(),
-            file_mode: Some(INPUT_FILE_MODE.into()),
-            identity_reference: access.identity.clone(),
-        }],
+        resource_files: vec![input_file(&access)],
         output_files: result_and_logs(
             &access,
             plan.names,
@@ -71,6 +63,7 @@ pub(super) fn task(plan: WordCountTask<'_>) -> TaskSpec {
         constraints: Some(constraints(plan.settings)),
         user_identity: Some(task_user()),
         required_slots: plan.slots,
+        depends_on: None,
     }
 }
 
@@ -89,6 +82,8 @@ pub(super) fn job_per_blob(
             auto_pool_specification: Some(auto_pool_spec(auto_pool, image)),
         },
         on_all_tasks_complete: None,
+        on_task_failure: None,
+        uses_task_dependencies: None,
         job_manager_task: Some(JobManagerTask {
             task,
             kill_job_on_completion: true,

@@ -308,8 +308,8 @@ async fn what_fails_on_batch_fails_here() {
 
     // A tampered read SAS: the resource file cannot be fetched.
     let mut bad_sas = task("wc-bad-sas");
-    let url = &mut bad_sas.resource_files[0].http_url;
-    *url = url.replace("sig=", "sig=AAAA");
+    let url = bad_sas.resource_files[0].http_url.take().unwrap();
+    bad_sas.resource_files[0].http_url = Some(url.replace("sig=", "sig=AAAA"));
     submit(&runner, bad_sas).await;
     let why = failure(finished(&mut events, "wc-bad-sas").await);
     assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
@@ -318,14 +318,16 @@ async fn what_fails_on_batch_fails_here() {
 
     // A SAS for another blob.
     let mut wrong_blob = task("wc-wrong-blob");
-    wrong_blob.resource_files[0].http_url = crate::support::storage::blob_sas_url(
-        &f.account,
-        &f.input,
-        "other.txt",
-        "r",
-        Duration::from_secs(60),
-    )
-    .replace("other.txt", "x.txt");
+    wrong_blob.resource_files[0].http_url = Some(
+        crate::support::storage::blob_sas_url(
+            &f.account,
+            &f.input,
+            "other.txt",
+            "r",
+            Duration::from_secs(60),
+        )
+        .replace("other.txt", "x.txt"),
+    );
     submit(&runner, wrong_blob).await;
     let why = failure(finished(&mut events, "wc-wrong-blob").await);
     assert_eq!(why.code, FailureCode::ResourceFileError, "{why}");
@@ -368,7 +370,7 @@ async fn what_fails_on_batch_fails_here() {
 
     // Managed identity cannot work here.
     let mut identity = task("wc-identity");
-    identity.resource_files[0].http_url = f.account.blob_url(&f.input, "x.txt");
+    identity.resource_files[0].http_url = Some(f.account.blob_url(&f.input, "x.txt"));
     identity.resource_files[0].identity_reference = Some(IdentityReference {
         resource_id: "/subscriptions/0/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id".into(),
     });
@@ -486,6 +488,8 @@ async fn a_job_runs_its_job_manager_task_under_the_job_id() {
             auto_pool_specification: Some(serde_json::json!({"poolLifetimeOption": "job"})),
         },
         on_all_tasks_complete: None,
+        on_task_failure: None,
+        uses_task_dependencies: None,
         job_manager_task: Some(JobManagerTask {
             task: f.task_as("wordcount", "j.txt", &etag),
             kill_job_on_completion: true,

@@ -301,6 +301,7 @@ fn bodies(settings: &Settings) -> String {
         let body = match planned.submission {
             Submission::Task { task, .. } => serde_json::to_string(&task),
             Submission::Job(job) => serde_json::to_string(&job),
+            Submission::Split(split) => panic!("{} is split", split.job.id),
         };
         out.push_str(&body.unwrap());
         out.push('\n');
