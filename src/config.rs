@@ -339,18 +339,23 @@ impl Settings {
                 });
             }
         };
-        let mut settings = settings;
-        if let Some(problem) = settings.split_lifetime_problem() {
-            // Asked for, it is an error; by default, splitting is off and start-up says why.
-            if lookup("SPLIT_THRESHOLD").is_some_and(|v| !v.is_empty()) {
+        let threshold_set = lookup("SPLIT_THRESHOLD").is_some_and(|v| !v.is_empty());
+        settings.with_split_checked(threshold_set)
+    }
+
+    /// Splitting that the delegation key's lifetime rules out: an error when `SPLIT_THRESHOLD`
+    /// asked for it; by default, splitting is off and start-up says why.
+    fn with_split_checked(mut self, threshold_set: bool) -> Result<Settings, ConfigError> {
+        if let Some(problem) = self.split_lifetime_problem() {
+            if threshold_set {
                 return Err(ConfigError {
                     problems: vec![problem],
                 });
             }
-            settings.split.threshold = None;
-            settings.split.off_because = Some(problem);
+            self.split.threshold = None;
+            self.split.off_because = Some(problem);
         }
-        Ok(settings)
+        Ok(self)
     }
 
     /// Split parts read their input with a user delegation SAS when storage has no key: the

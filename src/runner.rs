@@ -26,6 +26,9 @@ pub enum Submission {
     Split(Box<SplitJob>),
 }
 
+/// The task id of a split blob's merge; its parts' ids are their numbers, `0` to `N-1`.
+pub const MERGE_TASK_ID: &str = "merge";
+
 /// A split word count: its job (created with task dependencies and ended by a failed task),
 /// the parts (ids `0` to `N-1`), and the merge, added only once every part is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -293,7 +296,7 @@ pub fn split_status(
             ..part
         },
         (None, Some(merge)) if merge.state == TaskState::Failed => TaskStatus {
-            failed_task: Some(crate::plan::MERGE_TASK_ID.to_string()),
+            failed_task: Some(MERGE_TASK_ID.to_string()),
             ..merge
         },
         (None, Some(merge)) if merge.state == TaskState::Succeeded => merge,

@@ -16,10 +16,10 @@ use super::split::submit_split;
 use crate::error_chain::error_chain;
 use crate::fail_fast::map_fail_fast;
 use crate::per_item::PerItem;
-use crate::plan::MERGE_TASK_ID;
 use crate::runner::{
-    Accepted, BoxFuture, FailureInfo, JobRef, LookupError, LookupResult, SplitJob, Submission,
-    SubmitError, SubmitResult, TaskLookup, TaskRunner, TaskState, TaskStatus, split_status,
+    Accepted, BoxFuture, FailureInfo, JobRef, LookupError, LookupResult, MERGE_TASK_ID, SplitJob,
+    Submission, SubmitError, SubmitResult, TaskLookup, TaskRunner, TaskState, TaskStatus,
+    split_status,
 };
 use crate::task_spec::{JobSpec, TaskSpec};
 

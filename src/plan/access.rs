@@ -12,8 +12,6 @@ use crate::storage::delegation::DelegationKey;
 use crate::storage::sas::{SasOptions, SasProtocol, SasResource};
 use crate::task_spec::IdentityReference;
 
-use super::split::Staging;
-
 use crate::config::SAS_CLOCK_SKEW;
 
 /// Signs a read-only SAS for one blob when storage is reached with an identity (no key): a user
@@ -81,6 +79,13 @@ pub(super) struct Access {
     pub input_url: String,
     pub output_container_url: String,
     /// The pool's identity, when it is the way in (no SAS).
+    pub identity: Option<IdentityReference>,
+}
+
+/// The staging container as the parts (write) and the merge (read and list) reach it.
+pub(super) struct Staging {
+    pub write_url: String,
+    pub read_url: String,
     pub identity: Option<IdentityReference>,
 }
 

@@ -10,7 +10,7 @@
 //! Parts stage their partial counts in the staging container under `{job id}/parts/`; the merge
 //! fetches that folder with one resource file, whatever the number of parts.
 
-use super::access::Access;
+use super::access::{Access, Staging};
 use super::task::{
     constraints, container, display_name, logs_to, output_file, result_and_logs, task_user,
     truncate_chars,
@@ -18,7 +18,7 @@ use super::task::{
 use crate::config::{SplitSettings, TaskSettings};
 use crate::filter::BlobCreated;
 use crate::results::ResultNames;
-use crate::runner::SplitJob;
+use crate::runner::{MERGE_TASK_ID, SplitJob};
 use crate::task_spec::{
     ContainerRegistry, EnvironmentSetting, JobSpec, OnAllTasksComplete, OnTaskFailure, PoolInfo,
     ResourceFile, TaskDependencies, TaskIdRange, TaskSpec, UploadCondition,
@@ -27,8 +27,6 @@ use crate::workloads::{ENV_ETAG, ENV_INPUT_URL};
 
 use super::word_count::SOURCE_VARIABLE;
 
-/// The merge's task id; the parts' are their numbers.
-pub const MERGE_TASK_ID: &str = "merge";
 /// Where the merge finds the parts' partial counts in its working directory.
 const PARTS_DIRECTORY: &str = "parts";
 
@@ -92,13 +90,6 @@ pub(super) struct SplitPlan<'a> {
     /// The staging container: written by the parts, read and listed by the merge.
     pub staging: Staging,
     pub names: &'a ResultNames,
-}
-
-/// The staging container as the parts (write) and the merge (read and list) reach it.
-pub(super) struct Staging {
-    pub write_url: String,
-    pub read_url: String,
-    pub identity: Option<crate::task_spec::IdentityReference>,
 }
 
 pub(super) fn split(plan: SplitPlan<'_>) -> SplitJob {
