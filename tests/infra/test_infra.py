@@ -219,6 +219,47 @@ class FunctionApp(unittest.TestCase):
         events = main["modules"]["events"]["config"]["params"]
         self.assertEqual(events["deadLetterContainerName"], "deadLetterContainerName")
 
+    def test_workloads_file_setting(self):
+        # WORKLOADS_FILE names the workloads.toml the package carries, relative to the app's root,
+        # and is absent without one: the handler then runs the word count on every blob.
+        main = parse("infra/main.bicep")
+        param = main["parameters"]["workloadsFile"]
+        self.assertEqual(param["default"], "")
+        allowed = {d["type"]: d["argument"] for d in param["decorators"]}["allowed"]
+        self.assertEqual(allowed, ["", "workloads.toml"])
+        operands = main["variables"]["workloadSettings"]["value"]["operator"]["operands"]
+        self.assertEqual(operands["condition"], {"function": {"type": "empty", "parameters": {"item_to_test": "workloadsFile"}}})
+        self.assertEqual(operands["true_value"], {})
+        self.assertEqual(operands["false_value"], {"WORKLOADS_FILE": "workloadsFile"})
+        optional = main["variables"]["optionalSettings"]["value"]["function"]
+        self.assertEqual(optional, {"type": "union", "parameters": {"arg_1": "filterSettings", "arg_2": "workloadSettings"}})
+        handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]
+        self.assertEqual(handler["arg_1"], "optionalSettings")
+        self.assertNotIn("WORKLOADS_FILE", keys(handler["arg_2"]), "WORKLOADS_FILE set even without a file")
+        # The relative path is taken from the handler's working directory: the app's root when
+        # host.json gives none, where the package puts workloads.toml.
+        host = json.loads(text("host.json"))
+        self.assertEqual(host["customHandler"]["description"].get("workingDirectory", ""), "")
+        self.assertIn('WORKLOADS_NAME = "workloads.toml"', text("scripts/package-functionapp"))
+
+    def test_workloads_file_follows_the_package(self):
+        # azd passes what the preprovision hook recorded after packaging: workloads.toml when the
+        # repository root has one (the file the package carries), empty otherwise.
+        params = json.loads(text("infra/main.parameters.json"))["parameters"]
+        self.assertEqual(params["workloadsFile"], {"value": "${WORKLOADS_FILE}"})
+        build = "\n".join(code_lines(ROOT / "infra/hooks/build"))
+        self.assertLess(build.index("scripts/package-functionapp"), build.index("if [[ -f workloads.toml ]]; then"))
+        self.assertRegex(build, r"if \[\[ -f workloads.toml \]\]; then\n\s+workloads_file=workloads.toml\n")
+        self.assertRegex(build, r"else\n\s+workloads_file=\n")
+        self.assertIn('azd env set -e "$AZURE_ENV_NAME" WORKLOADS_FILE "$workloads_file"', build)
+        # The deploy hook refuses a package whose workloads file the app setting does not name.
+        deploy = "\n".join(code_lines(ROOT / "infra/hooks/deploy"))
+        check = deploy.index("az functionapp config appsettings list")
+        self.assertLess(check, deploy.index("az functionapp deployment source config-zip"))
+        self.assertIn("--query \"[?name=='WORKLOADS_FILE'].value\"", deploy)
+        self.assertIn('"workloads.toml" in zipfile.ZipFile(sys.argv[1]).namelist()', deploy)
+        self.assertRegex(deploy[check:], r'if \[\[ "\$carried" != "\$configured" \]\]; then\n(.*\n)*?\s+exit 1\n')
+
     def test_job_mode_is_not_offered(self):
         # Neither a parameter nor an app setting for job mode: the handler runs in task mode.
         main = parse("infra/main.bicep")
