@@ -30,6 +30,7 @@ ROLE = {
     "blob_contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "acr_pull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
     "batch_account_reader": "11076f67-66f6-4be0-8f6b-f0609fd05cc9",
+    "blob_delegator": "db58b8e5-c6ad-4a2a-8342-4190687cbf4a",
 }
 
 HANDLER_SETTINGS = {
@@ -472,7 +473,8 @@ class LeastPrivilege(unittest.TestCase):
 
     def test_function_identity_roles(self):
         # Everything the function app's identity may do, and nothing more. On the data account:
-        # read input and output, container by container, for the Reconcile timer.
+        # read input and output, container by container, for the Reconcile timer; get user
+        # delegation keys (the account), to sign read-only URLs for workloads with input = "url".
         main = parse("infra/main.bicep")["modules"]
         for module in ("storage", "monitoring", "batch"):
             given = strings(main[module]["config"]["params"]["functionIdentityPrincipalId"])
@@ -483,12 +485,36 @@ class LeastPrivilege(unittest.TestCase):
         self.assertEqual(found, {
             ("infra/modules/storage.bicep", "inputContainer", "blobDataReader"),
             ("infra/modules/storage.bicep", "outputContainer", "blobDataReader"),
+            ("infra/modules/storage.bicep", "account", "blobDelegator"),
             ("infra/modules/functionapp.bicep", "hostStorage", "blobDataOwner"),
             ("infra/modules/monitoring.bicep", "appInsights", "monitoringMetricsPublisher"),
             ("infra/modules/batch.bicep", "account", "jobSubmitter"),
         })
         storage = [g for g in grants("infra/modules/storage.bicep") if g["principal"] == "functionIdentityPrincipalId"]
         self.assertTrue(all(g["condition"] is None for g in storage))
+
+    def test_function_may_get_delegation_keys(self):
+        # Get User Delegation Key is authorized on the storage account, never on a container:
+        # Storage Blob Delegator on the data account itself, for the function identity, always.
+        st = parse("infra/modules/storage.bicep")
+        (grant,) = [g for g in grants("infra/modules/storage.bicep") if g["role"] == "blobDelegator"
+                    and g["principal"] == "functionIdentityPrincipalId"]
+        self.assertEqual(grant["scope"], "account")
+        self.assertIsNone(grant["condition"])
+        self.assertEqual(st["resources"]["account"]["type"], "Microsoft.Storage/storageAccounts")
+        self.assertFalse(st["resources"]["account"]["existing"])
+        cfg = st["resources"][grant["symbol"]]["config"]
+        self.assertEqual(cfg["properties"]["principalType"], "ServicePrincipal")
+        self.assertEqual(cfg["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_type"],
+                         "Microsoft.Authorization/roleDefinitions")
+        self.assertEqual(cfg["name"]["function"]["parameters"],
+                         {"base_string": {"operator": {"type": "property_accessor",
+                                                       "operands": {"operand_1": "account", "operand_2": "id"}}},
+                          "extra_string_1": "functionIdentityPrincipalId", "extra_string_2": "blobDelegator"})
+        self.assertEqual(st["variables"]["blobDelegator"]["value"], ROLE["blob_delegator"])
+        given = parse("infra/main.bicep")["modules"]["storage"]["config"]["params"]["functionIdentityPrincipalId"]
+        self.assertEqual(set(strings(given)) - {"property_accessor"},
+                         {"identities", "outputs", "functionIdentityPrincipalId"})
 
     def test_user_roles(self):
         # The deploying user (principalId): upload input, read output, redrive dead letters,
@@ -522,6 +548,7 @@ class LeastPrivilege(unittest.TestCase):
         for rel, var, role in [
             ("infra/modules/storage.bicep", "blobDataReader", "blob_reader"),
             ("infra/modules/storage.bicep", "blobDataContributor", "blob_contributor"),
+            ("infra/modules/storage.bicep", "blobDelegator", "blob_delegator"),
             ("infra/modules/events.bicep", "blobDataContributor", "blob_contributor"),
             ("infra/modules/registry.bicep", "acrPull", "acr_pull"),
             ("infra/modules/batch.bicep", "jobSubmitter", "job_submitter"),
