@@ -26,7 +26,7 @@ param poolIdentityPrincipalId string
 @description('Principal id of the function app identity (reads input and output for the Reconcile timer; gets user delegation keys).')
 param functionIdentityPrincipalId string
 
-@description('Optional principal id of a user who may upload input, read output and redrive dead letters.')
+@description('Optional principal id of a user who may upload input, read output, redrive dead letters and get user delegation keys.')
 param userPrincipalId string = ''
 
 @description('Storage SKU. LRS keeps cost low; choose ZRS or GZRS for resilience.')
@@ -218,6 +218,19 @@ resource userRedrivesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-0
   properties: {
     principalId: userPrincipalId
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+  }
+}
+
+// The deploying user: `blob2batch reconcile` and `redrive` submit tasks as the handler does and,
+// for a workload with `input = "url"`, sign its read-only URL with a user delegation key requested
+// with the user's own identity: the same role as the function identity's, on the account, where
+// the key is authorized. The URL grants no more than the user's data roles above.
+resource userGetsDelegationKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(account.id, userPrincipalId, blobDelegator)
+  scope: account
+  properties: {
+    principalId: userPrincipalId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDelegator)
   }
 }
 

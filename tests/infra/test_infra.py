@@ -518,13 +518,15 @@ class LeastPrivilege(unittest.TestCase):
 
     def test_user_roles(self):
         # The deploying user (principalId): upload input, read output, redrive dead letters,
-        # read the Batch account and add tasks (blob2batch status, reconcile, redrive).
+        # read the Batch account and add tasks (blob2batch status, reconcile, redrive), and sign
+        # the URLs of workloads with input = "url" when reconcile and redrive submit their tasks.
         found = {(rel, g["scope"], g["role"]) for rel in MODULES for g in grants(rel)
                  if g["principal"] == "userPrincipalId"}
         self.assertEqual(found, {
             ("infra/modules/storage.bicep", "inputContainer", "blobDataContributor"),
             ("infra/modules/storage.bicep", "outputContainer", "blobDataReader"),
             ("infra/modules/storage.bicep", "deadLetterContainer", "blobDataContributor"),
+            ("infra/modules/storage.bicep", "account", "blobDelegator"),
             ("infra/modules/batch.bicep", "account", "accountReader"),
             ("infra/modules/batch.bicep", "account", "jobSubmitter"),
         })
