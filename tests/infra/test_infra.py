@@ -471,6 +471,37 @@ class LeastPrivilege(unittest.TestCase):
         self.assertEqual(scope, "registry")
         self.assertIn("acrPull", role)
 
+    def test_pool_identity_pulls_any_image_of_the_registry(self):
+        # A workload may run any image of the deployment's registry: AcrPull on the registry
+        # itself (every repository), unconditionally, for the identity the pool logs in with.
+        reg = parse("infra/modules/registry.bicep")
+        (grant,) = grants("infra/modules/registry.bicep")
+        self.assertEqual((grant["scope"], grant["role"], grant["principal"]),
+                         ("registry", "acrPull", "poolIdentityPrincipalId"))
+        self.assertIsNone(grant["condition"])
+        registry = reg["resources"]["registry"]
+        self.assertEqual(registry["type"], "Microsoft.ContainerRegistry/registries")
+        self.assertFalse(registry["existing"])
+        # A registry in ABAC repository-permissions mode does not honour AcrPull at all.
+        self.assertNotIn("roleAssignmentMode", registry["config"]["properties"])
+        self.assertEqual(reg["variables"]["acrPull"]["value"], ROLE["acr_pull"])
+        # The identity granted AcrPull is the pool's, the one its registry login and the
+        # handler's BATCH_NODE_IDENTITY name, and the registry is the deployment's.
+        main = parse("infra/main.bicep")
+        identity = lambda node: set(strings(node)) - {"property_accessor"}
+        self.assertEqual(identity(main["modules"]["registry"]["config"]["params"]["poolIdentityPrincipalId"]),
+                         {"identities", "outputs", "poolIdentityPrincipalId"})
+        batch_params = main["modules"]["batch"]["config"]["params"]
+        self.assertEqual(identity(batch_params["poolIdentityId"]), {"identities", "outputs", "poolIdentityId"})
+        self.assertEqual(identity(batch_params["registryServer"]), {"registry", "outputs", "loginServer"})
+        handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]
+        self.assertEqual(identity(handler["BATCH_NODE_IDENTITY"]), {"identities", "outputs", "poolIdentityId"})
+        pool = parse("infra/modules/batch.bicep")["resources"]["pool"]["config"]
+        self.assertEqual(pool["identity"]["userAssignedIdentities"], {"'${poolIdentityId}'": {}})
+        cc = pool["properties"]["deploymentConfiguration"]["virtualMachineConfiguration"]["containerConfiguration"]
+        self.assertEqual(cc["containerRegistries"], [{"registryServer": "registryServer",
+                                                      "identityReference": {"resourceId": "poolIdentityId"}}])
+
     def test_function_identity_roles(self):
         # Everything the function app's identity may do, and nothing more. On the data account:
         # read input and output, container by container, for the Reconcile timer; get user
