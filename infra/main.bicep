@@ -12,7 +12,7 @@ param environmentName string
 @description('Region for every resource. It must offer Flex Consumption and Azure Batch.')
 param location string
 
-@description('Object id of the user running azd (AZURE_PRINCIPAL_ID). If set, that user may upload into the input container, read the output container, redrive the dead-letter container, and read and add Batch tasks (the CLI\'s status, reconcile and redrive).')
+@description('Object id of the user running azd (AZURE_PRINCIPAL_ID). If set, that user may upload into the input container, read the output container, redrive the dead-letter container, read and add Batch tasks (the CLI\'s status, reconcile and redrive), and get user delegation keys (reconcile and redrive sign the input URLs of workloads with input = "url").')
 param principalId string = ''
 
 @description('Container that receives the files to count.')
