@@ -12,7 +12,7 @@ param environmentName string
 @description('Region for every resource. It must offer Flex Consumption and Azure Batch.')
 param location string
 
-@description('Object id of the user running azd (AZURE_PRINCIPAL_ID). If set, that user may upload into the input container, read the output container, redrive the dead-letter container, and read and add Batch tasks (the CLI\'s status, reconcile and redrive).')
+@description('Object id of the user running azd (AZURE_PRINCIPAL_ID). If set, that user may upload into the input container, read the output container, redrive the dead-letter container, read and add Batch tasks (the CLI\'s status, reconcile and redrive), and get user delegation keys (reconcile and redrive sign the input URLs of workloads with input = "url").')
 param principalId string = ''
 
 @description('Container that receives the files to count.')
@@ -29,6 +29,16 @@ param inputPrefix string = ''
 
 @description('Only blobs whose name ends with this suffix are counted (INPUT_SUFFIX); empty for all.')
 param inputSuffix string = ''
+
+// Set by azd from the preprovision hook (infra/hooks/build), which packages workloads.toml when the
+// repository root has one: the setting then names the file the package carries, and is empty
+// when the package carries none.
+@description('Workloads file (WORKLOADS_FILE): \'workloads.toml\' when the function package carries one, at its root (the handler\'s working directory); empty for none, and then every blob gets the word count.')
+@allowed([
+  ''
+  'workloads.toml'
+])
+param workloadsFile string = ''
 
 @description('Batch pool id (BATCH_POOL_ID).')
 param batchPoolId string = 'wordcount'
@@ -223,7 +233,11 @@ var filterSettings = union(
   empty(inputPrefix) ? {} : { INPUT_PREFIX: inputPrefix },
   empty(inputSuffix) ? {} : { INPUT_SUFFIX: inputSuffix }
 )
-var handlerSettings = union(filterSettings, {
+// WORKLOADS_FILE only with a workloads file: without the setting the handler runs the word count
+// on every blob, exactly as it does when no workloads file exists.
+var workloadSettings = empty(workloadsFile) ? {} : { WORKLOADS_FILE: workloadsFile }
+var optionalSettings = union(filterSettings, workloadSettings)
+var handlerSettings = union(optionalSettings, {
   STORAGE_ACCOUNT_URL: 'https://${storage.outputs.name}.blob.${environment().suffixes.storage}'
   INPUT_CONTAINER: inputContainerName
   OUTPUT_CONTAINER: outputContainerName

@@ -2,7 +2,8 @@
 // as a user-assigned identity. Its host storage (AzureWebJobsStorage, the timer's schedule state
 // and the deployment package container) is a separate account that only the function identity
 // can use. On the data account the function identity may only read the input and output
-// containers (modules/storage.bicep, for the Reconcile timer); it writes nothing there and
+// containers (modules/storage.bicep, for the Reconcile timer) and get user delegation keys (to sign
+// read-only SAS URLs for workloads that read their input themselves); it writes nothing there and
 // submits Batch tasks.
 
 @description('Azure region.')

@@ -1,5 +1,6 @@
-// Container registry for the word-count image. Admin user disabled: the Batch pool pulls with its
-// user-assigned identity (AcrPull), the image is pushed by `az acr build` (ARM permissions).
+// Container registry for the word-count image and the images of workloads. Admin user disabled:
+// the Batch pool pulls with its user-assigned identity (AcrPull), images are pushed by
+// `az acr build` (ARM permissions).
 
 @description('Azure region.')
 param location string
@@ -42,7 +43,9 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
   }
 }
 
-// Pool identity: pull the word-count image when a node starts (pre-pull) and when a task runs.
+// Pool identity: pull the word-count image when a node starts (pre-pull) and any image of this
+// registry when a task runs: the whole registry, so that a workload may run an image of any
+// repository pushed here without a new role assignment. Pull only: no push, no delete.
 resource poolPulls 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(registry.id, poolIdentityPrincipalId, acrPull)
   scope: registry

@@ -1,6 +1,7 @@
 // The data storage account: input, output and dead-letter containers.
 // No shared key, no anonymous access, HTTPS and TLS 1.2 only. Readers and writers use Entra ID:
-// the Batch pool's identity (tasks), the function app's identity (the Reconcile timer, read only),
+// the Batch pool's identity (tasks), the function app's identity (the Reconcile timer, read only;
+// user delegation keys, to sign read-only SAS URLs for workloads with `input = "url"`),
 // the Event Grid system topic's identity (dead letters) and, optionally, the deploying user (to
 // drop files, read results and run the CLI's status, reconcile and redrive).
 
@@ -22,10 +23,10 @@ param deadLetterContainerName string
 @description('Principal id of the Batch pool identity.')
 param poolIdentityPrincipalId string
 
-@description('Principal id of the function app identity (reads input and output for the Reconcile timer).')
+@description('Principal id of the function app identity (reads input and output for the Reconcile timer; gets user delegation keys).')
 param functionIdentityPrincipalId string
 
-@description('Optional principal id of a user who may upload input, read output and redrive dead letters.')
+@description('Optional principal id of a user who may upload input, read output, redrive dead letters and get user delegation keys.')
 param userPrincipalId string = ''
 
 @description('Storage SKU. LRS keeps cost low; choose ZRS or GZRS for resilience.')
@@ -39,6 +40,7 @@ param skuName string = 'Standard_LRS'
 
 var blobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var blobDelegator = 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: Batch nodes (Batch-managed public IPs, no VNet) download inputs and upload results over the public endpoint; shared key is disabled, so every request needs an Entra ID token and a data role.
@@ -168,6 +170,23 @@ resource functionReadsOutput 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
+// Function identity: get user delegation keys (Get User Delegation Key). Without an account key the
+// handler signs, with such a key, the read-only SAS URL a workload with `input = "url"` gets for
+// its blob. Storage checks this action on the account, so no container-scoped role grants it.
+// Storage Blob Delegator allows that one action and no data access: a SAS signed with the key
+// grants at most what the identity's own data roles grant (read on input and output, above).
+// Granted whether or not a workload reads by URL: alone it reaches no data, and a workloads file
+// that adds such a workload then needs no new role, which would take minutes to apply.
+resource functionGetsDelegationKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, functionIdentityPrincipalId, blobDelegator)
+  scope: account
+  properties: {
+    principalId: functionIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDelegator)
+  }
+}
+
 // The deploying user, if given (principalId). Input: upload files to count; the role's read part
 // also serves `blob2batch status` and `blob2batch reconcile`, which list the input container.
 resource userWritesInput 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
@@ -199,6 +218,19 @@ resource userRedrivesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-0
   properties: {
     principalId: userPrincipalId
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+  }
+}
+
+// The deploying user: `blob2batch reconcile` and `redrive` submit tasks as the handler does and,
+// for a workload with `input = "url"`, sign its read-only URL with a user delegation key requested
+// with the user's own identity: the same role as the function identity's, on the account, where
+// the key is authorized. The URL grants no more than the user's data roles above.
+resource userGetsDelegationKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(account.id, userPrincipalId, blobDelegator)
+  scope: account
+  properties: {
+    principalId: userPrincipalId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDelegator)
   }
 }
 

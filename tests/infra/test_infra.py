@@ -30,6 +30,7 @@ ROLE = {
     "blob_contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "acr_pull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
     "batch_account_reader": "11076f67-66f6-4be0-8f6b-f0609fd05cc9",
+    "blob_delegator": "db58b8e5-c6ad-4a2a-8342-4190687cbf4a",
 }
 
 HANDLER_SETTINGS = {
@@ -218,6 +219,47 @@ class FunctionApp(unittest.TestCase):
         # The dead-letter container the handler reads is the one Event Grid writes to.
         events = main["modules"]["events"]["config"]["params"]
         self.assertEqual(events["deadLetterContainerName"], "deadLetterContainerName")
+
+    def test_workloads_file_setting(self):
+        # WORKLOADS_FILE names the workloads.toml the package carries, relative to the app's root,
+        # and is absent without one: the handler then runs the word count on every blob.
+        main = parse("infra/main.bicep")
+        param = main["parameters"]["workloadsFile"]
+        self.assertEqual(param["default"], "")
+        allowed = {d["type"]: d["argument"] for d in param["decorators"]}["allowed"]
+        self.assertEqual(allowed, ["", "workloads.toml"])
+        operands = main["variables"]["workloadSettings"]["value"]["operator"]["operands"]
+        self.assertEqual(operands["condition"], {"function": {"type": "empty", "parameters": {"item_to_test": "workloadsFile"}}})
+        self.assertEqual(operands["true_value"], {})
+        self.assertEqual(operands["false_value"], {"WORKLOADS_FILE": "workloadsFile"})
+        optional = main["variables"]["optionalSettings"]["value"]["function"]
+        self.assertEqual(optional, {"type": "union", "parameters": {"arg_1": "filterSettings", "arg_2": "workloadSettings"}})
+        handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]
+        self.assertEqual(handler["arg_1"], "optionalSettings")
+        self.assertNotIn("WORKLOADS_FILE", keys(handler["arg_2"]), "WORKLOADS_FILE set even without a file")
+        # The relative path is taken from the handler's working directory: the app's root when
+        # host.json gives none, where the package puts workloads.toml.
+        host = json.loads(text("host.json"))
+        self.assertEqual(host["customHandler"]["description"].get("workingDirectory", ""), "")
+        self.assertIn('WORKLOADS_NAME = "workloads.toml"', text("scripts/package-functionapp"))
+
+    def test_workloads_file_follows_the_package(self):
+        # azd passes what the preprovision hook recorded after packaging: workloads.toml when the
+        # repository root has one (the file the package carries), empty otherwise.
+        params = json.loads(text("infra/main.parameters.json"))["parameters"]
+        self.assertEqual(params["workloadsFile"], {"value": "${WORKLOADS_FILE}"})
+        build = "\n".join(code_lines(ROOT / "infra/hooks/build"))
+        self.assertLess(build.index("scripts/package-functionapp"), build.index("if [[ -f workloads.toml ]]; then"))
+        self.assertRegex(build, r"if \[\[ -f workloads.toml \]\]; then\n\s+workloads_file=workloads.toml\n")
+        self.assertRegex(build, r"else\n\s+workloads_file=\n")
+        self.assertIn('azd env set -e "$AZURE_ENV_NAME" WORKLOADS_FILE "$workloads_file"', build)
+        # The deploy hook refuses a package whose workloads file the app setting does not name.
+        deploy = "\n".join(code_lines(ROOT / "infra/hooks/deploy"))
+        check = deploy.index("az functionapp config appsettings list")
+        self.assertLess(check, deploy.index("az functionapp deployment source config-zip"))
+        self.assertIn("--query \"[?name=='WORKLOADS_FILE'].value\"", deploy)
+        self.assertIn('"workloads.toml" in zipfile.ZipFile(sys.argv[1]).namelist()', deploy)
+        self.assertRegex(deploy[check:], r'if \[\[ "\$carried" != "\$configured" \]\]; then\n(.*\n)*?\s+exit 1\n')
 
     def test_job_mode_is_not_offered(self):
         # Neither a parameter nor an app setting for job mode: the handler runs in task mode.
@@ -429,9 +471,41 @@ class LeastPrivilege(unittest.TestCase):
         self.assertEqual(scope, "registry")
         self.assertIn("acrPull", role)
 
+    def test_pool_identity_pulls_any_image_of_the_registry(self):
+        # A workload may run any image of the deployment's registry: AcrPull on the registry
+        # itself (every repository), unconditionally, for the identity the pool logs in with.
+        reg = parse("infra/modules/registry.bicep")
+        (grant,) = grants("infra/modules/registry.bicep")
+        self.assertEqual((grant["scope"], grant["role"], grant["principal"]),
+                         ("registry", "acrPull", "poolIdentityPrincipalId"))
+        self.assertIsNone(grant["condition"])
+        registry = reg["resources"]["registry"]
+        self.assertEqual(registry["type"], "Microsoft.ContainerRegistry/registries")
+        self.assertFalse(registry["existing"])
+        # A registry in ABAC repository-permissions mode does not honour AcrPull at all.
+        self.assertNotIn("roleAssignmentMode", registry["config"]["properties"])
+        self.assertEqual(reg["variables"]["acrPull"]["value"], ROLE["acr_pull"])
+        # The identity granted AcrPull is the pool's, the one its registry login and the
+        # handler's BATCH_NODE_IDENTITY name, and the registry is the deployment's.
+        main = parse("infra/main.bicep")
+        identity = lambda node: set(strings(node)) - {"property_accessor"}
+        self.assertEqual(identity(main["modules"]["registry"]["config"]["params"]["poolIdentityPrincipalId"]),
+                         {"identities", "outputs", "poolIdentityPrincipalId"})
+        batch_params = main["modules"]["batch"]["config"]["params"]
+        self.assertEqual(identity(batch_params["poolIdentityId"]), {"identities", "outputs", "poolIdentityId"})
+        self.assertEqual(identity(batch_params["registryServer"]), {"registry", "outputs", "loginServer"})
+        handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]
+        self.assertEqual(identity(handler["BATCH_NODE_IDENTITY"]), {"identities", "outputs", "poolIdentityId"})
+        pool = parse("infra/modules/batch.bicep")["resources"]["pool"]["config"]
+        self.assertEqual(pool["identity"]["userAssignedIdentities"], {"'${poolIdentityId}'": {}})
+        cc = pool["properties"]["deploymentConfiguration"]["virtualMachineConfiguration"]["containerConfiguration"]
+        self.assertEqual(cc["containerRegistries"], [{"registryServer": "registryServer",
+                                                      "identityReference": {"resourceId": "poolIdentityId"}}])
+
     def test_function_identity_roles(self):
         # Everything the function app's identity may do, and nothing more. On the data account:
-        # read input and output, container by container, for the Reconcile timer.
+        # read input and output, container by container, for the Reconcile timer; get user
+        # delegation keys (the account), to sign read-only URLs for workloads with input = "url".
         main = parse("infra/main.bicep")["modules"]
         for module in ("storage", "monitoring", "batch"):
             given = strings(main[module]["config"]["params"]["functionIdentityPrincipalId"])
@@ -442,6 +516,7 @@ class LeastPrivilege(unittest.TestCase):
         self.assertEqual(found, {
             ("infra/modules/storage.bicep", "inputContainer", "blobDataReader"),
             ("infra/modules/storage.bicep", "outputContainer", "blobDataReader"),
+            ("infra/modules/storage.bicep", "account", "blobDelegator"),
             ("infra/modules/functionapp.bicep", "hostStorage", "blobDataOwner"),
             ("infra/modules/monitoring.bicep", "appInsights", "monitoringMetricsPublisher"),
             ("infra/modules/batch.bicep", "account", "jobSubmitter"),
@@ -449,15 +524,40 @@ class LeastPrivilege(unittest.TestCase):
         storage = [g for g in grants("infra/modules/storage.bicep") if g["principal"] == "functionIdentityPrincipalId"]
         self.assertTrue(all(g["condition"] is None for g in storage))
 
+    def test_function_may_get_delegation_keys(self):
+        # Get User Delegation Key is authorized on the storage account, never on a container:
+        # Storage Blob Delegator on the data account itself, for the function identity, always.
+        st = parse("infra/modules/storage.bicep")
+        (grant,) = [g for g in grants("infra/modules/storage.bicep") if g["role"] == "blobDelegator"
+                    and g["principal"] == "functionIdentityPrincipalId"]
+        self.assertEqual(grant["scope"], "account")
+        self.assertIsNone(grant["condition"])
+        self.assertEqual(st["resources"]["account"]["type"], "Microsoft.Storage/storageAccounts")
+        self.assertFalse(st["resources"]["account"]["existing"])
+        cfg = st["resources"][grant["symbol"]]["config"]
+        self.assertEqual(cfg["properties"]["principalType"], "ServicePrincipal")
+        self.assertEqual(cfg["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_type"],
+                         "Microsoft.Authorization/roleDefinitions")
+        self.assertEqual(cfg["name"]["function"]["parameters"],
+                         {"base_string": {"operator": {"type": "property_accessor",
+                                                       "operands": {"operand_1": "account", "operand_2": "id"}}},
+                          "extra_string_1": "functionIdentityPrincipalId", "extra_string_2": "blobDelegator"})
+        self.assertEqual(st["variables"]["blobDelegator"]["value"], ROLE["blob_delegator"])
+        given = parse("infra/main.bicep")["modules"]["storage"]["config"]["params"]["functionIdentityPrincipalId"]
+        self.assertEqual(set(strings(given)) - {"property_accessor"},
+                         {"identities", "outputs", "functionIdentityPrincipalId"})
+
     def test_user_roles(self):
         # The deploying user (principalId): upload input, read output, redrive dead letters,
-        # read the Batch account and add tasks (blob2batch status, reconcile, redrive).
+        # read the Batch account and add tasks (blob2batch status, reconcile, redrive), and sign
+        # the URLs of workloads with input = "url" when reconcile and redrive submit their tasks.
         found = {(rel, g["scope"], g["role"]) for rel in MODULES for g in grants(rel)
                  if g["principal"] == "userPrincipalId"}
         self.assertEqual(found, {
             ("infra/modules/storage.bicep", "inputContainer", "blobDataContributor"),
             ("infra/modules/storage.bicep", "outputContainer", "blobDataReader"),
             ("infra/modules/storage.bicep", "deadLetterContainer", "blobDataContributor"),
+            ("infra/modules/storage.bicep", "account", "blobDelegator"),
             ("infra/modules/batch.bicep", "account", "accountReader"),
             ("infra/modules/batch.bicep", "account", "jobSubmitter"),
         })
@@ -481,6 +581,7 @@ class LeastPrivilege(unittest.TestCase):
         for rel, var, role in [
             ("infra/modules/storage.bicep", "blobDataReader", "blob_reader"),
             ("infra/modules/storage.bicep", "blobDataContributor", "blob_contributor"),
+            ("infra/modules/storage.bicep", "blobDelegator", "blob_delegator"),
             ("infra/modules/events.bicep", "blobDataContributor", "blob_contributor"),
             ("infra/modules/registry.bicep", "acrPull", "acr_pull"),
             ("infra/modules/batch.bicep", "jobSubmitter", "job_submitter"),

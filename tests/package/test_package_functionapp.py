@@ -1,4 +1,5 @@
-"""Tests for scripts/package-functionapp: the zip's entries, their mode bits, the handler's format.
+"""Tests for scripts/package-functionapp: the zip's entries, their mode bits, the handler's format,
+and the workloads file it carries when the repository root has one.
 
 Fast by default: the handler is a tiny program compiled with rustc, passed with --binary.
 With PACKAGE_TEST_REAL_BUILD=1 the script also builds the real handler (static release build) and
@@ -39,13 +40,14 @@ pkg = load_script()
 FUNCTIONS = ("BlobCreated", "Reconcile")
 
 
-def expected_entries() -> list[str]:
+def expected_entries(root: Path = ROOT) -> list[str]:
     functions = sorted(
         f"{p.name}/function.json"
-        for p in ROOT.iterdir()
+        for p in root.iterdir()
         if p.is_dir() and not p.name.startswith(".") and (p / "function.json").is_file()
     )
-    return sorted(["host.json", "blob2batch", *functions])
+    workloads = ["workloads.toml"] if (root / "workloads.toml").is_file() else []
+    return sorted(["host.json", "blob2batch", *functions, *workloads])
 
 
 def run_script(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -90,7 +92,8 @@ class PackageTest(unittest.TestCase):
             self.assertIsNone(zf.testzip())
             infos = zf.infolist()
             names = [i.filename for i in infos]
-            self.assertEqual(names, expected_entries(), "exactly host.json, the function folders, the handler")
+            self.assertEqual(names, expected_entries(),
+                             "exactly host.json, the function folders, the handler (and workloads.toml if any)")
             for function in FUNCTIONS:
                 entry = f"{function}/function.json"
                 self.assertIn(entry, names)
@@ -107,6 +110,47 @@ class PackageTest(unittest.TestCase):
     def test_entries_and_modes(self):
         out = self.package(self.static_bin, "a.zip")
         self.assert_package(out, self.static_bin)
+
+    def repository_root(self, name: str, workloads: bytes | None) -> Path:
+        """A copy of the repository root as the script reads it: host.json, the function folders
+        and, unless `workloads` is None, a workloads.toml holding it."""
+        root = self.tmp / name
+        root.mkdir()
+        shutil.copyfile(ROOT / "host.json", root / "host.json")
+        for function in FUNCTIONS:
+            (root / function).mkdir()
+            shutil.copyfile(ROOT / function / "function.json", root / function / "function.json")
+        if workloads is not None:
+            (root / "workloads.toml").write_bytes(workloads)
+        return root
+
+    def test_carries_the_workloads_file_at_its_root(self):
+        # WORKLOADS_FILE=workloads.toml is read from the handler's working directory, the app's
+        # root: the file goes to the package root, as a plain file beside the executable handler.
+        text = b'version = 1\n\n[[workload]]\nname = "wordcount"\nsuffix = ".txt"\n'
+        root = self.repository_root("with-workloads", text)
+        out = self.tmp / "w.zip"
+        names = pkg.write_package(self.static_bin, out, root=root)
+        self.assertEqual(names, expected_entries(root))
+        self.assertIn("workloads.toml", names)
+        with zipfile.ZipFile(out) as zf:
+            self.assertIsNone(zf.testzip())
+            self.assertEqual([i.filename for i in zf.infolist()], names)
+            self.assertEqual(zf.read("workloads.toml"), text)
+            for name, want in [("workloads.toml", 0o644), ("blob2batch", 0o755)]:
+                info = zf.getinfo(name)
+                mode = info.external_attr >> 16
+                self.assertEqual(info.create_system, 3, f"{name}: created-by must be Unix")
+                self.assertTrue(stat.S_ISREG(mode), f"{name}: must be a regular file")
+                self.assertEqual(stat.S_IMODE(mode), want, f"{name}: mode {oct(stat.S_IMODE(mode))}")
+
+    def test_no_workloads_file_without_one_at_the_root(self):
+        root = self.repository_root("without-workloads", None)
+        out = self.tmp / "n.zip"
+        names = pkg.write_package(self.static_bin, out, root=root)
+        self.assertEqual(names, sorted(["host.json", "blob2batch", *(f"{f}/function.json" for f in FUNCTIONS)]))
+        with zipfile.ZipFile(out) as zf:
+            self.assertNotIn("workloads.toml", zf.namelist())
 
     def test_mode_survives_extraction(self):
         out = self.package(self.static_bin, "x.zip")
