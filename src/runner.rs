@@ -321,6 +321,32 @@ pub trait TaskLookup: Send + Sync + 'static {
     fn lookup<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<LookupResult>>;
 }
 
+/// Removes what a submission left in its runner, so that the same blob version can be
+/// submitted again under the same ids (`reconcile --retry-failed`): its task, or its job with
+/// every task in it. Something already gone is removed.
+pub trait TaskRemover: Send + Sync + 'static {
+    fn remove<'a>(&'a self, item: &'a Submission) -> BoxFuture<'a, Result<(), RemoveError>>;
+}
+
+/// A submission's task or job could not be removed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("cannot remove {what}")]
+pub struct RemoveError {
+    /// What was to be removed (`task X of job Y`, `job Y`).
+    pub what: String,
+    #[source]
+    pub cause: Cause,
+}
+
+impl RemoveError {
+    pub fn new(what: impl Into<String>, cause: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        RemoveError {
+            what: what.into(),
+            cause: Arc::from(cause.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
