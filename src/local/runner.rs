@@ -1,7 +1,7 @@
 //! `LocalRunner`: runs Batch task specifications on this machine, the way a Batch node would.
 //!
 //! Per task: its record and directory (see [`super::task_dir`]); resource files fetched from their
-//! URLs (SAS) into the working directory; the command run by the [`Engine`]; output files uploaded
+//! URLs (SAS) into the working directory (see [`super::resources`]); the command run by the [`Engine`]; output files uploaded
 //! per their condition (see [`super::outputs`]). What would fail on Batch fails here, with a
 //! failure in Batch's shape ([`TaskFailure`]).
 //!
@@ -20,16 +20,14 @@ use tokio::task::JoinSet;
 
 use super::engine::{Engine, WordcountMissing, find_wordcount};
 use super::failure::{FailureCode, TaskFailure};
-use super::outputs::{UploadedOutput, Uploads, has_sas, upload_outputs};
-use super::paths::resource_file_path;
+use super::outputs::{UploadedOutput, Uploads, upload_outputs};
+use super::resources::fetch_resources;
 use super::task_dir::{Recorded, RunResult, TaskDir, TaskResult, TaskStore};
 use crate::config::LocalSettings;
 use crate::http_client::{HttpClientError, HttpClientOptions, http_client};
 use crate::runner::{Accepted, BoxFuture, Submission, SubmitError, SubmitResult, TaskRunner};
-use crate::storage::blob::http_download_to_file;
-use crate::storage::sas::redact_sas;
 use crate::sync::lock;
-use crate::task_spec::{ResourceFile, TaskSpec, is_valid_id};
+use crate::task_spec::{TaskSpec, is_valid_id};
 
 #[derive(Clone, Debug)]
 pub struct LocalRunnerOptions {
@@ -399,7 +397,7 @@ impl LocalRunner {
             Err(failure) => return Execution::failed(failure),
         };
         let fetch_started = Instant::now();
-        let fetched = match self.fetch_resources(task, &dir.wd()).await {
+        let fetched = match fetch_resources(&self.inner.http, task, &dir.wd()).await {
             Ok(fetched) => fetched,
             Err(failure) => {
                 append(&dir.stderr(), &format!("{failure}\n"));
@@ -460,58 +458,6 @@ impl LocalRunner {
             failure,
             outputs: done,
         }
-    }
-
-    /// Every resource file of the task, into its working directory; the paths written.
-    async fn fetch_resources(
-        &self,
-        task: &TaskSpec,
-        wd: &Path,
-    ) -> Result<Vec<PathBuf>, TaskFailure> {
-        let mut fetched = Vec::new();
-        for file in &task.resource_files {
-            fetched.push(self.fetch_resource(wd, file).await?);
-        }
-        Ok(fetched)
-    }
-
-    async fn fetch_resource(&self, wd: &Path, file: &ResourceFile) -> Result<PathBuf, TaskFailure> {
-        let fail = |message: String| TaskFailure::new(FailureCode::ResourceFileError, message);
-        let path = resource_file_path(wd, &file.file_path).map_err(fail)?;
-        let Some(url) = file.http_url.as_deref() else {
-            return Err(fail(format!(
-                "`{}`: only resource files with an httpUrl are fetched on this machine",
-                file.file_path
-            )));
-        };
-        if file.identity_reference.is_some() && !has_sas(url) {
-            return Err(fail(format!(
-                "`{}` uses identityReference, which cannot work on this machine (no managed \
-                 identity); set STORAGE_ACCOUNT_KEY so that tasks get SAS URLs",
-                file.file_path
-            )));
-        }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
-        }
-        let mut download = http_download_to_file(&self.inner.http, url, &path).await;
-        // A connection that failed before an answer (no status) is worth one more try, as the
-        // Batch node agent retries its downloads.
-        if download.as_ref().is_err_and(|e| e.status().is_none()) {
-            download = http_download_to_file(&self.inner.http, url, &path).await;
-        }
-        download.map_err(|e| {
-            fail(format!(
-                "downloading `{}` from {} failed: {e}",
-                file.file_path,
-                redact_sas(url)
-            ))
-        })?;
-        if let Some(mode) = &file.file_mode {
-            set_mode(&path, mode);
-        }
-        Ok(path)
     }
 }
 
@@ -674,13 +620,6 @@ fn append(path: &Path, text: &str) {
         .open(path)
     {
         let _ = f.write_all(text.as_bytes());
-    }
-}
-
-fn set_mode(path: &Path, mode: &str) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(bits) = u32::from_str_radix(mode, 8) {
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits));
     }
 }
 
