@@ -86,8 +86,10 @@ impl Progress {
 
     pub(super) fn on_runner_event(&mut self, event: RunnerEvent) {
         match event {
-            RunnerEvent::Received { .. } => {}
-            RunnerEvent::Running { id, display_name } => say(&format!(
+            RunnerEvent::Received { .. } | RunnerEvent::JobCompleted { .. } => {}
+            RunnerEvent::Running {
+                id, display_name, ..
+            } => say(&format!(
                 "running   {} (task {id})",
                 self.name(&id, display_name.as_deref())
             )),
