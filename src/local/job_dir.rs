@@ -147,9 +147,8 @@ impl JobStore {
         Ok(ids)
     }
 
-    /// Removes the job's record and its tasks' (`Ok(false)` when there was none). The
-    /// directory is first renamed aside, so that the id is free at once, even if deleting
-    /// its files takes a while or fails half way.
+    /// Removes the job's record and its tasks' (`Ok(false)` when there was none): the id is
+    /// free at once.
     pub fn delete(&self, id: &str) -> io::Result<bool> {
         remove_record(&self.root, &self.dir(id).path)
     }

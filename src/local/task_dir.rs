@@ -305,8 +305,7 @@ impl TaskDir {
 }
 
 /// Renames `path` (a record directory under `root`) aside, then deletes it: the name is free at
-/// once, even if deleting its files takes a while or fails half way (what is left aside has a
-/// dot name, which listings skip).
+/// once, even if deleting its files takes a while or fails half way.
 pub(crate) fn remove_record(root: &Path, path: &Path) -> io::Result<bool> {
     let aside = root.join(format!(".removed-{}", uuid::Uuid::new_v4()));
     match std::fs::rename(path, &aside) {
@@ -314,7 +313,11 @@ pub(crate) fn remove_record(root: &Path, path: &Path) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     }
-    std::fs::remove_dir_all(&aside)?;
+    // The record is gone once renamed; what is left aside (a run still writing into it, say)
+    // is only litter, under a name listings skip.
+    if let Err(error) = std::fs::remove_dir_all(&aside) {
+        tracing::warn!(path = %aside.display(), %error, "cannot delete a removed record's files");
+    }
     Ok(true)
 }
 
