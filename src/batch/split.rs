@@ -45,6 +45,16 @@ pub(crate) async fn submit_split(
             info!(job_id, "split job exists but is not sealed: completing it");
             false
         }
+        Err(error) if error.has_code("JobBeingDeleted") => {
+            return Err(BatchError {
+                kind: BatchErrorKind::Transient,
+                message: format!(
+                    "the split job {job_id} is being deleted; the blob is submitted again once it \
+                     is gone"
+                ),
+                ..error
+            });
+        }
         Err(error) if error.has_code(QUOTA_REACHED) => {
             warn!(
                 job_id,

@@ -21,5 +21,6 @@ mod ops;
 mod ops_local;
 mod routes;
 mod serve_process;
+mod split_batch;
 mod storage_failures;
 mod workloads;
