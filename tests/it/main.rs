@@ -22,5 +22,6 @@ mod ops_local;
 mod routes;
 mod serve_process;
 mod split_batch;
+mod split_ops;
 mod storage_failures;
 mod workloads;
