@@ -24,6 +24,13 @@ param outputContainerName string = 'output'
 @description('Container that receives events Event Grid could not deliver.')
 param deadLetterContainerName string = 'deadletter'
 
+@description('Container where the parts of a split word count leave their partial counts for the merge (STAGING_CONTAINER); it must differ from the other containers.')
+param stagingContainerName string = 'staging'
+
+@description('Days after which a partial count in the staging container is deleted (a lifecycle management rule). Keep it above the longest a split job may take: its parts, then its merge, each waiting up to TASK_MAX_QUEUE_TIME and running TASK_MAX_WALL_CLOCK_TIME per try.')
+@minValue(1)
+param stagingRetentionDays int = 3
+
 @description('Only blobs whose name starts with this prefix are counted (INPUT_PREFIX); empty for all.')
 param inputPrefix string = ''
 
@@ -157,6 +164,8 @@ module storage 'modules/storage.bicep' = {
     inputContainerName: inputContainerName
     outputContainerName: outputContainerName
     deadLetterContainerName: deadLetterContainerName
+    stagingContainerName: stagingContainerName
+    stagingRetentionDays: stagingRetentionDays
     poolIdentityPrincipalId: identities.outputs.poolIdentityPrincipalId
     functionIdentityPrincipalId: identities.outputs.functionIdentityPrincipalId
     userPrincipalId: principalId

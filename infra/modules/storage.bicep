@@ -1,4 +1,4 @@
-// The data storage account: input, output and dead-letter containers.
+// The data storage account: input, output, staging and dead-letter containers.
 // No shared key, no anonymous access, HTTPS and TLS 1.2 only. Readers and writers use Entra ID:
 // the Batch pool's identity (tasks), the function app's identity (the Reconcile timer, read only;
 // user delegation keys, to sign read-only SAS URLs for workloads with `input = "url"`),
@@ -19,6 +19,13 @@ param name string
 param inputContainerName string
 param outputContainerName string
 param deadLetterContainerName string
+
+@description('Container where the parts of a split word count leave their partial counts for the merge (STAGING_CONTAINER).')
+param stagingContainerName string
+
+@description('Days after its last modification that a partial count in the staging container is deleted.')
+@minValue(1)
+param stagingRetentionDays int
 
 @description('Principal id of the Batch pool identity.')
 param poolIdentityPrincipalId string
@@ -119,6 +126,66 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   name: deadLetterContainerName
   properties: {
     publicAccess: 'None'
+  }
+}
+
+// Partial counts of split word counts: the parts of a split blob's job (tasks on the pool) write
+// them under `{job id}/parts/`, the job's merge task reads them back; nothing else uses them.
+resource stagingContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: stagingContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Lifecycle management: a storage account has one policy, always named 'default'; a further rule
+// belongs in this resource's `rules`, never in a second policy.
+//
+// Staged partial counts are deleted once stagingRetentionDays have passed since they were written.
+// They are needed only until the split's merge has read them, Batch's retries of the merge
+// included. The merge starts after the last part, and each of them is expected to wait up to
+// TASK_MAX_QUEUE_TIME for a node and to run up to TASK_MAX_WALL_CLOCK_TIME per try: about 30
+// hours from the first part to the merge's last try with the default task settings, well within
+// the default 3 days. A split that failed is submitted again as a whole
+// (`reconcile --retry-failed`), its parts counting anew under the same names, so no retry needs
+// older partial counts; until they expire they show what a failed split left. Whoever lengthens
+// the task limits lengthens this window too: a merge that finds a part missing fails (it checks
+// that its parts cover the whole blob) rather than writing a wrong count.
+// The prefix ends with `/`, so the rule matches the staging container and no other whose name
+// merely starts the same; a staging container named like the input, output or dead-letter
+// container is one resource defined twice, which Resource Manager refuses before deploying
+// anything. Deleted blobs are then kept for the blob service's 7-day soft delete.
+resource lifecyclePolicy 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'deleteStagedPartialCounts'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${stagingContainer.name}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: stagingRetentionDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
   }
 }
 

@@ -420,6 +420,62 @@ class Alerts(unittest.TestCase):
         self.assertIn("actionGroupName", strings(actions["operands"]["false_value"]))
 
 
+class Staging(unittest.TestCase):
+    def setUp(self):
+        self.storage = parse("infra/modules/storage.bicep")
+        self.main = parse("infra/main.bicep")
+
+    def test_staging_container(self):
+        # Split word counts: the parts leave their partial counts in a container of their own on
+        # the data account, named by main.bicep's stagingContainerName ('staging').
+        res = self.storage["resources"]["stagingContainer"]
+        self.assertEqual(res["type"], "Microsoft.Storage/storageAccounts/blobServices/containers")
+        self.assertFalse(res["existing"])
+        self.assertEqual(res["config"], {"parent": "blobService", "name": "stagingContainerName",
+                                         "properties": {"publicAccess": "None"}})
+        self.assertEqual(self.storage["parameters"]["stagingContainerName"]["default"], None)
+        params = self.main["parameters"]
+        self.assertEqual(params["stagingContainerName"]["default"], "staging")
+        given = self.main["modules"]["storage"]["config"]["params"]
+        self.assertEqual(given["stagingContainerName"], "stagingContainerName")
+        # The handler refuses a staging container that is the input or the output container, and
+        # the lifecycle rule below deletes whatever is in it: the defaults are four containers.
+        defaults = [params[f"{c}ContainerName"]["default"] for c in ("input", "output", "deadLetter", "staging")]
+        self.assertEqual(len(set(defaults)), 4, defaults)
+
+    def test_one_lifecycle_policy(self):
+        # A storage account has one management policy, named 'default': every lifecycle rule of
+        # the deployment lives in this one resource, on the data account.
+        policies = [(rel, symbol) for rel in MODULES
+                    for symbol, res in parse(rel)["resources"].items()
+                    if res["type"] == "Microsoft.Storage/storageAccounts/managementPolicies"]
+        self.assertEqual(policies, [("infra/modules/storage.bicep", "lifecyclePolicy")])
+        cfg = self.storage["resources"]["lifecyclePolicy"]["config"]
+        self.assertEqual((cfg["parent"], cfg["name"]), ("account", "default"))
+        self.assertEqual(self.storage["resources"]["account"]["type"], "Microsoft.Storage/storageAccounts")
+
+    def test_staged_partial_counts_expire(self):
+        # Partial counts are deleted stagingRetentionDays (3 by default) after they were written:
+        # block blobs (what Batch output files upload) whose name starts with the staging
+        # container's name and a slash, so no other container is touched, the base blob deleted.
+        (rule,) = self.storage["resources"]["lifecyclePolicy"]["config"]["properties"]["policy"]["rules"]
+        self.assertEqual((rule["enabled"], rule["type"]), (True, "Lifecycle"))
+        self.assertRegex(rule["name"], r"^[A-Za-z0-9]{1,256}$")
+        definition = rule["definition"]
+        self.assertEqual(definition["filters"], {"blobTypes": ["blockBlob"],
+                                                 "prefixMatch": ["${stagingContainer.name}/"]})
+        self.assertEqual(definition["actions"],
+                         {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": "stagingRetentionDays"}}})
+        for rel, default in [("infra/main.bicep", 3), ("infra/modules/storage.bicep", None)]:
+            param = parse(rel)["parameters"]["stagingRetentionDays"]
+            self.assertEqual(param["type"], "int", rel)
+            self.assertEqual(param["default"], default, rel)
+            bounds = {d["type"]: d["argument"] for d in param["decorators"]}
+            self.assertEqual(bounds["min_value"], 1, rel)
+        given = self.main["modules"]["storage"]["config"]["params"]
+        self.assertEqual(given["stagingRetentionDays"], "stagingRetentionDays")
+
+
 class Batch(unittest.TestCase):
     def setUp(self):
         self.batch = parse("infra/modules/batch.bicep")
