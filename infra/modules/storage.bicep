@@ -1,7 +1,8 @@
 // The data storage account: input, output, staging and dead-letter containers.
 // No shared key, no anonymous access, HTTPS and TLS 1.2 only. Readers and writers use Entra ID:
-// the Batch pool's identity (tasks), the function app's identity (the Reconcile timer, read only;
-// user delegation keys, to sign read-only SAS URLs for workloads with `input = "url"`),
+// the Batch pool's identity (tasks; the partial counts of split word counts), the function app's
+// identity (the Reconcile timer, read only; user delegation keys, to sign read-only SAS URLs for
+// workloads with `input = "url"`),
 // the Event Grid system topic's identity (dead letters) and, optionally, the deploying user (to
 // drop files, read results and run the CLI's status, reconcile and redrive).
 
@@ -204,6 +205,21 @@ resource poolReadsInput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 resource poolWritesOutput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(outputContainer.id, poolIdentityPrincipalId, blobDataContributor)
   scope: outputContainer
+  properties: {
+    principalId: poolIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+  }
+}
+
+// Pool identity, for split word counts: each part uploads its partial count into the staging
+// container (a Batch output file: create and write), and the merge fetches the split job's folder
+// of them (a resource file with storageContainerUrl and blobPrefix: list and read). Contributor on
+// this container alone: Reader lacks write, and no built-in data role writes without delete. The
+// function identity gets no role here: the handler never reads or writes partial counts.
+resource poolStagesPartialCounts 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(stagingContainer.id, poolIdentityPrincipalId, blobDataContributor)
+  scope: stagingContainer
   properties: {
     principalId: poolIdentityPrincipalId
     principalType: 'ServicePrincipal'

@@ -476,6 +476,49 @@ class Staging(unittest.TestCase):
         self.assertEqual(given["stagingRetentionDays"], "stagingRetentionDays")
 
 
+    def test_pool_identity_stages_partial_counts(self):
+        # The parts upload their partial counts (Batch output files: create, write) and the merge
+        # fetches them (a storageContainerUrl resource file with a blobPrefix: list, read), both as
+        # the pool identity: Storage Blob Data Contributor on the staging container itself, built
+        # exactly as the output container's assignment, and the only role anyone has there.
+        on_staging = [g for rel in MODULES for g in grants(rel) if g["scope"] == "stagingContainer"]
+        self.assertEqual([(g["symbol"], g["role"], g["principal"], g["condition"]) for g in on_staging],
+                         [("poolStagesPartialCounts", "blobDataContributor", "poolIdentityPrincipalId", None)])
+        resources = self.storage["resources"]
+        cfg = resources["poolStagesPartialCounts"]["config"]
+        output = resources["poolWritesOutput"]["config"]
+        self.assertEqual(cfg["scope"], "stagingContainer")
+        self.assertEqual(cfg["properties"], output["properties"])
+        self.assertEqual(cfg["properties"]["principalType"], "ServicePrincipal")
+        role = cfg["properties"]["roleDefinitionId"]["function"]
+        self.assertEqual(role["type"], "subscription_resource_id")
+        self.assertEqual((role["parameters"]["resource_type"], role["parameters"]["resource_name_1"]),
+                         ("Microsoft.Authorization/roleDefinitions", "blobDataContributor"))
+        self.assertEqual(cfg["name"]["function"]["parameters"],
+                         {"base_string": {"operator": {"type": "property_accessor",
+                                                       "operands": {"operand_1": "stagingContainer", "operand_2": "id"}}},
+                          "extra_string_1": "poolIdentityPrincipalId", "extra_string_2": "blobDataContributor"})
+        self.assertEqual(self.storage["variables"]["blobDataContributor"]["value"], ROLE["blob_contributor"])
+        # The principal is the pool's identity, the one the handler names in BATCH_NODE_IDENTITY
+        # for the tasks' output files and resource files.
+        identity = lambda node: set(strings(node)) - {"property_accessor"}
+        given = self.main["modules"]["storage"]["config"]["params"]
+        self.assertEqual(identity(given["poolIdentityPrincipalId"]), {"identities", "outputs", "poolIdentityPrincipalId"})
+        handler = self.main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]
+        self.assertEqual(identity(handler["BATCH_NODE_IDENTITY"]), {"identities", "outputs", "poolIdentityId"})
+
+    def test_function_identity_has_no_role_on_staging(self):
+        # The handler plans the parts and the merge but never reads or writes partial counts:
+        # no role of the function identity reaches the staging container, nor the account's data
+        # (Storage Blob Delegator, on the account, allows user delegation keys only).
+        for rel in MODULES:
+            for g in grants(rel):
+                if g["principal"] == "functionIdentityPrincipalId":
+                    self.assertNotEqual(g["scope"], "stagingContainer", f"{rel}: {g['symbol']}")
+                    if g["scope"] == "account" and rel == "infra/modules/storage.bicep":
+                        self.assertEqual(g["role"], "blobDelegator", g["symbol"])
+
+
 class Batch(unittest.TestCase):
     def setUp(self):
         self.batch = parse("infra/modules/batch.bicep")
@@ -526,6 +569,18 @@ class LeastPrivilege(unittest.TestCase):
         (scope, role), = role_assignments(reg)
         self.assertEqual(scope, "registry")
         self.assertIn("acrPull", role)
+
+    def test_pool_identity_roles_are_exactly(self):
+        # Everything the pool's identity may do: read input, write results and task logs, stage
+        # and read back partial counts of split word counts, pull images.
+        found = {(rel, g["scope"], g["role"]) for rel in MODULES for g in grants(rel)
+                 if g["principal"] == "poolIdentityPrincipalId"}
+        self.assertEqual(found, {
+            ("infra/modules/storage.bicep", "inputContainer", "blobDataReader"),
+            ("infra/modules/storage.bicep", "outputContainer", "blobDataContributor"),
+            ("infra/modules/storage.bicep", "stagingContainer", "blobDataContributor"),
+            ("infra/modules/registry.bicep", "registry", "acrPull"),
+        })
 
     def test_pool_identity_pulls_any_image_of_the_registry(self):
         # A workload may run any image of the deployment's registry: AcrPull on the registry
