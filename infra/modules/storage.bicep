@@ -255,11 +255,13 @@ resource functionReadsOutput 'Microsoft.Authorization/roleAssignments@2022-04-01
 
 // Function identity: get user delegation keys (Get User Delegation Key). Without an account key the
 // handler signs, with such a key, the read-only SAS URL a workload with `input = "url"` gets for
-// its blob. Storage checks this action on the account, so no container-scoped role grants it.
+// its blob, and the one through which each part of a split word count reads its byte range of the
+// input blob. Storage checks this action on the account, so no container-scoped role grants it.
 // Storage Blob Delegator allows that one action and no data access: a SAS signed with the key
 // grants at most what the identity's own data roles grant (read on input and output, above).
-// Granted whether or not a workload reads by URL: alone it reaches no data, and a workloads file
-// that adds such a workload then needs no new role, which would take minutes to apply.
+// Granted always: splitting is on by default (SPLIT_THRESHOLD), the role alone reaches no data,
+// and a workloads file that adds a workload reading by URL then needs no new role, which would
+// take minutes to apply.
 resource functionGetsDelegationKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(account.id, functionIdentityPrincipalId, blobDelegator)
   scope: account
@@ -305,9 +307,10 @@ resource userRedrivesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-0
 }
 
 // The deploying user: `blob2batch reconcile` and `redrive` submit tasks as the handler does and,
-// for a workload with `input = "url"`, sign its read-only URL with a user delegation key requested
-// with the user's own identity: the same role as the function identity's, on the account, where
-// the key is authorized. The URL grants no more than the user's data roles above.
+// for a workload with `input = "url"` or the parts of a split word count, sign the read-only input
+// URL with a user delegation key requested with the user's own identity: the same role as the
+// function identity's, on the account, where the key is authorized. The URL grants no more than
+// the user's data roles above.
 resource userGetsDelegationKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(account.id, userPrincipalId, blobDelegator)
   scope: account
