@@ -268,6 +268,10 @@ var handlerSettings = union(optionalSettings, {
   RECONCILE_GRACE: reconcileGrace
   // Where Event Grid dead-letters events; `blob2batch redrive` reads it.
   DEADLETTER_CONTAINER: deadLetterContainerName
+  // Where the parts of split word counts leave their partial counts: the container created in
+  // modules/storage.bicep, with its lifecycle rule and the pool identity's role. SPLIT_PART_SIZE
+  // and SPLIT_MAX_PARTS stay unset (the handler's defaults).
+  STAGING_CONTAINER: storage.outputs.stagingContainerName
   RUST_LOG: rustLog
 })
 
@@ -304,6 +308,7 @@ output STORAGE_ACCOUNT_ID string = storage.outputs.id
 output INPUT_CONTAINER string = inputContainerName
 output OUTPUT_CONTAINER string = outputContainerName
 output DEAD_LETTER_CONTAINER string = deadLetterContainerName
+output STAGING_CONTAINER string = storage.outputs.stagingContainerName
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = events.outputs.name
 output BATCH_ACCOUNT_NAME string = batch.outputs.accountName
 output BATCH_ACCOUNT_URL string = batch.outputs.accountUrl

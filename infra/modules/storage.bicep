@@ -323,3 +323,4 @@ resource userGetsDelegationKeys 'Microsoft.Authorization/roleAssignments@2022-04
 output id string = account.id
 output name string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
+output stagingContainerName string = stagingContainer.name

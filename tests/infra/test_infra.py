@@ -39,6 +39,7 @@ HANDLER_SETTINGS = {
     "RUST_LOG", "TASK_MAX_WALL_CLOCK_TIME", "TASK_MAX_RETRY_COUNT",
     "TASK_RETENTION_TIME", "TASK_MAX_QUEUE_TIME",
     "RECONCILE_SCHEDULE", "RECONCILE_LOOKBACK", "RECONCILE_GRACE", "DEADLETTER_CONTAINER",
+    "STAGING_CONTAINER",
 }
 # Job mode (BATCH_SUBMIT_MODE=job, an auto pool per blob) needs STORAGE_ACCOUNT_KEY and an image
 # pulled without the pool identity; neither exists in these templates (docs/deploy.md).
@@ -442,6 +443,23 @@ class Staging(unittest.TestCase):
         # the lifecycle rule below deletes whatever is in it: the defaults are four containers.
         defaults = [params[f"{c}ContainerName"]["default"] for c in ("input", "output", "deadLetter", "staging")]
         self.assertEqual(len(set(defaults)), 4, defaults)
+
+    def test_staging_setting(self):
+        # STAGING_CONTAINER names the container storage.bicep created (its output, not the
+        # parameter again), the one the lifecycle rule and the pool identity's role apply to.
+        handler = self.main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]
+        created = {"operator": {"type": "property_accessor", "operands": {
+            "operand_1": "storage", "operand_2": {"operator": {"type": "property_accessor", "operands": {
+                "operand_1": "outputs", "operand_2": "stagingContainerName"}}}}}}
+        self.assertEqual(handler["STAGING_CONTAINER"], created)
+        self.assertEqual(self.main["outputs"]["STAGING_CONTAINER"]["value"], created)
+        self.assertEqual(self.storage["outputs"]["stagingContainerName"]["value"],
+                         {"operator": {"type": "property_accessor",
+                                       "operands": {"operand_1": "stagingContainer", "operand_2": "name"}}})
+        # The parts' sizes are the handler's defaults: no setting, no parameter.
+        names = keys(self.main["variables"]["handlerSettings"])
+        self.assertFalse(names & {"SPLIT_PART_SIZE", "SPLIT_MAX_PARTS"})
+        self.assertFalse([p for p in self.main["parameters"] if re.search(r"part(size|s)", p, re.I)])
 
     def test_one_lifecycle_policy(self):
         # A storage account has one management policy, named 'default': every lifecycle rule of
