@@ -94,6 +94,9 @@ param taskRetentionTime string = 'P1D'
 @description('How long a task may wait for a node, ISO 8601 (TASK_MAX_QUEUE_TIME).')
 param taskMaxQueueTime string = 'PT12H'
 
+@description('Word counts of blobs at least this large are split across the pool (SPLIT_THRESHOLD): a size in bytes, or with KiB, MiB or GiB, or \'off\'. Empty: no setting, and the handler\'s default applies: 1 GiB, or off with a start-up warning when the word count\'s queue time plus the run time of all its tries exceeds what a user delegation key covers (about 7 days). A value given with such task limits stops the handler at start-up.')
+param splitThreshold string = ''
+
 @description('When the Reconcile timer runs (RECONCILE_SCHEDULE): an NCRONTAB expression with six fields, {second} {minute} {hour} {day} {month} {day of week}, in UTC. Read by the Functions host.')
 @minLength(11)
 param reconcileSchedule string = '0 */15 * * * *'
@@ -245,7 +248,9 @@ var filterSettings = union(
 // WORKLOADS_FILE only with a workloads file: without the setting the handler runs the word count
 // on every blob, exactly as it does when no workloads file exists.
 var workloadSettings = empty(workloadsFile) ? {} : { WORKLOADS_FILE: workloadsFile }
-var optionalSettings = union(filterSettings, workloadSettings)
+// SPLIT_THRESHOLD only when given: without it the handler decides (docs/settings.md).
+var splitSettings = empty(splitThreshold) ? {} : { SPLIT_THRESHOLD: splitThreshold }
+var optionalSettings = union(filterSettings, workloadSettings, splitSettings)
 var handlerSettings = union(optionalSettings, {
   STORAGE_ACCOUNT_URL: 'https://${storage.outputs.name}.blob.${environment().suffixes.storage}'
   INPUT_CONTAINER: inputContainerName
@@ -270,7 +275,7 @@ var handlerSettings = union(optionalSettings, {
   DEADLETTER_CONTAINER: deadLetterContainerName
   // Where the parts of split word counts leave their partial counts: the container created in
   // modules/storage.bicep, with its lifecycle rule and the pool identity's role. SPLIT_PART_SIZE
-  // and SPLIT_MAX_PARTS stay unset (the handler's defaults).
+  // and SPLIT_MAX_PARTS stay unset (the handler's defaults); SPLIT_THRESHOLD is above.
   STAGING_CONTAINER: storage.outputs.stagingContainerName
   RUST_LOG: rustLog
 })

@@ -234,7 +234,8 @@ class FunctionApp(unittest.TestCase):
         self.assertEqual(operands["true_value"], {})
         self.assertEqual(operands["false_value"], {"WORKLOADS_FILE": "workloadsFile"})
         optional = main["variables"]["optionalSettings"]["value"]["function"]
-        self.assertEqual(optional, {"type": "union", "parameters": {"arg_1": "filterSettings", "arg_2": "workloadSettings"}})
+        self.assertEqual(optional, {"type": "union", "parameters": {"arg_1": "filterSettings", "arg_2": "workloadSettings",
+                                                                    "arg_3": "splitSettings"}})
         handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]
         self.assertEqual(handler["arg_1"], "optionalSettings")
         self.assertNotIn("WORKLOADS_FILE", keys(handler["arg_2"]), "WORKLOADS_FILE set even without a file")
@@ -243,6 +244,21 @@ class FunctionApp(unittest.TestCase):
         host = json.loads(text("host.json"))
         self.assertEqual(host["customHandler"]["description"].get("workingDirectory", ""), "")
         self.assertIn('WORKLOADS_NAME = "workloads.toml"', text("scripts/package-functionapp"))
+
+    def test_split_threshold_setting(self):
+        # SPLIT_THRESHOLD, like INPUT_PREFIX, only when the parameter is given: unset, the handler
+        # applies its default (1 GiB, or off with a warning when the task limits outlast a user
+        # delegation key), which an explicit value would turn into a start-up error.
+        main = parse("infra/main.bicep")
+        param = main["parameters"]["splitThreshold"]
+        self.assertEqual((param["type"], param["default"]), ("string", ""))
+        operands = main["variables"]["splitSettings"]["value"]["operator"]["operands"]
+        self.assertEqual(operands["condition"], {"function": {"type": "empty", "parameters": {"item_to_test": "splitThreshold"}}})
+        self.assertEqual(operands["true_value"], {})
+        self.assertEqual(operands["false_value"], {"SPLIT_THRESHOLD": "splitThreshold"})
+        handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]
+        self.assertEqual(handler["arg_1"], "optionalSettings")
+        self.assertNotIn("SPLIT_THRESHOLD", handler["arg_2"])
 
     def test_workloads_file_follows_the_package(self):
         # azd passes what the preprovision hook recorded after packaging: workloads.toml when the
