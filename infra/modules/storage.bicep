@@ -148,11 +148,12 @@ resource stagingContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
 // included. The merge starts after the last part, and each of them is expected to wait up to
 // TASK_MAX_QUEUE_TIME for a node and to run up to TASK_MAX_WALL_CLOCK_TIME per try: about 30
 // hours from the first part to the merge's last try with the default task settings, well within
-// the default 3 days. A split that failed is submitted again as a whole
-// (`reconcile --retry-failed`), its parts counting anew under the same names, so no retry needs
-// older partial counts; until they expire they show what a failed split left. Whoever lengthens
-// the task limits lengthens this window too: a merge that finds a part missing fails (it checks
-// that its parts cover the whole blob) rather than writing a wrong count.
+// the default 3 days. A split that failed and is submitted again runs all its parts again, under
+// the same names, so no retry needs older partial counts; until they expire they show what a
+// failed split left. Whoever lengthens the task limits lengthens this window too: a merge that
+// finds a part missing fails (it checks that its parts cover the whole blob) rather than writing
+// a wrong count.
+//
 // The prefix ends with `/`, so the rule matches the staging container and no other whose name
 // merely starts the same; a staging container named like the input, output or dead-letter
 // container is one resource defined twice, which Resource Manager refuses before deploying
