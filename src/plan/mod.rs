@@ -361,15 +361,17 @@ impl Planner {
         }
     }
 
-    /// The registry is named only when the pool identity can log in to it; otherwise the pool's
-    /// own container configuration (or a public image) has to provide access.
+    /// The registry is named only when the pool identity can log in to it, which Batch does
+    /// for Azure Container Registry only; otherwise the pool's own container configuration (or
+    /// a public image, `mcr.microsoft.com/...`) has to provide access.
     fn registry(&self, image: &str) -> Option<ContainerRegistry> {
         let identity = self.registry_identity.as_ref()?;
         if self.mode != SubmitMode::Task {
             return None;
         }
+        let server = registry_server(image).filter(|s| is_azure_container_registry(s))?;
         Some(ContainerRegistry {
-            registry_server: registry_server(image)?.to_owned(),
+            registry_server: server.to_owned(),
             identity_reference: Some(IdentityReference {
                 resource_id: identity.clone(),
             }),
@@ -382,6 +384,14 @@ impl Planner {
 pub(crate) fn registry_server(image: &str) -> Option<&str> {
     let (first, _) = image.split_once('/')?;
     (first.contains(['.', ':']) || first == "localhost").then_some(first)
+}
+
+/// An Azure Container Registry login server (public and sovereign clouds).
+fn is_azure_container_registry(server: &str) -> bool {
+    let host = server.split(':').next().unwrap_or(server).to_ascii_lowercase();
+    [".azurecr.io", ".azurecr.cn", ".azurecr.us"]
+        .iter()
+        .any(|suffix| host.ends_with(suffix))
 }
 
 impl Planned {
@@ -916,5 +926,27 @@ max_wall_clock = "PT2H"
         assert_eq!(registry_server("localhost:5000/wc"), Some("localhost:5000"));
         assert_eq!(registry_server("library/wordcount"), None);
         assert_eq!(registry_server("wordcount"), None);
+    }
+
+    #[test]
+    fn only_azure_container_registries_get_the_pool_identity_login() {
+        assert!(is_azure_container_registry("example.azurecr.io"));
+        assert!(is_azure_container_registry("Example.AzureCR.io"));
+        assert!(is_azure_container_registry("example.azurecr.cn"));
+        for other in [
+            "mcr.microsoft.com",
+            "docker.io",
+            "ghcr.io",
+            "localhost:5000",
+            "azurecr.io.evil.example",
+        ] {
+            assert!(!is_azure_container_registry(other), "{other}");
+        }
+        let planner = Planner::from_settings(&settings(&[
+            ("BATCH_NODE_IDENTITY", UAMI),
+            ("WORDCOUNT_IMAGE", "mcr.microsoft.com/example/wordcount:1"),
+        ]));
+        let t = task(planner.plan(&blob("a.txt", "0x1"), now(), None));
+        assert!(t.container_settings.unwrap().registry.is_none());
     }
 }
