@@ -279,7 +279,8 @@ impl Planner {
             registry: self.registry(image),
             settings: &settings,
             slots: run.slots,
-            access: signing.access(blob, now, lifetime),
+            // The merge writes the result after the parts have run: its URLs last twice as long.
+            access: signing.access(blob, now, lifetime.saturating_mul(2)),
             input_url,
             staging: signing.staging(now, lifetime),
             names: &names,
@@ -388,7 +389,11 @@ pub(crate) fn registry_server(image: &str) -> Option<&str> {
 
 /// An Azure Container Registry login server (public and sovereign clouds).
 fn is_azure_container_registry(server: &str) -> bool {
-    let host = server.split(':').next().unwrap_or(server).to_ascii_lowercase();
+    let host = server
+        .split(':')
+        .next()
+        .unwrap_or(server)
+        .to_ascii_lowercase();
     [".azurecr.io", ".azurecr.cn", ".azurecr.us"]
         .iter()
         .any(|suffix| host.ends_with(suffix))

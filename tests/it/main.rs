@@ -23,5 +23,6 @@ mod routes;
 mod serve_process;
 mod split_batch;
 mod split_ops;
+mod split_plan;
 mod storage_failures;
 mod workloads;
