@@ -22,3 +22,4 @@ mod ops_local;
 mod routes;
 mod serve_process;
 mod storage_failures;
+mod workloads_schema;
