@@ -1,8 +1,8 @@
 //! The workloads file's JSON Schema (`docs/workloads.schema.json`, what editors check the file
-//! with) agrees with the parser (`blob2batch::workloads::load`, what blob2batch runs with):
-//! documents valid and invalid one rule at a time get the same verdict from both. What the schema
-//! cannot say (unique names, duration ranges, shell quoting, the placement of jobs on pools) is
-//! left out of the cases: the schema's description names those checks.
+//! with) agrees with the parser (`blob2batch::workloads::load`, what blob2batch runs with): the
+//! sample, and documents valid and invalid one rule at a time, get the same verdict from both.
+//! What the schema cannot say (unique names, duration ranges, shell quoting, the placement of
+//! jobs on pools) is left out of the cases: the schema's description names those checks.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -125,6 +125,27 @@ fn own(lines: &str) -> String {
 /// A file of one workload with exactly these lines.
 fn one(lines: &str) -> String {
     format!("version = 1\n[[workload]]\n{lines}\n")
+}
+
+#[test]
+fn the_sample_is_valid_and_names_the_schema_for_editors() {
+    let schema = schema();
+    let path = repo("samples/checksum/workloads.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    check(&schema, "samples/checksum/workloads.toml", &text, true);
+    let directive = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("#:schema "));
+    let target = path
+        .parent()
+        .unwrap()
+        .join(directive.expect("a #:schema directive first"));
+    assert_eq!(
+        target.canonicalize().unwrap(),
+        repo("docs/workloads.schema.json").canonicalize().unwrap(),
+        "the directive is relative to the file"
+    );
 }
 
 #[test]
