@@ -1,8 +1,9 @@
 //! The workloads file's JSON Schema (`docs/workloads.schema.json`, what editors check the file
 //! with) agrees with the parser (`blob2batch::workloads::load`, what blob2batch runs with): the
-//! sample, and documents valid and invalid one rule at a time, get the same verdict from both.
-//! What the schema cannot say (unique names, duration ranges, shell quoting, the placement of
-//! jobs on pools) is left out of the cases: the schema's description names those checks.
+//! sample, every TOML example of `docs/workloads.md`, and documents valid and invalid one rule at
+//! a time get the same verdict from both. What the schema cannot say (unique names, duration
+//! ranges, shell quoting, the placement of jobs on pools) is left out of the cases: the schema's
+//! description names those checks.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -145,6 +146,31 @@ fn the_sample_is_valid_and_names_the_schema_for_editors() {
         target.canonicalize().unwrap(),
         repo("docs/workloads.schema.json").canonicalize().unwrap(),
         "the directive is relative to the file"
+    );
+}
+
+#[test]
+fn every_toml_example_of_the_documentation_is_valid() {
+    let schema = schema();
+    let doc = std::fs::read_to_string(repo("docs/workloads.md")).unwrap();
+    let mut examples = 0;
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```toml" {
+            continue;
+        }
+        let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+        examples += 1;
+        check(
+            &schema,
+            &format!("docs/workloads.md example {examples}"),
+            &block.join("\n"),
+            true,
+        );
+    }
+    assert!(
+        examples >= 2,
+        "the documentation's TOML examples were not found"
     );
 }
 
