@@ -834,6 +834,38 @@ max_wall_clock = "PT2H"
     }
 
     #[test]
+    fn a_files_pattern_without_a_wildcard_lands_in_the_folder_too() {
+        // Batch names a literal pattern's blob by the destination itself: the folder alone would
+        // make the file the blob `{blob}.{name}`, beside its folder rather than in it.
+        let text = "version = 1\n[[workload]]\nname = \"report\"\nimage = \"r.io/report:1\"\n\
+                    command = \"/report\"\nfiles = \"out/summary.pdf\"\n";
+        let (s, _dir) = with_workloads(text, &[("STORAGE_ACCOUNT_KEY", KEY)]);
+        let planner = Planner::from_settings(&s);
+        let planned = planned(planner.plan(&blob("a.txt", "0x1"), now(), None));
+        assert_eq!(planned.names.result, "a.txt.report/stdout.txt");
+        let Submission::Task { task, .. } = planned.submission else {
+            panic!("a task")
+        };
+        let paths: Vec<(&str, Option<&str>)> = task
+            .output_files
+            .iter()
+            .map(|o| {
+                (
+                    o.file_pattern.as_str(),
+                    o.destination.container.path.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            paths[..2],
+            [
+                ("out/summary.pdf", Some("a.txt.report/summary.pdf")),
+                ("../stdout.txt", Some("a.txt.report/stdout.txt")),
+            ]
+        );
+    }
+
+    #[test]
     fn a_url_input_and_a_files_result() {
         let (s, _dir) = with_workloads(WORKLOADS, &[("STORAGE_ACCOUNT_KEY", KEY)]);
         let planner = Planner::from_settings(&s);

@@ -26,3 +26,4 @@ mod split_ops;
 mod split_plan;
 mod storage_failures;
 mod workloads;
+mod workloads_schema;
