@@ -24,6 +24,13 @@ param outputContainerName string = 'output'
 @description('Container that receives events Event Grid could not deliver.')
 param deadLetterContainerName string = 'deadletter'
 
+@description('Container where the parts of a split word count leave their partial counts for the merge (STAGING_CONTAINER); it must differ from the other containers.')
+param stagingContainerName string = 'staging'
+
+@description('Days after which a partial count in the staging container is deleted (a lifecycle management rule). Keep it above the longest a split job may take: its parts, then its merge, each waiting up to TASK_MAX_QUEUE_TIME and running TASK_MAX_WALL_CLOCK_TIME per try.')
+@minValue(1)
+param stagingRetentionDays int = 3
+
 @description('Only blobs whose name starts with this prefix are counted (INPUT_PREFIX); empty for all.')
 param inputPrefix string = ''
 
@@ -86,6 +93,9 @@ param taskRetentionTime string = 'P1D'
 
 @description('How long a task may wait for a node, ISO 8601 (TASK_MAX_QUEUE_TIME).')
 param taskMaxQueueTime string = 'PT12H'
+
+@description('Word counts of blobs at least this large are split across the pool (SPLIT_THRESHOLD): a size in bytes, or with KiB, MiB or GiB, or \'off\'. Empty: no setting, and the handler\'s default applies: 1 GiB, or off with a start-up warning when the word count\'s queue time plus the run time of all its tries exceeds what a user delegation key covers (about 7 days). A value given with such task limits stops the handler at start-up.')
+param splitThreshold string = ''
 
 @description('When the Reconcile timer runs (RECONCILE_SCHEDULE): an NCRONTAB expression with six fields, {second} {minute} {hour} {day} {month} {day of week}, in UTC. Read by the Functions host.')
 @minLength(11)
@@ -157,6 +167,8 @@ module storage 'modules/storage.bicep' = {
     inputContainerName: inputContainerName
     outputContainerName: outputContainerName
     deadLetterContainerName: deadLetterContainerName
+    stagingContainerName: stagingContainerName
+    stagingRetentionDays: stagingRetentionDays
     poolIdentityPrincipalId: identities.outputs.poolIdentityPrincipalId
     functionIdentityPrincipalId: identities.outputs.functionIdentityPrincipalId
     userPrincipalId: principalId
@@ -236,7 +248,9 @@ var filterSettings = union(
 // WORKLOADS_FILE only with a workloads file: without the setting the handler runs the word count
 // on every blob, exactly as it does when no workloads file exists.
 var workloadSettings = empty(workloadsFile) ? {} : { WORKLOADS_FILE: workloadsFile }
-var optionalSettings = union(filterSettings, workloadSettings)
+// SPLIT_THRESHOLD only when given: without it the handler decides (docs/settings.md).
+var splitSettings = empty(splitThreshold) ? {} : { SPLIT_THRESHOLD: splitThreshold }
+var optionalSettings = union(filterSettings, workloadSettings, splitSettings)
 var handlerSettings = union(optionalSettings, {
   STORAGE_ACCOUNT_URL: 'https://${storage.outputs.name}.blob.${environment().suffixes.storage}'
   INPUT_CONTAINER: inputContainerName
@@ -259,6 +273,10 @@ var handlerSettings = union(optionalSettings, {
   RECONCILE_GRACE: reconcileGrace
   // Where Event Grid dead-letters events; `blob2batch redrive` reads it.
   DEADLETTER_CONTAINER: deadLetterContainerName
+  // Where the parts of split word counts leave their partial counts: the container created in
+  // modules/storage.bicep, with its lifecycle rule and the pool identity's role. SPLIT_PART_SIZE
+  // and SPLIT_MAX_PARTS stay unset (the handler's defaults); SPLIT_THRESHOLD is above.
+  STAGING_CONTAINER: storage.outputs.stagingContainerName
   RUST_LOG: rustLog
 })
 
@@ -295,6 +313,7 @@ output STORAGE_ACCOUNT_ID string = storage.outputs.id
 output INPUT_CONTAINER string = inputContainerName
 output OUTPUT_CONTAINER string = outputContainerName
 output DEAD_LETTER_CONTAINER string = deadLetterContainerName
+output STAGING_CONTAINER string = storage.outputs.stagingContainerName
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = events.outputs.name
 output BATCH_ACCOUNT_NAME string = batch.outputs.accountName
 output BATCH_ACCOUNT_URL string = batch.outputs.accountUrl

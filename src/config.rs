@@ -1438,6 +1438,96 @@ mod tests {
     }
 
     #[test]
+    fn split_settings_take_sizes_in_binary_units_and_off() {
+        let s = settings(&batch_minimal()).unwrap();
+        assert_eq!(
+            s.split,
+            SplitSettings {
+                threshold: Some(DEFAULT_SPLIT_THRESHOLD),
+                part_size: DEFAULT_SPLIT_PART_SIZE,
+                max_parts: DEFAULT_SPLIT_MAX_PARTS,
+                staging_container: "staging".into(),
+                off_because: None,
+            }
+        );
+        let s = settings(&with(
+            batch_minimal(),
+            &[
+                ("SPLIT_THRESHOLD", "4 GiB"),
+                ("SPLIT_PART_SIZE", "64MiB"),
+                ("SPLIT_MAX_PARTS", "64"),
+                ("STAGING_CONTAINER", "parts"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(
+            (s.split.threshold, s.split.part_size, s.split.max_parts),
+            (Some(4 << 30), 64 << 20, 64)
+        );
+        assert_eq!(s.split.staging_container, "parts");
+        let off = settings(&with(batch_minimal(), &[("SPLIT_THRESHOLD", "off")])).unwrap();
+        assert_eq!(off.split.threshold, None);
+        for (name, value, expected) in [
+            (
+                "SPLIT_THRESHOLD",
+                "1.5GiB",
+                "SPLIT_THRESHOLD must be a size in bytes (or with KiB, MiB or GiB), or `off`",
+            ),
+            (
+                "SPLIT_PART_SIZE",
+                "1000",
+                "SPLIT_PART_SIZE must be a size from 1 KiB to 100 GiB (bytes, or with KiB, MiB or GiB)",
+            ),
+            (
+                "SPLIT_MAX_PARTS",
+                "1",
+                "SPLIT_MAX_PARTS must be a whole number from 2 to 10000",
+            ),
+        ] {
+            let err = settings(&with(batch_minimal(), &[(name, value)])).unwrap_err();
+            assert_eq!(err.problems, vec![expected.to_owned()], "{name}={value}");
+        }
+        let err = settings(&with(batch_minimal(), &[("STAGING_CONTAINER", "output")])).unwrap_err();
+        assert!(
+            err.problems[0].starts_with("STAGING_CONTAINER is `output`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn splitting_beyond_a_delegation_keys_life_is_off_by_default_and_an_error_when_asked() {
+        // Without a storage key, parts read with a user delegation SAS (at most about 7 days).
+        let long = [("TASK_MAX_QUEUE_TIME", "P7D")];
+        let s = settings(&with(batch_minimal(), &long)).unwrap();
+        assert_eq!(s.split.threshold, None);
+        assert!(
+            s.split
+                .off_because
+                .as_deref()
+                .unwrap()
+                .contains("set SPLIT_THRESHOLD=off"),
+            "{:?}",
+            s.split.off_because
+        );
+        let err = settings(&with(
+            batch_minimal(),
+            &[long[0], ("SPLIT_THRESHOLD", "1GiB")],
+        ))
+        .unwrap_err();
+        assert!(
+            err.problems[0].starts_with("SPLIT_THRESHOLD: without STORAGE_ACCOUNT_KEY"),
+            "{err}"
+        );
+        // With a key, the parts' SAS is signed with it: no such limit.
+        let keyed = settings(&with(
+            batch_minimal(),
+            &[long[0], ("STORAGE_ACCOUNT_KEY", KEY)],
+        ))
+        .unwrap();
+        assert_eq!(keyed.split.threshold, Some(DEFAULT_SPLIT_THRESHOLD));
+    }
+
+    #[test]
     fn the_longest_lifetime_never_exceeds_what_batch_allows() {
         let s = settings(&with(
             batch_minimal(),

@@ -26,7 +26,7 @@ use crate::local::task_dir::TaskStore;
 use crate::local::{LocalRunner, LocalRunnerError, LocalRunnerOptions, LocalSubmitter};
 use crate::plan::Planner;
 use crate::plan::{NoKey, ReadSigner};
-use crate::runner::{TaskLookup, TaskRunner};
+use crate::runner::{TaskLookup, TaskRemover, TaskRunner};
 use crate::storage::Containers;
 use crate::storage::delegation::{DelegationError, DelegationKeys, DelegationKeysOptions};
 use crate::workloads::Input;
@@ -40,6 +40,8 @@ pub struct Context {
     planner: Planner,
     runner: Arc<dyn TaskRunner>,
     lookup: Arc<dyn TaskLookup>,
+    /// Removes a failed blob version's task or job (`reconcile --retry-failed`).
+    remover: Option<Arc<dyn TaskRemover>>,
     batch: Option<BatchClient>,
     reads: Option<DelegatedReads>,
 }
@@ -223,6 +225,10 @@ impl Context {
             filter: EventFilter::from_settings(&settings),
             planner: Planner::from_settings(&settings),
             containers: common.containers,
+            remover: match &common.target {
+                Target::Batch { direct, .. } => Some(Arc::new(direct.clone())),
+                Target::Local(_) => None,
+            },
             batch: match common.target {
                 Target::Batch { direct, .. } => Some(direct.client().clone()),
                 Target::Local(_) => None,
@@ -263,6 +269,11 @@ impl Context {
     /// key and a workload asks for one.
     pub fn delegated_reads(&self) -> Option<&DelegatedReads> {
         self.reads.as_ref()
+    }
+
+    /// What removes a failed blob version's task or job, so that it can be submitted again.
+    pub fn remover(&self) -> Option<&Arc<dyn TaskRemover>> {
+        self.remover.as_ref()
     }
 
     /// A runner for dry runs: it submits nothing and answers what a submission would have.

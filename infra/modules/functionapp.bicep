@@ -3,8 +3,9 @@
 // and the deployment package container) is a separate account that only the function identity
 // can use. On the data account the function identity may only read the input and output
 // containers (modules/storage.bicep, for the Reconcile timer) and get user delegation keys (to sign
-// read-only SAS URLs for workloads that read their input themselves); it writes nothing there and
-// submits Batch tasks.
+// read-only SAS URLs for workloads that read their input themselves, and for the parts of split
+// word counts); it writes nothing there, has no role on the staging container, and submits Batch
+// tasks.
 
 @description('Azure region.')
 param location string

@@ -1,7 +1,8 @@
-// The data storage account: input, output and dead-letter containers.
+// The data storage account: input, output, staging and dead-letter containers.
 // No shared key, no anonymous access, HTTPS and TLS 1.2 only. Readers and writers use Entra ID:
-// the Batch pool's identity (tasks), the function app's identity (the Reconcile timer, read only;
-// user delegation keys, to sign read-only SAS URLs for workloads with `input = "url"`),
+// the Batch pool's identity (tasks; the partial counts of split word counts), the function app's
+// identity (the Reconcile timer, read only; user delegation keys, to sign read-only SAS URLs for
+// workloads with `input = "url"`),
 // the Event Grid system topic's identity (dead letters) and, optionally, the deploying user (to
 // drop files, read results and run the CLI's status, reconcile and redrive).
 
@@ -19,6 +20,13 @@ param name string
 param inputContainerName string
 param outputContainerName string
 param deadLetterContainerName string
+
+@description('Container where the parts of a split word count leave their partial counts for the merge (STAGING_CONTAINER).')
+param stagingContainerName string
+
+@description('Days after its last modification that a partial count in the staging container is deleted.')
+@minValue(1)
+param stagingRetentionDays int
 
 @description('Principal id of the Batch pool identity.')
 param poolIdentityPrincipalId string
@@ -122,6 +130,67 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// Partial counts of split word counts: the parts of a split blob's job (tasks on the pool) write
+// them under `{job id}/parts/`, the job's merge task reads them back; nothing else uses them.
+resource stagingContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: stagingContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Lifecycle management: a storage account has one policy, always named 'default'; a further rule
+// belongs in this resource's `rules`, never in a second policy.
+//
+// Staged partial counts are deleted once stagingRetentionDays have passed since they were written.
+// They are needed only until the split's merge has read them, Batch's retries of the merge
+// included. The merge starts after the last part, and each of them is expected to wait up to
+// TASK_MAX_QUEUE_TIME for a node and to run up to TASK_MAX_WALL_CLOCK_TIME per try: about 30
+// hours from the first part to the merge's last try with the default task settings, well within
+// the default 3 days. A split that failed and is submitted again runs all its parts again, under
+// the same names, so no retry needs older partial counts; until they expire they show what a
+// failed split left. Whoever lengthens the task limits lengthens this window too: a merge that
+// finds a part missing fails (it checks that its parts cover the whole blob) rather than writing
+// a wrong count.
+//
+// The prefix ends with `/`, so the rule matches the staging container and no other whose name
+// merely starts the same; a staging container named like the input, output or dead-letter
+// container is one resource defined twice, which Resource Manager refuses before deploying
+// anything. Deleted blobs are then kept for the blob service's 7-day soft delete.
+resource lifecyclePolicy 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'deleteStagedPartialCounts'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${stagingContainer.name}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: stagingRetentionDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+}
+
 // Pool identity: read the input blob, the task's resource file. Read only.
 resource poolReadsInput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(inputContainer.id, poolIdentityPrincipalId, blobDataReader)
@@ -137,6 +206,21 @@ resource poolReadsInput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 resource poolWritesOutput 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(outputContainer.id, poolIdentityPrincipalId, blobDataContributor)
   scope: outputContainer
+  properties: {
+    principalId: poolIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+  }
+}
+
+// Pool identity, for split word counts: each part uploads its partial count into the staging
+// container (a Batch output file: create and write), and the merge fetches the split job's folder
+// of them (a resource file with storageContainerUrl and blobPrefix: list and read). Contributor on
+// this container alone: Reader lacks write, and no built-in data role writes without delete. The
+// function identity gets no role here: the handler never reads or writes partial counts.
+resource poolStagesPartialCounts 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(stagingContainer.id, poolIdentityPrincipalId, blobDataContributor)
+  scope: stagingContainer
   properties: {
     principalId: poolIdentityPrincipalId
     principalType: 'ServicePrincipal'
@@ -172,11 +256,13 @@ resource functionReadsOutput 'Microsoft.Authorization/roleAssignments@2022-04-01
 
 // Function identity: get user delegation keys (Get User Delegation Key). Without an account key the
 // handler signs, with such a key, the read-only SAS URL a workload with `input = "url"` gets for
-// its blob. Storage checks this action on the account, so no container-scoped role grants it.
+// its blob, and the one through which each part of a split word count reads its byte range of the
+// input blob. Storage checks this action on the account, so no container-scoped role grants it.
 // Storage Blob Delegator allows that one action and no data access: a SAS signed with the key
 // grants at most what the identity's own data roles grant (read on input and output, above).
-// Granted whether or not a workload reads by URL: alone it reaches no data, and a workloads file
-// that adds such a workload then needs no new role, which would take minutes to apply.
+// Granted always: splitting is on by default (SPLIT_THRESHOLD), the role alone reaches no data,
+// and a workloads file that adds a workload reading by URL then needs no new role, which would
+// take minutes to apply.
 resource functionGetsDelegationKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(account.id, functionIdentityPrincipalId, blobDelegator)
   scope: account
@@ -222,9 +308,10 @@ resource userRedrivesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-0
 }
 
 // The deploying user: `blob2batch reconcile` and `redrive` submit tasks as the handler does and,
-// for a workload with `input = "url"`, sign its read-only URL with a user delegation key requested
-// with the user's own identity: the same role as the function identity's, on the account, where
-// the key is authorized. The URL grants no more than the user's data roles above.
+// for a workload with `input = "url"` or the parts of a split word count, sign the read-only input
+// URL with a user delegation key requested with the user's own identity: the same role as the
+// function identity's, on the account, where the key is authorized. The URL grants no more than
+// the user's data roles above.
 resource userGetsDelegationKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(account.id, userPrincipalId, blobDelegator)
   scope: account
@@ -237,3 +324,4 @@ resource userGetsDelegationKeys 'Microsoft.Authorization/roleAssignments@2022-04
 output id string = account.id
 output name string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
+output stagingContainerName string = stagingContainer.name

@@ -45,6 +45,16 @@ pub(crate) async fn submit_split(
             info!(job_id, "split job exists but is not sealed: completing it");
             false
         }
+        Err(error) if error.has_code("JobBeingDeleted") => {
+            return Err(BatchError {
+                kind: BatchErrorKind::Transient,
+                message: format!(
+                    "the split job {job_id} is being deleted; the blob is submitted again once it \
+                     is gone"
+                ),
+                ..error
+            });
+        }
         Err(error) if error.has_code(QUOTA_REACHED) => {
             warn!(
                 job_id,
@@ -115,4 +125,34 @@ fn ended(job_id: &str, created: bool) -> Accepted {
 
 fn has_any_code(error: &BatchError, codes: &[&str]) -> bool {
     codes.iter().any(|code| error.has_code(code))
+}
+
+/// How often a job being deleted is looked at until it is gone.
+const DELETION_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Deletes a job and waits (until `deadline`) for it to be gone, so that the same id can be
+/// created again: the service deletes a job in the background.
+pub(crate) async fn delete_job_and_wait(
+    client: &BatchClient,
+    job_id: &str,
+    deadline: Instant,
+) -> Result<(), BatchError> {
+    match client.delete_job(job_id, deadline).await {
+        Ok(()) => {}
+        Err(e) if e.has_code("JobNotFound") => return Ok(()),
+        Err(e) if e.has_code("JobBeingDeleted") => {}
+        Err(e) => return Err(e),
+    }
+    loop {
+        match client.get_job_state(job_id, deadline).await {
+            Err(e) if e.has_code("JobNotFound") => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(_) if Instant::now() + DELETION_POLL >= deadline => {
+                return Err(BatchError::transient(format!(
+                    "the job {job_id} is still being deleted; run again in a minute"
+                )));
+            }
+            Ok(_) => tokio::time::sleep(DELETION_POLL).await,
+        }
+    }
 }

@@ -12,14 +12,14 @@ use tracing::{error, info, warn};
 use super::client::BatchClient;
 use super::error::BatchError;
 use super::models::{BatchTask, TaskState as BatchTaskState};
-use super::split::submit_split;
+use super::split::{delete_job_and_wait, submit_split};
 use crate::error_chain::error_chain;
 use crate::fail_fast::map_fail_fast;
 use crate::per_item::PerItem;
 use crate::runner::{
-    Accepted, BoxFuture, FailureInfo, JobRef, LookupError, LookupResult, MERGE_TASK_ID, SplitJob,
-    Submission, SubmitError, SubmitResult, TaskLookup, TaskRunner, TaskState, TaskStatus,
-    split_status,
+    Accepted, BoxFuture, FailureInfo, JobRef, LookupError, LookupResult, MERGE_TASK_ID,
+    RemoveError, SplitJob, Submission, SubmitError, SubmitResult, TaskLookup, TaskRemover,
+    TaskRunner, TaskState, TaskStatus, split_status,
 };
 use crate::task_spec::{JobSpec, TaskSpec};
 
@@ -252,6 +252,30 @@ impl TaskLookup for BatchTaskRunner {
         Box::pin(map_fail_fast(items, LOOKUPS_IN_FLIGHT, |item| {
             self.lookup_one(item)
         }))
+    }
+}
+
+impl TaskRemover for BatchTaskRunner {
+    /// Delete Task for a task of a long-lived job; Delete Job, then waiting until it is gone,
+    /// for a job of its own (job per blob, split blob).
+    fn remove<'a>(&'a self, item: &'a Submission) -> BoxFuture<'a, Result<(), RemoveError>> {
+        Box::pin(async move {
+            let deadline = self.client.deadline();
+            let (what, result) = match item {
+                Submission::Task { job, task } => (
+                    format!("task {} of job {}", task.id, job.id),
+                    match self.client.delete_task(&job.id, &task.id, deadline).await {
+                        Err(e) if is_not_found(&e) => Ok(()),
+                        other => other,
+                    },
+                ),
+                Submission::Job(_) | Submission::Split(_) => (
+                    format!("job {}", item.id()),
+                    delete_job_and_wait(&self.client, item.id(), deadline).await,
+                ),
+            };
+            result.map_err(|e| RemoveError::new(what, e))
+        })
     }
 }
 

@@ -83,6 +83,9 @@ enum Command {
         /// One JSON object per blob acted on, then the counts.
         #[arg(long)]
         json: bool,
+        /// Submit again the versions whose task (or split job) failed, after removing it.
+        #[arg(long)]
+        retry_failed: bool,
     },
     /// Check the workloads file and print the routing table: each route in order, what it takes
     /// and what it runs.
@@ -219,12 +222,14 @@ async fn dispatch(command: Command) -> Result<Vec<String>, CommandError> {
             since,
             dry_run,
             json,
+            retry_failed,
         } => {
             let options = ReconcileOptions {
                 prefix,
                 since,
                 dry_run,
                 json,
+                retry_failed,
             };
             reconcile::run(&commands_context()?, &options, out).await
         }

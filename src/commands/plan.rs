@@ -219,9 +219,27 @@ fn show(out: &mut impl Write, plan: &PlanLine, json: bool) {
         line(out, "  job body (sent when the job does not exist yet):");
         line(out, &indent(&redact_sas(&pretty(body))));
     }
-    for task in &plan.tasks {
-        line(out, "  task body:");
-        line(out, &indent(&redact_sas(&pretty(task))));
+    match plan.tasks.as_slice() {
+        [task] => {
+            line(out, "  task body:");
+            line(out, &indent(&redact_sas(&pretty(task))));
+        }
+        // A split blob: the parts differ only in their id, display name and range.
+        [first, .., merge] => {
+            let parts = &plan.tasks[..plan.tasks.len() - 1];
+            line(out, &format!("  {} parts, then the merge", parts.len()));
+            line(out, "  first part's body:");
+            line(out, &indent(&redact_sas(&pretty(first))));
+            for part in parts {
+                line(
+                    out,
+                    &format!("  part {:>4}: {}", part.id, part.command_line),
+                );
+            }
+            line(out, "  merge body:");
+            line(out, &indent(&redact_sas(&pretty(merge))));
+        }
+        [] => {}
     }
 }
 

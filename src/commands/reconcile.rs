@@ -1,6 +1,8 @@
-//! `blob2batch reconcile [--prefix P] [--since DURATION] [--dry-run] [--json]`: makes sure every
-//! blob version the filter acts on has its task (see [`crate::reconcile`]). A dry run is the same
-//! run with a runner that only looks tasks up.
+//! `blob2batch reconcile [--prefix P] [--since DURATION] [--retry-failed] [--dry-run] [--json]`:
+//! makes sure every blob version the filter acts on has its task (see [`crate::reconcile`]). A
+//! dry run is the same run with a runner that only looks tasks up. `--retry-failed` removes the
+//! task (or the split job) of a version whose task failed and submits it again, under the same
+//! ids, so that a later redelivery of its event is still a duplicate.
 
 use std::io::Write;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use time::OffsetDateTime;
 use super::CommandError;
 use super::console::{json_line, line};
 use crate::context::Context;
-use crate::reconcile::{Action, Reconciler, Resume, Scope, Summary};
+use crate::reconcile::{Action, Reconciler, Resume, RetryFailed, Scope, Summary};
 
 #[derive(Clone, Debug, Default)]
 pub struct ReconcileOptions {
@@ -19,6 +21,8 @@ pub struct ReconcileOptions {
     pub since: Option<Duration>,
     pub dry_run: bool,
     pub json: bool,
+    /// Remove the task (or split job) of a version whose task failed, and submit it again.
+    pub retry_failed: bool,
 }
 
 /// Runs it; the reasons of the blobs whose submission failed are returned for stderr.
@@ -32,7 +36,22 @@ pub async fn run(
     } else {
         context.runner().clone()
     };
-    let reconciler = Reconciler::new(context, runner)?;
+    let mut reconciler = Reconciler::new(context, runner)?;
+    if options.retry_failed {
+        let remover = match (options.dry_run, context.remover()) {
+            (true, _) => None,
+            (false, Some(remover)) => Some(remover.clone()),
+            (false, None) => {
+                return Err(CommandError::usage(
+                    "--retry-failed cannot remove tasks with this runner",
+                ));
+            }
+        };
+        reconciler = reconciler.retrying_failed(RetryFailed {
+            lookup: context.lookup().clone(),
+            remover,
+        });
+    }
     let scope = Scope {
         prefix: options.prefix.clone(),
         modified_after: options.since.map(|since| OffsetDateTime::now_utc() - since),
@@ -48,6 +67,8 @@ pub async fn run(
                     (Action::Submitted, false) => "submitted",
                     (Action::Submitted, true) => "would submit",
                     (Action::Duplicate, _) => "has a task",
+                    (Action::Retried, false) => "retried",
+                    (Action::Retried, true) => "would retry",
                     (Action::Failed { .. }, _) => "FAILED",
                 };
                 line(
@@ -71,8 +92,13 @@ pub async fn run(
 
 fn summary_line(summary: &Summary, dry_run: bool) -> String {
     let counts = &summary.counts;
+    let retried = match (counts.retried, dry_run) {
+        (0, _) => String::new(),
+        (n, false) => format!(", {n} retried"),
+        (n, true) => format!(", {n} to retry"),
+    };
     format!(
-        "{} {} blob(s): {} current, {} {}, {} with a task already, {} ignored, {} failed",
+        "{} {} blob(s): {} current, {} {}{retried}, {} with a task already, {} ignored, {} failed",
         if dry_run { "dry run," } else { "reconciled" },
         counts.listed,
         summary.current,

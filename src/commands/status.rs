@@ -3,7 +3,9 @@
 //! For each blob the filter acts on (the named ones, or all under the prefix, or all): its eTag,
 //! the task id its version gets, the task's state as the runner reports it (Batch's Get Task, or
 //! the local runner's records), the result blob and whether it was counted from this very version
-//! (see [`crate::results`]), and where a failed task left its logs.
+//! (see [`crate::results`]), and where a failed task left its logs. A split blob is one row: its
+//! job's id, a state that covers its tasks (`running 37/64 parts`; failed as soon as one part
+//! or the merge has, with that task's failure and logs), and its parts by state.
 //!
 //! A read that fails after its retries is never shown as a state: the blob's row is left out and
 //! the failure named on stderr (exit code 1). Rows whose reads all succeeded are printed.
@@ -20,7 +22,9 @@ use crate::error_chain::error_chain;
 use crate::fail_fast::map_fail_fast;
 use crate::plan::{Plan, Planned, Unsigned};
 use crate::results::{Found, Results, ResultsError};
-use crate::runner::{FailureInfo, LookupResult, Submission, TaskState, lookup_each};
+use crate::runner::{
+    FailureInfo, LookupResult, PartCounts, Submission, TaskState, TaskStatus, lookup_each,
+};
 use crate::storage::{BlobEntry, BlobError, ContainerClient};
 
 /// Blob properties read at once for named blobs.
@@ -51,6 +55,8 @@ pub(crate) struct BlobStatus {
     pub output: Option<String>,
     pub output_current: bool,
     pub logs: Option<String>,
+    /// A split blob's parts by state (`null` for a blob counted by one task).
+    pub parts: Option<PartCounts>,
 }
 
 fn state_or_unsubmitted<S: Serializer>(
@@ -205,16 +211,27 @@ fn row(
         |e: &(dyn std::error::Error + 'static)| format!("{}: {}", planned.blob, error_chain(e));
     let status = state.map_err(|e| problem(&e))?;
     let found = found.map_err(|e| problem(&e))?;
-    let (state, exit_code, retries, failure) = match status {
-        Some(status) => (
-            Some(status.state),
-            status.exit_code,
-            status.retries,
-            status.failure,
-        ),
+    let status = match status {
+        Some(status) => Some(status),
         // The task record may be gone (its job deleted); the current result is the durable fact.
-        None if found.current => (Some(TaskState::Succeeded), None, None, None),
-        None => (None, None, None, None),
+        None if found.current => Some(TaskStatus::new(TaskState::Succeeded)),
+        None => None,
+    };
+    let (state, exit_code, retries, failure, parts, failed_task) = match status {
+        Some(s) => (
+            Some(s.state),
+            s.exit_code,
+            s.retries,
+            s.failure,
+            s.parts,
+            s.failed_task,
+        ),
+        None => (None, None, None, None, None, None),
+    };
+    // A split blob's logs folder holds one folder per failed task: name the one that failed.
+    let logs = match (found.logs, failed_task) {
+        (Some(folder), Some(task)) => Some(format!("{folder}{task}/")),
+        (logs, _) => logs,
     };
     Ok(BlobStatus {
         blob: planned.blob.clone(),
@@ -227,13 +244,17 @@ fn row(
         failure,
         output: found.output,
         output_current: found.current,
-        logs: found.logs,
+        logs,
+        parts,
     })
 }
 
+/// Wide enough for a split blob's state, `running 999/1000 parts`.
+const STATE_WIDTH: usize = 22;
+
 fn table_header() -> String {
     format!(
-        "{:<12} {:<9} {:<6} {:<8} {:<12} {}",
+        "{:<STATE_WIDTH$} {:<9} {:<6} {:<8} {:<12} {}",
         "STATE", "EXIT", "TRIES", "RESULT", "WORKLOAD", "BLOB"
     )
 }
@@ -248,6 +269,11 @@ fn table_line(row: &BlobStatus, palette: Palette) -> String {
         Some(TaskState::Succeeded) => ("succeeded", Tone::Good),
         Some(TaskState::Failed) => ("failed", Tone::Bad),
     };
+    // A split blob: how many of its parts are done.
+    let state = match &row.parts {
+        Some(parts) => format!("{state} {}/{} parts", parts.succeeded, parts.total),
+        None => state.to_string(),
+    };
     let result = match (&row.output, row.output_current) {
         (Some(_), true) => palette.paint("current", Tone::Good, 8),
         (Some(_), false) => palette.paint("stale", Tone::Bad, 8),
@@ -255,7 +281,7 @@ fn table_line(row: &BlobStatus, palette: Palette) -> String {
     };
     let mut text = format!(
         "{} {:<9} {:<6} {} {:<12} {}",
-        palette.paint(state, tone, 12),
+        palette.paint(&state, tone, STATE_WIDTH),
         row.exit_code.map_or("-".to_string(), |c| c.to_string()),
         row.retries.map_or("-".to_string(), |r| r.to_string()),
         result,
@@ -295,6 +321,7 @@ mod tests {
             output: None,
             output_current: false,
             logs: Some("docs/a b.txt.wordcount.logs/wc-1/".into()),
+            parts: None,
         }
     }
 
@@ -318,6 +345,7 @@ mod tests {
                 "logs",
                 "output",
                 "outputCurrent",
+                "parts",
                 "retries",
                 "state",
                 "taskId",
@@ -335,9 +363,22 @@ mod tests {
         let text = table_line(&row(Some(TaskState::Failed)), Palette::plain());
         assert_eq!(
             text,
-            "failed       3         2      -        wordcount    docs/a b.txt  [usererror \
-             FailureExitCode: exit code 3]  logs: docs/a b.txt.wordcount.logs/wc-1/"
+            "failed                 3         2      -        wordcount    docs/a b.txt  \
+             [usererror FailureExitCode: exit code 3]  logs: docs/a b.txt.wordcount.logs/wc-1/"
         );
         assert!(!text.contains('\x1b'));
+        let mut split = row(Some(TaskState::Running));
+        split.parts = Some(PartCounts {
+            total: 64,
+            active: 20,
+            running: 7,
+            succeeded: 37,
+            failed: 0,
+        });
+        assert!(
+            table_line(&split, Palette::plain()).starts_with("running 37/64 parts    3 "),
+            "{}",
+            table_line(&split, Palette::plain())
+        );
     }
 }

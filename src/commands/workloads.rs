@@ -51,7 +51,11 @@ pub struct RunLine {
 }
 
 #[derive(Debug, Serialize)]
-#[serde(tag = "style", rename_all = "camelCase")]
+#[serde(
+    tag = "style",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ResultLine {
     /// Standard output to `{blob}{suffix}`.
     Stdout {
@@ -224,4 +228,29 @@ fn text(out: &mut impl Write, route: &RouteLine) {
             run.max_wall_clock, run.max_queue_time, run.max_retries, run.retention, run.slots
         ),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_is_in_camel_case_like_the_rest_of_the_line() {
+        let stdout = ResultLine::Stdout {
+            suffix: ".sha256.txt".into(),
+            content_type: "text/plain".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&stdout).unwrap(),
+            serde_json::json!({"style": "stdout", "suffix": ".sha256.txt", "contentType": "text/plain"})
+        );
+        let files = ResultLine::Files {
+            pattern: "out/**".into(),
+            folder: "{blob}.thumbs/".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&files).unwrap(),
+            serde_json::json!({"style": "files", "pattern": "out/**", "folder": "{blob}.thumbs/"})
+        );
+    }
 }

@@ -95,7 +95,7 @@ fn outputs(
             output_file(
                 pattern,
                 access,
-                &names.folder(),
+                &files_destination(pattern, &names.folder()),
                 result_headers(None, etag, id),
                 UploadCondition::TaskSuccess,
             ),
@@ -112,4 +112,16 @@ fn outputs(
             result_and_logs(access, names, content_type, etag, id)
         }
     }
+}
+
+/// Where a `files` pattern's matches go: for a pattern with a wildcard, Batch prefixes each
+/// match's path (relative to the pattern's part before the wildcard) with the folder; for one
+/// without, Batch takes the destination as the blob's own name, so it is the folder and the file's
+/// name (`out/report.pdf` -> `{folder}/report.pdf`), as a wildcard would have named it.
+fn files_destination(pattern: &str, folder: &str) -> String {
+    if pattern.contains(['*', '?', '[']) {
+        return folder.to_string();
+    }
+    let name = pattern.rsplit(['/', '\\']).next().unwrap_or(pattern);
+    format!("{folder}/{name}")
 }

@@ -279,7 +279,8 @@ impl Planner {
             registry: self.registry(image),
             settings: &settings,
             slots: run.slots,
-            access: signing.access(blob, now, lifetime),
+            // The merge writes the result after the parts have run: its URLs last twice as long.
+            access: signing.access(blob, now, lifetime.saturating_mul(2)),
             input_url,
             staging: signing.staging(now, lifetime),
             names: &names,
@@ -361,15 +362,17 @@ impl Planner {
         }
     }
 
-    /// The registry is named only when the pool identity can log in to it; otherwise the pool's
-    /// own container configuration (or a public image) has to provide access.
+    /// The registry is named only when the pool identity can log in to it, which Batch does
+    /// for Azure Container Registry only; otherwise the pool's own container configuration (or
+    /// a public image, `mcr.microsoft.com/...`) has to provide access.
     fn registry(&self, image: &str) -> Option<ContainerRegistry> {
         let identity = self.registry_identity.as_ref()?;
         if self.mode != SubmitMode::Task {
             return None;
         }
+        let server = registry_server(image).filter(|s| is_azure_container_registry(s))?;
         Some(ContainerRegistry {
-            registry_server: registry_server(image)?.to_owned(),
+            registry_server: server.to_owned(),
             identity_reference: Some(IdentityReference {
                 resource_id: identity.clone(),
             }),
@@ -382,6 +385,18 @@ impl Planner {
 pub(crate) fn registry_server(image: &str) -> Option<&str> {
     let (first, _) = image.split_once('/')?;
     (first.contains(['.', ':']) || first == "localhost").then_some(first)
+}
+
+/// An Azure Container Registry login server (public and sovereign clouds).
+fn is_azure_container_registry(server: &str) -> bool {
+    let host = server
+        .split(':')
+        .next()
+        .unwrap_or(server)
+        .to_ascii_lowercase();
+    [".azurecr.io", ".azurecr.cn", ".azurecr.us"]
+        .iter()
+        .any(|suffix| host.ends_with(suffix))
 }
 
 impl Planned {
@@ -819,6 +834,38 @@ max_wall_clock = "PT2H"
     }
 
     #[test]
+    fn a_files_pattern_without_a_wildcard_lands_in_the_folder_too() {
+        // Batch names a literal pattern's blob by the destination itself: the folder alone would
+        // make the file the blob `{blob}.{name}`, beside its folder rather than in it.
+        let text = "version = 1\n[[workload]]\nname = \"report\"\nimage = \"r.io/report:1\"\n\
+                    command = \"/report\"\nfiles = \"out/summary.pdf\"\n";
+        let (s, _dir) = with_workloads(text, &[("STORAGE_ACCOUNT_KEY", KEY)]);
+        let planner = Planner::from_settings(&s);
+        let planned = planned(planner.plan(&blob("a.txt", "0x1"), now(), None));
+        assert_eq!(planned.names.result, "a.txt.report/stdout.txt");
+        let Submission::Task { task, .. } = planned.submission else {
+            panic!("a task")
+        };
+        let paths: Vec<(&str, Option<&str>)> = task
+            .output_files
+            .iter()
+            .map(|o| {
+                (
+                    o.file_pattern.as_str(),
+                    o.destination.container.path.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            paths[..2],
+            [
+                ("out/summary.pdf", Some("a.txt.report/summary.pdf")),
+                ("../stdout.txt", Some("a.txt.report/stdout.txt")),
+            ]
+        );
+    }
+
+    #[test]
     fn a_url_input_and_a_files_result() {
         let (s, _dir) = with_workloads(WORKLOADS, &[("STORAGE_ACCOUNT_KEY", KEY)]);
         let planner = Planner::from_settings(&s);
@@ -916,5 +963,27 @@ max_wall_clock = "PT2H"
         assert_eq!(registry_server("localhost:5000/wc"), Some("localhost:5000"));
         assert_eq!(registry_server("library/wordcount"), None);
         assert_eq!(registry_server("wordcount"), None);
+    }
+
+    #[test]
+    fn only_azure_container_registries_get_the_pool_identity_login() {
+        assert!(is_azure_container_registry("example.azurecr.io"));
+        assert!(is_azure_container_registry("Example.AzureCR.io"));
+        assert!(is_azure_container_registry("example.azurecr.cn"));
+        for other in [
+            "mcr.microsoft.com",
+            "docker.io",
+            "ghcr.io",
+            "localhost:5000",
+            "azurecr.io.evil.example",
+        ] {
+            assert!(!is_azure_container_registry(other), "{other}");
+        }
+        let planner = Planner::from_settings(&settings(&[
+            ("BATCH_NODE_IDENTITY", UAMI),
+            ("WORDCOUNT_IMAGE", "mcr.microsoft.com/example/wordcount:1"),
+        ]));
+        let t = task(planner.plan(&blob("a.txt", "0x1"), now(), None));
+        assert!(t.container_settings.unwrap().registry.is_none());
     }
 }

@@ -31,7 +31,10 @@ use crate::error_chain::error_chain;
 use crate::filter::EventFilter;
 use crate::plan::{Plan, Planned, Planner, ReadSigner};
 use crate::results::{Listing, Results, ResultsError};
-use crate::runner::{Accepted, Submission, TaskRunner, submit_each};
+use crate::runner::{
+    Accepted, Submission, SubmitResult, TaskLookup, TaskRemover, TaskRunner, TaskState,
+    lookup_each, submit_each,
+};
 use crate::storage::blob::{BlobEntry, ListOptions};
 use crate::storage::{BlobError, ContainerClient};
 
@@ -94,6 +97,9 @@ pub(crate) enum Action {
     Submitted,
     /// Its task was already there.
     Duplicate,
+    /// Its task (or split job) had failed: removed, then submitted again (in a dry run: would
+    /// be).
+    Retried,
     /// The submission failed; `transient` ones are worth another run.
     Failed { transient: bool, reason: String },
 }
@@ -109,6 +115,13 @@ pub struct Counts {
     /// that no workload takes, or that an ignore rule takes.
     pub ignored: u64,
     pub failed: u64,
+    /// Failed versions submitted again (`--retry-failed`; left out when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retried: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a run ends with.
@@ -140,6 +153,27 @@ pub(crate) struct Reconciler {
     runner: Arc<dyn TaskRunner>,
     input: ContainerClient,
     results: Results,
+    /// With `--retry-failed`: how failed versions are found and removed.
+    retry: Option<RetryFailed>,
+}
+
+/// What `--retry-failed` needs: the tasks' states, and what removes a failed one (none in a dry
+/// run, which only says what it would retry).
+pub(crate) struct RetryFailed {
+    pub lookup: Arc<dyn TaskLookup>,
+    pub remover: Option<Arc<dyn TaskRemover>>,
+}
+
+/// What becomes of a version that has no current result, before it is submitted.
+enum Before {
+    /// Submitted as it is (a version with a task gets a duplicate).
+    Submit,
+    /// Its task had failed and is gone now: submitted again.
+    Resubmit,
+    /// Its task had failed; a dry run stops here.
+    WouldRetry,
+    /// Its failed task could not be removed.
+    Stuck(String),
 }
 
 impl Reconciler {
@@ -153,7 +187,16 @@ impl Reconciler {
             runner,
             input: context.containers().get(&settings.input_container)?,
             results: Results::new(context.containers().get(&settings.output_container)?),
+            retry: None,
         })
+    }
+
+    /// Versions whose task (or split job) failed are removed and submitted again.
+    pub fn retrying_failed(self, retry: RetryFailed) -> Reconciler {
+        Reconciler {
+            retry: Some(retry),
+            ..self
+        }
     }
 
     /// Reconciles `scope`; `on_action` hears of every blob version submitted, found duplicate,
@@ -288,6 +331,30 @@ impl Reconciler {
             .collect()
     }
 
+    /// With `--retry-failed`, the versions whose task failed: removed (unless this is a dry
+    /// run) so that they can be submitted again. A state that cannot be read counts as not
+    /// failed: the submission that follows is a duplicate at worst.
+    async fn before_submitting(&self, todo: &[Planned]) -> Vec<Before> {
+        let Some(retry) = &self.retry else {
+            return todo.iter().map(|_| Before::Submit).collect();
+        };
+        let items: Vec<Submission> = todo.iter().map(|p| p.submission.clone()).collect();
+        let states = lookup_each(retry.lookup.as_ref(), &items).await;
+        let mut before = Vec::with_capacity(todo.len());
+        for (item, state) in items.iter().zip(states) {
+            let failed = matches!(state, Ok(Some(ref s)) if s.state == TaskState::Failed);
+            before.push(match (failed, &retry.remover) {
+                (false, _) => Before::Submit,
+                (true, None) => Before::WouldRetry,
+                (true, Some(remover)) => match remover.remove(item).await {
+                    Ok(()) => Before::Resubmit,
+                    Err(e) => Before::Stuck(error_chain(&e)),
+                },
+            });
+        }
+        before
+    }
+
     async fn act(
         &self,
         todo: &[Planned],
@@ -297,19 +364,41 @@ impl Reconciler {
         if todo.is_empty() {
             return;
         }
-        let submissions: Vec<Submission> = todo.iter().map(|p| p.submission.clone()).collect();
-        let results = submit_each(self.runner.as_ref(), &submissions).await;
-        for (planned, result) in todo.iter().zip(results) {
-            let action = match result {
-                Ok(Accepted::Submitted) => Action::Submitted,
-                Ok(Accepted::Duplicate) => Action::Duplicate,
-                Err(e) => Action::Failed {
+        let before = self.before_submitting(todo).await;
+        let at: Vec<usize> = (0..todo.len())
+            .filter(|&i| matches!(before[i], Before::Submit | Before::Resubmit))
+            .collect();
+        let submissions: Vec<Submission> = at.iter().map(|&i| todo[i].submission.clone()).collect();
+        let mut results: Vec<Option<SubmitResult>> = todo.iter().map(|_| None).collect();
+        for (i, result) in at
+            .into_iter()
+            .zip(submit_each(self.runner.as_ref(), &submissions).await)
+        {
+            results[i] = Some(result);
+        }
+        for ((planned, before), result) in todo.iter().zip(before).zip(results) {
+            let action = match (before, result) {
+                (Before::Stuck(reason), _) => Action::Failed {
+                    transient: true,
+                    reason,
+                },
+                (Before::WouldRetry, _) | (Before::Resubmit, Some(Ok(Accepted::Submitted))) => {
+                    Action::Retried
+                }
+                (_, Some(Ok(Accepted::Submitted))) => Action::Submitted,
+                (_, Some(Ok(Accepted::Duplicate))) => Action::Duplicate,
+                (_, Some(Err(e))) => Action::Failed {
                     transient: e.is_transient(),
                     reason: e.reason(),
+                },
+                (_, None) => Action::Failed {
+                    transient: true,
+                    reason: "the runner returned no result for this task".into(),
                 },
             };
             match &action {
                 Action::Submitted => counts.submitted += 1,
+                Action::Retried => counts.retried += 1,
                 Action::Duplicate => counts.duplicate += 1,
                 Action::Failed { .. } => counts.failed += 1,
             }

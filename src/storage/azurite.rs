@@ -225,14 +225,9 @@ pub async fn start(options: AzuriteOptions) -> Result<AzuriteProcess, AzuriteErr
         return Err(AzuriteError::NotLoopback(options.host));
     }
     let bin = azurite_bin()?;
-    let port = if options.port == 0 {
-        free_port(&options.host).map_err(|source| AzuriteError::Port {
-            host: options.host.clone(),
-            source,
-        })?
-    } else {
-        options.port
-    };
+    // Port 0: the system picks a free port as Azurite binds it (Azurite then says which), so
+    // that two emulators started at once never race for one found free beforehand.
+    let port = options.port;
     let probe = probe_client()?;
     let (mut child, parent) = spawn_with_parent_death_signal(command(&bin, &options, port))
         .await
@@ -310,7 +305,12 @@ async fn wait_until_ready(
                 output: process.output(),
             });
         }
-        if answers(probe, &process.url).await {
+        if process.port == 0 {
+            if let Some(port) = announced_port(&process.output()) {
+                process.url = process.url.replace(":0/", &format!(":{port}/"));
+                process.port = port;
+            }
+        } else if answers(probe, &process.url).await {
             return Ok(process);
         }
         if Instant::now() > deadline {
@@ -371,6 +371,17 @@ async fn spawn_with_parent_death_signal(
     Ok((child, ParentThread { _stop: stop_tx }))
 }
 
+/// The port in Azurite's "successfully listens on http://host:port" line, once it has said it:
+/// how to learn the port of an Azurite started with `--blobPort 0`.
+pub fn announced_port(output: &str) -> Option<u16> {
+    output
+        .lines()
+        .find_map(|line| line.split("successfully listens on ").nth(1))
+        .and_then(|url| url.trim().rsplit(':').next())
+        .and_then(|port| port.parse().ok())
+        .filter(|&port| port != 0)
+}
+
 fn collect(stream: impl AsyncRead + Unpin + Send + 'static, sink: Arc<Mutex<VecDeque<String>>>) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
@@ -387,6 +398,21 @@ fn collect(stream: impl AsyncRead + Unpin + Send + 'static, sink: Arc<Mutex<VecD
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_port_azurite_announces() {
+        let output = "Azurite Blob service is starting on 127.0.0.1:0\n\
+                      Azurite Blob service successfully listens on http://127.0.0.1:33437\n";
+        assert_eq!(announced_port(output), Some(33437));
+        assert_eq!(
+            announced_port("Azurite Blob service successfully listens on https://[::1]:443"),
+            Some(443)
+        );
+        assert_eq!(
+            announced_port("Azurite Blob service is starting on 127.0.0.1:0"),
+            None
+        );
+    }
 
     #[test]
     fn well_known_key_is_valid() {

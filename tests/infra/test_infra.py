@@ -39,6 +39,7 @@ HANDLER_SETTINGS = {
     "RUST_LOG", "TASK_MAX_WALL_CLOCK_TIME", "TASK_MAX_RETRY_COUNT",
     "TASK_RETENTION_TIME", "TASK_MAX_QUEUE_TIME",
     "RECONCILE_SCHEDULE", "RECONCILE_LOOKBACK", "RECONCILE_GRACE", "DEADLETTER_CONTAINER",
+    "STAGING_CONTAINER",
 }
 # Job mode (BATCH_SUBMIT_MODE=job, an auto pool per blob) needs STORAGE_ACCOUNT_KEY and an image
 # pulled without the pool identity; neither exists in these templates (docs/deploy.md).
@@ -233,7 +234,8 @@ class FunctionApp(unittest.TestCase):
         self.assertEqual(operands["true_value"], {})
         self.assertEqual(operands["false_value"], {"WORKLOADS_FILE": "workloadsFile"})
         optional = main["variables"]["optionalSettings"]["value"]["function"]
-        self.assertEqual(optional, {"type": "union", "parameters": {"arg_1": "filterSettings", "arg_2": "workloadSettings"}})
+        self.assertEqual(optional, {"type": "union", "parameters": {"arg_1": "filterSettings", "arg_2": "workloadSettings",
+                                                                    "arg_3": "splitSettings"}})
         handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]
         self.assertEqual(handler["arg_1"], "optionalSettings")
         self.assertNotIn("WORKLOADS_FILE", keys(handler["arg_2"]), "WORKLOADS_FILE set even without a file")
@@ -242,6 +244,21 @@ class FunctionApp(unittest.TestCase):
         host = json.loads(text("host.json"))
         self.assertEqual(host["customHandler"]["description"].get("workingDirectory", ""), "")
         self.assertIn('WORKLOADS_NAME = "workloads.toml"', text("scripts/package-functionapp"))
+
+    def test_split_threshold_setting(self):
+        # SPLIT_THRESHOLD, like INPUT_PREFIX, only when the parameter is given: unset, the handler
+        # applies its default (1 GiB, or off with a warning when the task limits outlast a user
+        # delegation key), which an explicit value would turn into a start-up error.
+        main = parse("infra/main.bicep")
+        param = main["parameters"]["splitThreshold"]
+        self.assertEqual((param["type"], param["default"]), ("string", ""))
+        operands = main["variables"]["splitSettings"]["value"]["operator"]["operands"]
+        self.assertEqual(operands["condition"], {"function": {"type": "empty", "parameters": {"item_to_test": "splitThreshold"}}})
+        self.assertEqual(operands["true_value"], {})
+        self.assertEqual(operands["false_value"], {"SPLIT_THRESHOLD": "splitThreshold"})
+        handler = main["variables"]["handlerSettings"]["value"]["function"]["parameters"]
+        self.assertEqual(handler["arg_1"], "optionalSettings")
+        self.assertNotIn("SPLIT_THRESHOLD", handler["arg_2"])
 
     def test_workloads_file_follows_the_package(self):
         # azd passes what the preprovision hook recorded after packaging: workloads.toml when the
@@ -420,6 +437,122 @@ class Alerts(unittest.TestCase):
         self.assertIn("actionGroupName", strings(actions["operands"]["false_value"]))
 
 
+class Staging(unittest.TestCase):
+    def setUp(self):
+        self.storage = parse("infra/modules/storage.bicep")
+        self.main = parse("infra/main.bicep")
+
+    def test_staging_container(self):
+        # Split word counts: the parts leave their partial counts in a container of their own on
+        # the data account, named by main.bicep's stagingContainerName ('staging').
+        res = self.storage["resources"]["stagingContainer"]
+        self.assertEqual(res["type"], "Microsoft.Storage/storageAccounts/blobServices/containers")
+        self.assertFalse(res["existing"])
+        self.assertEqual(res["config"], {"parent": "blobService", "name": "stagingContainerName",
+                                         "properties": {"publicAccess": "None"}})
+        self.assertEqual(self.storage["parameters"]["stagingContainerName"]["default"], None)
+        params = self.main["parameters"]
+        self.assertEqual(params["stagingContainerName"]["default"], "staging")
+        given = self.main["modules"]["storage"]["config"]["params"]
+        self.assertEqual(given["stagingContainerName"], "stagingContainerName")
+        # The handler refuses a staging container that is the input or the output container, and
+        # the lifecycle rule below deletes whatever is in it: the defaults are four containers.
+        defaults = [params[f"{c}ContainerName"]["default"] for c in ("input", "output", "deadLetter", "staging")]
+        self.assertEqual(len(set(defaults)), 4, defaults)
+
+    def test_staging_setting(self):
+        # STAGING_CONTAINER names the container storage.bicep created (its output, not the
+        # parameter again), the one the lifecycle rule and the pool identity's role apply to.
+        handler = self.main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]
+        created = {"operator": {"type": "property_accessor", "operands": {
+            "operand_1": "storage", "operand_2": {"operator": {"type": "property_accessor", "operands": {
+                "operand_1": "outputs", "operand_2": "stagingContainerName"}}}}}}
+        self.assertEqual(handler["STAGING_CONTAINER"], created)
+        self.assertEqual(self.main["outputs"]["STAGING_CONTAINER"]["value"], created)
+        self.assertEqual(self.storage["outputs"]["stagingContainerName"]["value"],
+                         {"operator": {"type": "property_accessor",
+                                       "operands": {"operand_1": "stagingContainer", "operand_2": "name"}}})
+        # The parts' sizes are the handler's defaults: no setting, no parameter.
+        names = keys(self.main["variables"]["handlerSettings"])
+        self.assertFalse(names & {"SPLIT_PART_SIZE", "SPLIT_MAX_PARTS"})
+        self.assertFalse([p for p in self.main["parameters"] if re.search(r"part(size|s)", p, re.I)])
+
+    def test_one_lifecycle_policy(self):
+        # A storage account has one management policy, named 'default': every lifecycle rule of
+        # the deployment lives in this one resource, on the data account.
+        policies = [(rel, symbol) for rel in MODULES
+                    for symbol, res in parse(rel)["resources"].items()
+                    if res["type"] == "Microsoft.Storage/storageAccounts/managementPolicies"]
+        self.assertEqual(policies, [("infra/modules/storage.bicep", "lifecyclePolicy")])
+        cfg = self.storage["resources"]["lifecyclePolicy"]["config"]
+        self.assertEqual((cfg["parent"], cfg["name"]), ("account", "default"))
+        self.assertEqual(self.storage["resources"]["account"]["type"], "Microsoft.Storage/storageAccounts")
+
+    def test_staged_partial_counts_expire(self):
+        # Partial counts are deleted stagingRetentionDays (3 by default) after they were written:
+        # block blobs (what Batch output files upload) whose name starts with the staging
+        # container's name and a slash, so no other container is touched, the base blob deleted.
+        (rule,) = self.storage["resources"]["lifecyclePolicy"]["config"]["properties"]["policy"]["rules"]
+        self.assertEqual((rule["enabled"], rule["type"]), (True, "Lifecycle"))
+        self.assertRegex(rule["name"], r"^[A-Za-z0-9]{1,256}$")
+        definition = rule["definition"]
+        self.assertEqual(definition["filters"], {"blobTypes": ["blockBlob"],
+                                                 "prefixMatch": ["${stagingContainer.name}/"]})
+        self.assertEqual(definition["actions"],
+                         {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": "stagingRetentionDays"}}})
+        for rel, default in [("infra/main.bicep", 3), ("infra/modules/storage.bicep", None)]:
+            param = parse(rel)["parameters"]["stagingRetentionDays"]
+            self.assertEqual(param["type"], "int", rel)
+            self.assertEqual(param["default"], default, rel)
+            bounds = {d["type"]: d["argument"] for d in param["decorators"]}
+            self.assertEqual(bounds["min_value"], 1, rel)
+        given = self.main["modules"]["storage"]["config"]["params"]
+        self.assertEqual(given["stagingRetentionDays"], "stagingRetentionDays")
+
+
+    def test_pool_identity_stages_partial_counts(self):
+        # The parts upload their partial counts (Batch output files: create, write) and the merge
+        # fetches them (a storageContainerUrl resource file with a blobPrefix: list, read), both as
+        # the pool identity: Storage Blob Data Contributor on the staging container itself, built
+        # exactly as the output container's assignment, and the only role anyone has there.
+        on_staging = [g for rel in MODULES for g in grants(rel) if g["scope"] == "stagingContainer"]
+        self.assertEqual([(g["symbol"], g["role"], g["principal"], g["condition"]) for g in on_staging],
+                         [("poolStagesPartialCounts", "blobDataContributor", "poolIdentityPrincipalId", None)])
+        resources = self.storage["resources"]
+        cfg = resources["poolStagesPartialCounts"]["config"]
+        output = resources["poolWritesOutput"]["config"]
+        self.assertEqual(cfg["scope"], "stagingContainer")
+        self.assertEqual(cfg["properties"], output["properties"])
+        self.assertEqual(cfg["properties"]["principalType"], "ServicePrincipal")
+        role = cfg["properties"]["roleDefinitionId"]["function"]
+        self.assertEqual(role["type"], "subscription_resource_id")
+        self.assertEqual((role["parameters"]["resource_type"], role["parameters"]["resource_name_1"]),
+                         ("Microsoft.Authorization/roleDefinitions", "blobDataContributor"))
+        self.assertEqual(cfg["name"]["function"]["parameters"],
+                         {"base_string": {"operator": {"type": "property_accessor",
+                                                       "operands": {"operand_1": "stagingContainer", "operand_2": "id"}}},
+                          "extra_string_1": "poolIdentityPrincipalId", "extra_string_2": "blobDataContributor"})
+        self.assertEqual(self.storage["variables"]["blobDataContributor"]["value"], ROLE["blob_contributor"])
+        # The principal is the pool's identity, the one the handler names in BATCH_NODE_IDENTITY
+        # for the tasks' output files and resource files.
+        identity = lambda node: set(strings(node)) - {"property_accessor"}
+        given = self.main["modules"]["storage"]["config"]["params"]
+        self.assertEqual(identity(given["poolIdentityPrincipalId"]), {"identities", "outputs", "poolIdentityPrincipalId"})
+        handler = self.main["variables"]["handlerSettings"]["value"]["function"]["parameters"]["arg_2"]
+        self.assertEqual(identity(handler["BATCH_NODE_IDENTITY"]), {"identities", "outputs", "poolIdentityId"})
+
+    def test_function_identity_has_no_role_on_staging(self):
+        # The handler plans the parts and the merge but never reads or writes partial counts:
+        # no role of the function identity reaches the staging container, nor the account's data
+        # (Storage Blob Delegator, on the account, allows user delegation keys only).
+        for rel in MODULES:
+            for g in grants(rel):
+                if g["principal"] == "functionIdentityPrincipalId":
+                    self.assertNotEqual(g["scope"], "stagingContainer", f"{rel}: {g['symbol']}")
+                    if g["scope"] == "account" and rel == "infra/modules/storage.bicep":
+                        self.assertEqual(g["role"], "blobDelegator", g["symbol"])
+
+
 class Batch(unittest.TestCase):
     def setUp(self):
         self.batch = parse("infra/modules/batch.bicep")
@@ -470,6 +603,18 @@ class LeastPrivilege(unittest.TestCase):
         (scope, role), = role_assignments(reg)
         self.assertEqual(scope, "registry")
         self.assertIn("acrPull", role)
+
+    def test_pool_identity_roles_are_exactly(self):
+        # Everything the pool's identity may do: read input, write results and task logs, stage
+        # and read back partial counts of split word counts, pull images.
+        found = {(rel, g["scope"], g["role"]) for rel in MODULES for g in grants(rel)
+                 if g["principal"] == "poolIdentityPrincipalId"}
+        self.assertEqual(found, {
+            ("infra/modules/storage.bicep", "inputContainer", "blobDataReader"),
+            ("infra/modules/storage.bicep", "outputContainer", "blobDataContributor"),
+            ("infra/modules/storage.bicep", "stagingContainer", "blobDataContributor"),
+            ("infra/modules/registry.bicep", "registry", "acrPull"),
+        })
 
     def test_pool_identity_pulls_any_image_of_the_registry(self):
         # A workload may run any image of the deployment's registry: AcrPull on the registry

@@ -14,7 +14,7 @@ use crate::support::events::BlobEvent;
 use blob2batch::config::Settings;
 use blob2batch::event::parse_event;
 use blob2batch::filter::{EventFilter, Verdict};
-use blob2batch::plan::{Plan, Planner, job_id, task_id, workload_task_id};
+use blob2batch::plan::{Plan, Planner, job_id, split_job_id, task_id, workload_task_id};
 use blob2batch::runner::Submission;
 
 /// (account, container, blob name, eTag) -> task id. NEVER CHANGE THESE ROWS.
@@ -175,6 +175,52 @@ const WORKLOAD_TASK_IDS: &[(&str, &str, &str, &str, &str, &str)] = &[
     ),
 ];
 
+/// (account, container, blob name, eTag, (size, part size, parts)) -> the job of a split word
+/// count. NEVER CHANGE THESE ROWS.
+type SplitRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    (u64, u64, u32),
+    &'static str,
+);
+const SPLIT_JOB_IDS: &[SplitRow] = &[
+    (
+        "acct",
+        "input",
+        "big/corpus.txt",
+        "0x8DE1",
+        (1_500_000_000, 268_435_456, 6),
+        "wcs-09fd85ef8ecc47749b2f3cd8fedd15e66d36e5c5ca58f9d1153f15481299",
+    ),
+    (
+        "acct",
+        "input",
+        "big/corpus.txt",
+        "\"0x8DE1\"",
+        (1_500_000_000, 268_435_456, 6),
+        "wcs-09fd85ef8ecc47749b2f3cd8fedd15e66d36e5c5ca58f9d1153f15481299",
+    ),
+    // Another cut of the same version, and an overwrite.
+    (
+        "acct",
+        "input",
+        "big/corpus.txt",
+        "0x8DE1",
+        (1_500_000_000, 1_500_000, 1000),
+        "wcs-014d8dd0698dc30c220698c12a4d6f5ca88d0043c6a282eadb45163bcb75",
+    ),
+    (
+        "acct",
+        "input",
+        "big/corpus.txt",
+        "0x8DE2",
+        (1_500_000_000, 268_435_456, 6),
+        "wcs-19f4fc449549e211e55ddfc576ff5ef2f986d0e80cbdbcea065856c76c6d",
+    ),
+];
+
 #[test]
 fn task_ids_never_change() {
     for (account, container, blob, etag, id) in TASK_IDS {
@@ -195,6 +241,17 @@ fn workload_task_ids_never_change() {
             "{workload} {account} {container} {blob:?} {etag}"
         );
         assert_eq!(id.len(), 64);
+    }
+}
+
+#[test]
+fn split_job_ids_never_change() {
+    for (account, container, blob, etag, cut, id) in SPLIT_JOB_IDS {
+        assert_eq!(
+            split_job_id(account, container, blob, etag, *cut),
+            *id,
+            "{account} {container} {blob:?} {etag} {cut:?}"
+        );
     }
 }
 

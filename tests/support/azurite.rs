@@ -45,8 +45,10 @@ fn start() -> TestAzurite {
         Ok(bin) => bin,
         Err(e) => panic!("cannot run the end-to-end tests: {e}"),
     };
-    let port = azurite::free_port("127.0.0.1").expect("a free port on 127.0.0.1");
-    let log = std::env::temp_dir().join(format!("blob2batch-test-azurite-{port}.log"));
+    let log = std::env::temp_dir().join(format!(
+        "blob2batch-test-azurite-{}.log",
+        std::process::id()
+    ));
     let log_file = std::fs::File::create(&log).expect("create the Azurite log file");
     let (tx, rx) = std::sync::mpsc::channel();
     // The child is spawned from a thread that lives as long as the test binary, with
@@ -54,8 +56,8 @@ fn start() -> TestAzurite {
     let spawn_bin = bin.clone();
     std::thread::spawn(move || {
         let mut cmd = Command::new(&spawn_bin);
-        cmd.args(["--blobHost", "127.0.0.1", "--blobPort"])
-            .arg(port.to_string())
+        // Port 0: the system picks a free one as Azurite binds it, and Azurite says which.
+        cmd.args(["--blobHost", "127.0.0.1", "--blobPort", "0"])
             .args([
                 "--inMemoryPersistence",
                 "--skipApiVersionCheck",
@@ -90,9 +92,11 @@ fn start() -> TestAzurite {
         ),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
+    let port = loop {
+        if let Some(port) = azurite::announced_port(&read_log(&log))
+            && TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            break port;
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
@@ -105,7 +109,7 @@ fn start() -> TestAzurite {
             panic!("Azurite did not start within 60 s: {}", read_log(&log));
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
     // The handle is dropped without killing: PDEATHSIG ends Azurite with the test binary.
     std::mem::forget(child);
     let _ = WELL_KNOWN_ACCOUNT;

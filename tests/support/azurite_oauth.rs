@@ -127,12 +127,11 @@ fn start() -> OAuthAzurite {
     let bin = azurite::azurite_bin().unwrap_or_else(|e| panic!("cannot run the test: {e}"));
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (key, cert) = make_certificate(dir.path());
-    let port = azurite::free_port("127.0.0.1").expect("a free port on 127.0.0.1");
     let log = dir.path().join("azurite.log");
     let log_file = std::fs::File::create(&log).expect("create the Azurite log file");
     let mut cmd = Command::new(&bin);
-    cmd.args(["--blobHost", "127.0.0.1", "--blobPort"])
-        .arg(port.to_string())
+    // Port 0: the system picks a free one as Azurite binds it, and Azurite says which.
+    cmd.args(["--blobHost", "127.0.0.1", "--blobPort", "0"])
         .args(["--inMemoryPersistence", "--skipApiVersionCheck", "--loose"])
         .args(["--disableTelemetry", "--oauth", "basic", "--cert"])
         .arg(&cert)
@@ -167,7 +166,7 @@ fn start() -> OAuthAzurite {
             bin.display()
         )
     });
-    wait_until_listening(child, port, &log);
+    let port = wait_until_listening(child, &log);
     OAuthAzurite {
         port,
         url: format!("https://127.0.0.1:{port}/{WELL_KNOWN_ACCOUNT}"),
@@ -177,10 +176,18 @@ fn start() -> OAuthAzurite {
     }
 }
 
-fn wait_until_listening(mut child: std::process::Child, port: u16, log: &Path) {
+/// The port Azurite announced, once it accepts connections there.
+fn wait_until_listening(mut child: std::process::Child, log: &Path) -> u16 {
     let read_log = || std::fs::read_to_string(log).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        if let Some(port) = azurite::announced_port(&read_log())
+            && TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            // Not killed when the handle goes: PDEATHSIG ends Azurite with the test binary.
+            std::mem::forget(child);
+            return port;
+        }
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
                 "Azurite (HTTPS, OAuth) exited ({status}) during start-up: {}",
@@ -196,6 +203,4 @@ fn wait_until_listening(mut child: std::process::Child, port: u16, log: &Path) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Not killed when the handle goes: PDEATHSIG ends Azurite with the test binary.
-    std::mem::forget(child);
 }

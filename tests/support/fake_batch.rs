@@ -1,8 +1,13 @@
 //! A fake Azure Batch service on loopback, for integration tests and benchmarks.
 //!
-//! It follows the documented wire contract of Add Task, Add Task Collection, Add Job and Get Task
-//! (api-version 2025-06-01): status codes, `{"value": [...]}` results, OData error bodies, ids
-//! compared case-insensitively, `RequestBodyTooLarge` over 100 tasks or 1 MB. It verifies Shared
+//! It follows the documented wire contract of Add Task, Add Task Collection, Add Job, Get Task,
+//! List Tasks, Get, Update and Delete Job and Delete Task (api-version 2025-06-01): status codes,
+//! `{"value": [...]}` results, `odata.nextLink` pages, `$select`, OData error bodies, ids compared
+//! case-insensitively, `RequestBodyTooLarge` over 100 tasks or 1 MB. Jobs have the service's
+//! life: `dependsOn` only in a job created with `usesTaskDependencies`, a job sealed with
+//! `onAllTasksComplete: terminatejob` completes when its tasks have (as tests mark them), a
+//! completed job refuses tasks (`JobCompleted`), a deleted one is `deleting` for a while, and the
+//! active-job quota can be set. It verifies Shared
 //! Key signatures with its own implementation of the scheme (written apart from the client's
 //! signer, so that the two cannot share a mistake) or accepts a configured bearer token, and it
 //! records every request.
@@ -73,6 +78,12 @@ pub struct FakeBatchConfig {
     pub record_requests: bool,
     /// Random faults drawn per request (after the scripted ones run out).
     pub faults: Option<FaultProfile>,
+    /// Tasks per page of List Tasks (the service's default is 1,000).
+    pub list_page_size: usize,
+    /// How long a deleted job stays in the state `deleting` before it is gone.
+    pub delete_delay: Duration,
+    /// Jobs that are not completed, at most (the account's active-job quota); `None`: no limit.
+    pub max_active_jobs: Option<usize>,
 }
 
 impl Default for FakeBatchConfig {
@@ -87,6 +98,9 @@ impl Default for FakeBatchConfig {
             reverse_collection_results: false,
             record_requests: true,
             faults: None,
+            list_page_size: 1000,
+            delete_delay: Duration::ZERO,
+            max_active_jobs: None,
         }
     }
 }
@@ -306,6 +320,9 @@ struct FakeState {
 
 struct Job {
     spec: Value,
+    lifecycle: Lifecycle,
+    /// `noaction` or `terminatejob`, as created or last updated.
+    on_all_tasks_complete: String,
     task_ids: HashSet<String>,
     tasks: Vec<Value>,
     /// Lower-case task id -> fields Get Task answers with (state, executionInfo), set by tests.
@@ -495,6 +512,31 @@ impl FakeBatch {
             .get_mut(&job_id.to_ascii_lowercase())
             .expect("the job exists");
         job.task_fields.insert(task_id.to_ascii_lowercase(), fields);
+        job.settle();
+    }
+
+    /// Ends a job as the service would (e.g. `TaskFailed` when a task failed in a job whose
+    /// `onTaskFailure` is `performexitoptionsjobaction`).
+    pub fn complete_job(&self, job_id: &str, reason: &str) {
+        let mut state = self.state();
+        let job = state
+            .jobs
+            .get_mut(&job_id.to_ascii_lowercase())
+            .expect("the job exists");
+        job.lifecycle = Lifecycle::Completed(reason.to_string());
+    }
+
+    /// The job's state (`active`, `completed`, `deleting`) and `onAllTasksComplete`, if it exists.
+    pub fn job_state(&self, job_id: &str) -> Option<(String, String)> {
+        self.state()
+            .jobs
+            .get(&job_id.to_ascii_lowercase())
+            .map(|job| {
+                (
+                    job.state_name().to_string(),
+                    job.on_all_tasks_complete.clone(),
+                )
+            })
     }
 
     /// The job's metadata as Update Job last set it.
@@ -532,14 +574,57 @@ impl FakeBatch {
     }
 }
 
+/// Where a job stands: the service's `active`, `completed` (with its terminate reason) and
+/// `deleting` states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Lifecycle {
+    Active,
+    Completed(String),
+    /// Gone once the instant has passed.
+    Deleting(Instant),
+}
+
 impl Job {
     fn new(spec: Value) -> Self {
         Job {
             metadata: spec["metadata"].as_array().cloned().unwrap_or_default(),
+            lifecycle: Lifecycle::Active,
+            on_all_tasks_complete: spec["onAllTasksComplete"]
+                .as_str()
+                .unwrap_or("noaction")
+                .to_string(),
             spec,
             task_ids: HashSet::new(),
             tasks: Vec::new(),
             task_fields: HashMap::new(),
+        }
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.lifecycle {
+            Lifecycle::Active => "active",
+            Lifecycle::Completed(_) => "completed",
+            Lifecycle::Deleting(_) => "deleting",
+        }
+    }
+
+    /// Whether every task has completed (as tests set their fields).
+    fn all_tasks_completed(&self) -> bool {
+        self.tasks.iter().all(|task| {
+            let key = task["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+            self.task_fields
+                .get(&key)
+                .is_some_and(|f| f["state"] == "completed")
+        })
+    }
+
+    /// A sealed job whose tasks have all completed completes, as the service does.
+    fn settle(&mut self) {
+        if self.lifecycle == Lifecycle::Active
+            && self.on_all_tasks_complete == "terminatejob"
+            && self.all_tasks_completed()
+        {
+            self.lifecycle = Lifecycle::Completed("AllTasksComplete".into());
         }
     }
 }
@@ -830,8 +915,12 @@ impl Ctx<'_> {
             })
             .collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        self.purge_deleted_jobs();
         match (method, segments.as_slice()) {
             (&Method::POST, ["jobs"]) => self.add_job(body),
+            (&Method::GET, ["jobs", job, "tasks"]) => self.list_tasks(job, query),
+            (&Method::DELETE, ["jobs", job]) => self.delete_job(job),
+            (&Method::DELETE, ["jobs", job, "tasks", task]) => self.delete_task(job, task),
             (&Method::POST, ["jobs", job, "tasks"]) => self.add_task(job, body),
             (&Method::POST, ["jobs", job, "addtaskcollection"]) => {
                 self.add_task_collection(job, body)
@@ -859,8 +948,33 @@ impl Ctx<'_> {
         }
         let mut state = self.shared.state();
         let key = id.to_ascii_lowercase();
-        if state.jobs.contains_key(&key) {
-            return self.error(409, "JobExists", "The specified job already exists.");
+        match state.jobs.get(&key).map(|job| &job.lifecycle) {
+            Some(Lifecycle::Deleting(_)) => {
+                return self.error(
+                    409,
+                    "JobBeingDeleted",
+                    "The specified job is being deleted.",
+                );
+            }
+            Some(_) => return self.error(409, "JobExists", "The specified job already exists."),
+            None => {}
+        }
+        let active = state
+            .jobs
+            .values()
+            .filter(|job| !matches!(job.lifecycle, Lifecycle::Completed(_)))
+            .count();
+        if self
+            .shared
+            .config
+            .max_active_jobs
+            .is_some_and(|max| active >= max)
+        {
+            return self.error(
+                409,
+                "ActiveJobAndScheduleQuotaReached",
+                "The account has reached its quota of active jobs and job schedules.",
+            );
         }
         state.jobs.insert(key.clone(), Job::new(spec.clone()));
         state.job_counts.entry(key).or_default().created += 1;
@@ -880,6 +994,12 @@ impl Ctx<'_> {
         let Some(job) = self.job_mut(&mut state, job_id) else {
             return self.error(404, "JobNotFound", "The specified job does not exist.");
         };
+        if let Some(refused) = self.refuses_tasks(job) {
+            return refused;
+        }
+        if let Some((code, message)) = dependency_error(job, &task) {
+            return self.error(409, code, message);
+        }
         let key = id.to_ascii_lowercase();
         if !job.task_ids.insert(key.clone()) {
             return self.error(409, "TaskExists", "The specified task already exists.");
@@ -908,6 +1028,9 @@ impl Ctx<'_> {
         let Some(job) = self.job_mut_in(&mut state.jobs, job_id) else {
             return self.error(404, "JobNotFound", "The specified job does not exist.");
         };
+        if let Some(refused) = self.refuses_tasks(job) {
+            return refused;
+        }
         let mut results = Vec::with_capacity(tasks.len());
         for task in tasks {
             let id = task["id"].as_str().unwrap_or_default().to_string();
@@ -916,6 +1039,13 @@ impl Ctx<'_> {
                 results.push(json!({
                     "status": "clienterror", "taskId": id,
                     "error": self.error_json(code, &format!("The value provided for {property} is invalid.")),
+                }));
+                continue;
+            }
+            if let Some((code, message)) = dependency_error(job, task) {
+                results.push(json!({
+                    "status": "clienterror", "taskId": id,
+                    "error": self.error_json(code, message),
                 }));
                 continue;
             }
@@ -997,7 +1127,11 @@ impl Ctx<'_> {
         };
         let mut body = job.spec.clone();
         body["metadata"] = Value::Array(job.metadata.clone());
-        body["state"] = json!("active");
+        body["state"] = json!(job.state_name());
+        body["onAllTasksComplete"] = json!(job.on_all_tasks_complete);
+        if let Lifecycle::Completed(reason) = &job.lifecycle {
+            body["executionInfo"] = json!({"terminateReason": reason});
+        }
         body["odata.metadata"] = json!(format!("{}/$metadata#jobs/@Element", self.shared.base_url));
         drop(state);
         json_response(200, &selected(body, query))
@@ -1012,11 +1146,29 @@ impl Ctx<'_> {
         let Some(job) = state.jobs.get_mut(&job_id.to_ascii_lowercase()) else {
             return self.error(404, "JobNotFound", "The specified job does not exist.");
         };
+        if matches!(job.lifecycle, Lifecycle::Completed(_)) {
+            return self.error(
+                409,
+                "JobCompleted",
+                "The specified job is already in a completed state.",
+            );
+        }
         if let Some(metadata) = patch.get("metadata") {
             let Some(items) = metadata.as_array() else {
                 return self.invalid_property("metadata");
             };
             job.metadata = items.clone();
+        }
+        match patch.get("onAllTasksComplete").and_then(Value::as_str) {
+            Some("noaction") if job.on_all_tasks_complete == "terminatejob" => {
+                return self.invalid_property("onAllTasksComplete");
+            }
+            Some(value @ ("noaction" | "terminatejob")) => {
+                job.on_all_tasks_complete = value.to_string();
+                job.settle();
+            }
+            Some(_) => return self.invalid_property("onAllTasksComplete"),
+            None => {}
         }
         drop(state);
         Response::builder()
@@ -1029,6 +1181,114 @@ impl Ctx<'_> {
             )
             .body(Body::empty())
             .expect("patch response")
+    }
+
+    /// Adding to a job that has ended or is being deleted is refused, as the service does.
+    fn refuses_tasks(&self, job: &Job) -> Option<Response> {
+        match job.lifecycle {
+            Lifecycle::Active => None,
+            Lifecycle::Completed(_) => Some(self.error(
+                409,
+                "JobCompleted",
+                "The specified job is already in a completed state.",
+            )),
+            Lifecycle::Deleting(_) => Some(self.error(
+                409,
+                "JobBeingDeleted",
+                "The specified job is being deleted.",
+            )),
+        }
+    }
+
+    /// List Tasks: every task as Get Task answers it (`$select` applied), a page at a time;
+    /// `odata.nextLink` carries the `$skiptoken` of the next page.
+    fn list_tasks(&self, job_id: &str, query: Option<&str>) -> Response {
+        let state = self.shared.state();
+        let Some(job) = state.jobs.get(&job_id.to_ascii_lowercase()) else {
+            return self.error(404, "JobNotFound", "The specified job does not exist.");
+        };
+        let params = query_params(query.unwrap_or(""));
+        let skip: usize = params
+            .iter()
+            .find(|(k, _)| k == "$skiptoken")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let page_size = self.shared.config.list_page_size.max(1);
+        let page: Vec<Value> = job
+            .tasks
+            .iter()
+            .skip(skip)
+            .take(page_size)
+            .map(|task| {
+                let id = task["id"].as_str().unwrap_or_default();
+                selected(
+                    task_view(task, job.task_fields.get(&id.to_ascii_lowercase())),
+                    query,
+                )
+            })
+            .collect();
+        let mut body = json!({
+            "odata.metadata": format!("{}/$metadata#tasks", self.shared.base_url),
+            "value": page,
+        });
+        if skip + page_size < job.tasks.len() {
+            let mut next =
+                url::Url::parse(&format!("{}/jobs/{job_id}/tasks", self.shared.base_url))
+                    .expect("the fake's own URL");
+            for (name, value) in params.iter().filter(|(k, _)| k != "$skiptoken") {
+                next.query_pairs_mut().append_pair(name, value);
+            }
+            next.query_pairs_mut()
+                .append_pair("$skiptoken", &(skip + page_size).to_string());
+            body["odata.nextLink"] = json!(next.as_str());
+        }
+        json_response(200, &body)
+    }
+
+    /// Delete Job: `deleting` for [`FakeBatchConfig::delete_delay`], then gone.
+    fn delete_job(&self, job_id: &str) -> Response {
+        let mut state = self.shared.state();
+        let Some(job) = state.jobs.get_mut(&job_id.to_ascii_lowercase()) else {
+            return self.error(404, "JobNotFound", "The specified job does not exist.");
+        };
+        if !matches!(job.lifecycle, Lifecycle::Deleting(_)) {
+            job.lifecycle = Lifecycle::Deleting(Instant::now() + self.shared.config.delete_delay);
+        }
+        drop(state);
+        Response::builder()
+            .status(202)
+            .body(Body::empty())
+            .expect("delete response")
+    }
+
+    fn delete_task(&self, job_id: &str, task_id: &str) -> Response {
+        let mut state = self.shared.state();
+        let Some(job) = state.jobs.get_mut(&job_id.to_ascii_lowercase()) else {
+            return self.error(404, "JobNotFound", "The specified job does not exist.");
+        };
+        let key = task_id.to_ascii_lowercase();
+        if !job.task_ids.remove(&key) {
+            return self.error(404, "TaskNotFound", "The specified task does not exist.");
+        }
+        job.tasks.retain(|t| {
+            !t["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(task_id))
+        });
+        job.task_fields.remove(&key);
+        drop(state);
+        Response::builder()
+            .status(200)
+            .body(Body::empty())
+            .expect("delete response")
+    }
+
+    fn purge_deleted_jobs(&self) {
+        let now = Instant::now();
+        self.shared
+            .state()
+            .jobs
+            .retain(|_, job| !matches!(job.lifecycle, Lifecycle::Deleting(until) if until <= now));
     }
 
     fn job_mut<'s>(&self, state: &'s mut FakeState, job_id: &str) -> Option<&'s mut Job> {
@@ -1148,6 +1408,28 @@ fn valid_id(value: &Value) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     ok.then_some(id)
+}
+
+/// A task may depend on others only in a job created with `usesTaskDependencies`.
+fn dependency_error(job: &Job, task: &Value) -> Option<(&'static str, &'static str)> {
+    let depends = task.get("dependsOn").is_some_and(|d| !d.is_null());
+    (depends && job.spec["usesTaskDependencies"] != json!(true)).then_some((
+        "TaskDependenciesNotSpecifiedOnJob",
+        "The job does not allow task dependencies.",
+    ))
+}
+
+/// A task as Get Task and List Tasks show it: its body, the service's own properties, and the
+/// state and execution information a test set (`active` otherwise).
+fn task_view(task: &Value, fields: Option<&Value>) -> Value {
+    let mut body = task.clone();
+    body["state"] = json!("active");
+    if let Some(Value::Object(fields)) = fields {
+        for (name, value) in fields {
+            body[name] = value.clone();
+        }
+    }
+    body
 }
 
 fn check_task(task: &Value) -> Result<(), (&'static str, &'static str)> {

@@ -1,15 +1,14 @@
 //! A real Azurite (the Azure Storage emulator, installed by `npm ci` at the repository root) on a
-//! free loopback port, and the few Blob REST calls the tests make to it, signed with the
+//! loopback port of its own, and the few Blob REST calls the tests make to it, signed with the
 //! emulator's well-known Shared Key.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 pub const ACCOUNT: &str = "devstoreaccount1";
 const KEY: &str =
@@ -30,12 +29,26 @@ impl Drop for Azurite {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// What Azurite prints once it listens, before the URL (http or https) with its port.
+const LISTENING: &str = "successfully listens on ";
+
+/// The port Azurite says it listens on, read from its standard output (whose remainder is
+/// drained, so that Azurite never blocks on a full pipe).
+fn listening_port(stdout: std::process::ChildStdout) -> Option<u16> {
+    use std::io::BufRead as _;
+    let (found, port) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(url) = line.split(LISTENING).nth(1) {
+                let port = url.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+                let _ = found.send(port);
+                break;
+            }
+        }
+        for _ in lines {}
+    });
+    port.recv_timeout(Duration::from_secs(30)).ok().flatten()
 }
 
 fn sign(message: &str) -> String {
@@ -62,8 +75,9 @@ impl Azurite {
              (expected {})",
             bin.display()
         );
-        let port = free_port();
-        let child = Command::new(&bin)
+        // Port 0: the system picks a free port as Azurite binds it, so that two Azurites started
+        // at once never share one (a port found free and then bound can be taken in between).
+        let mut child = Command::new(&bin)
             .args([
                 "--inMemoryPersistence",
                 "--skipApiVersionCheck",
@@ -72,22 +86,19 @@ impl Azurite {
                 "--blobHost",
                 "127.0.0.1",
                 "--blobPort",
-                &port.to_string(),
+                "0",
             ])
             .args(extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start Azurite");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Azurite did not listen on port {port} in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let stdout = child.stdout.take().expect("piped stdout");
+        let Some(port) = listening_port(stdout) else {
+            let _ = child.kill();
+            panic!("Azurite did not say which port it listens on within 30 s");
+        };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
