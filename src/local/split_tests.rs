@@ -441,3 +441,25 @@ async fn a_removed_job_can_be_submitted_again_under_the_same_ids() {
     assert!(!b.jobs().dir("wcs-running").exists());
     assert_eq!(b.lookup(&long).await, None);
 }
+
+#[tokio::test]
+async fn a_removed_task_can_be_submitted_again_under_its_id() {
+    let b = bench();
+    let runner = b.runner(1).await;
+    let item = Submission::task(
+        &crate::runner::JobRef::new("wordcount", "pool"),
+        b.task("wc-again", &[("EXIT", "1")]),
+    );
+    let items = [item.clone()];
+    assert_eq!(runner.submit(&items).await[0], Ok(Accepted::Submitted));
+    runner.idle().await;
+    let status = b.store().lookup(&items).await.remove(0).unwrap().unwrap();
+    assert_eq!(status.state, TaskState::Failed);
+    assert_eq!(runner.submit(&items).await[0], Ok(Accepted::Duplicate));
+    b.store().remove(&item).await.unwrap();
+    assert_eq!(b.store().lookup(&items).await.remove(0).unwrap(), None);
+    assert_eq!(runner.submit(&items).await[0], Ok(Accepted::Submitted));
+    runner.idle().await;
+    let starts = b.log().iter().filter(|l| *l == "start wc-again").count();
+    assert_eq!(starts, 2, "{:?}", b.log());
+}
