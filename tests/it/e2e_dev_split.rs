@@ -1,7 +1,8 @@
 //! End to end: a split blob through the real `blob2batch dev` (handler, local runner, feed) and
 //! the real `wordcount`, against a dedicated Azurite, with a low split threshold: the parts read
 //! their ranges themselves, stage their partial counts, and the merge writes the one result; a
-//! blob whose every part fails ends its job without a merge. `status` reads the job back.
+//! blob whose every part fails ends its job without a merge, and runs again once `reconcile
+//! --retry-failed` has removed it. `status` reads the job back.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -221,10 +222,8 @@ async fn a_split_blob_gets_the_count_of_one_run() {
     assert_eq!(row["taskId"], job.as_str());
     assert_eq!(row["state"], "succeeded", "{row}");
     assert_eq!(row["outputCurrent"], true, "{row}");
-    if let Some(parts) = row.get("parts") {
-        assert_eq!(parts["total"], 7, "{row}");
-        assert_eq!(parts["succeeded"], 7, "{row}");
-    }
+    assert_eq!(row["parts"]["total"], 7, "{row}");
+    assert_eq!(row["parts"]["succeeded"], 7, "{row}");
 }
 
 #[tokio::test]
@@ -274,4 +273,32 @@ async fn a_split_blob_whose_parts_fail_ends_its_job_without_a_merge() {
     assert_eq!(row["state"], "failed", "{row}");
     assert_eq!(row["failure"]["code"], "FailureExitCode", "{row}");
     assert_eq!(row["exitCode"], 1, "{row}");
+    assert_eq!(
+        row["logs"],
+        format!("{blob}.wordcount.logs/{job}/{failed}/"),
+        "{row}"
+    );
+    assert_eq!(row["parts"]["total"], 5, "{row}");
+    assert!(row["parts"]["failed"].as_u64().unwrap() >= 1, "{row}");
+
+    // reconcile --retry-failed, from another process, removes the failed job's records and
+    // records it again under the same ids; dev takes it up and runs it again.
+    let retry = run_cli(
+        &env(shared().work.path()),
+        &["reconcile", "--retry-failed", "--json"],
+    )
+    .await;
+    assert_eq!(retry.code, Some(0), "{}", retry.stderr);
+    let line = retry
+        .json()
+        .into_iter()
+        .find(|l| l["blob"] == blob)
+        .unwrap_or_else(|| panic!("{}", retry.stdout));
+    assert_eq!(line["action"], "retried", "{line}");
+    assert_eq!(line["taskId"], job.as_str());
+    dev.wait_for_lines(2, Duration::from_secs(60), |l| {
+        l.starts_with("FAILED    ") && l.contains(&format!("(job {job}): task "))
+    });
+    let row = status(blob).await;
+    assert_eq!(row["state"], "failed", "{row}");
 }
