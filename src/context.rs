@@ -227,7 +227,11 @@ impl Context {
             containers: common.containers,
             remover: match &common.target {
                 Target::Batch { direct, .. } => Some(Arc::new(direct.clone())),
-                Target::Local(_) => None,
+                // The records of the work directory, whichever process runs them (a runner that
+                // is running one gives it up when it sees its record gone).
+                Target::Local(local) => TaskStore::open(&local.work_dir)
+                    .ok()
+                    .map(|store| Arc::new(store) as Arc<dyn TaskRemover>),
             },
             batch: match common.target {
                 Target::Batch { direct, .. } => Some(direct.client().clone()),

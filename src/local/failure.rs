@@ -42,6 +42,9 @@ pub enum FailureCode {
     TaskDirectoryError,
     /// The task runs an image, and this machine has no container engine (podman) to run it.
     ContainerEngineMissing,
+    /// The task was stopped while it ran: its job ended (another task failed), or its record
+    /// was removed.
+    TaskEnded,
 }
 
 impl FailureCode {
@@ -63,6 +66,7 @@ impl FailureCode {
             FailureCode::CommandLineError => "CommandLineError",
             FailureCode::TaskDirectoryError => "TaskDirectoryError",
             FailureCode::ContainerEngineMissing => "ContainerEngineMissing",
+            FailureCode::TaskEnded => "TaskEnded",
         }
     }
 }

@@ -14,6 +14,8 @@
 //! record is created by renaming a complete staging directory into place, which either wins or
 //! finds the id taken: two submissions of one id, even from two processes, give one task, and a
 //! crash never leaves a record without its specification.
+//!
+//! A split blob's job keeps its tasks the same way in a folder of its own (see `job_dir`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,10 +24,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::failure::TaskFailure;
-use crate::runner::{
-    BoxFuture, FailureInfo, LookupError, LookupResult, Submission, TaskLookup, TaskState,
-    TaskStatus,
-};
+use crate::runner::{FailureInfo, TaskState, TaskStatus};
 use crate::task_spec::TaskSpec;
 
 /// How a run ended, as kept in `result.json` (Batch's `executionInfo`, in the same names).
@@ -73,10 +72,13 @@ pub enum Recorded {
     Exists,
 }
 
-/// The `tasks/` directory of a work directory.
+/// The `tasks/` directory of a work directory (which also knows where the work directory's
+/// jobs are), or of one job.
 #[derive(Clone, Debug)]
 pub struct TaskStore {
     root: PathBuf,
+    /// The work directory, for the store of its `tasks/`; `None` for a job's tasks.
+    work_dir: Option<PathBuf>,
 }
 
 impl TaskStore {
@@ -84,7 +86,23 @@ impl TaskStore {
     pub fn open(work_dir: &Path) -> io::Result<TaskStore> {
         let root = work_dir.join("tasks");
         std::fs::create_dir_all(&root)?;
-        Ok(TaskStore { root })
+        Ok(TaskStore {
+            root,
+            work_dir: Some(work_dir.to_path_buf()),
+        })
+    }
+
+    /// The tasks of one job, in `root` (created with the job's record).
+    pub(crate) fn at(root: PathBuf) -> TaskStore {
+        TaskStore {
+            root,
+            work_dir: None,
+        }
+    }
+
+    /// The work directory whose `tasks/` this is.
+    pub fn work_dir(&self) -> Option<&Path> {
+        self.work_dir.as_deref()
     }
 
     pub fn root(&self) -> &Path {
@@ -124,6 +142,11 @@ impl TaskStore {
                 }
             }
         }
+    }
+
+    /// Removes the task's record (`Ok(false)` when there was none): the id is free at once.
+    pub fn delete(&self, id: &str) -> io::Result<bool> {
+        remove_record(&self.root, &self.dir(id).path)
     }
 
     /// The ids of every recorded task (lower case), staging directories left out.
@@ -168,22 +191,37 @@ impl RecordState {
     }
 }
 
-/// Reads task records, whether or not a runner is executing them.
-impl TaskLookup for TaskStore {
-    fn lookup<'a>(&'a self, items: &'a [Submission]) -> BoxFuture<'a, Vec<LookupResult>> {
-        let results = items
-            .iter()
-            .map(|item| {
-                let dir = self.dir(item.id());
-                match std::fs::metadata(dir.spec_path()) {
-                    Ok(_) => Ok(Some(dir.state().status())),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(LookupError(std::sync::Arc::new(e))),
-                }
-            })
-            .collect();
-        Box::pin(async move { results })
+/// Tells whether a directory may have changed since the last look, so that a runner looking for
+/// records made by other processes every half second reads a large folder only when it moved.
+#[derive(Debug, Default)]
+pub(crate) struct ScanGate {
+    last: Option<std::time::SystemTime>,
+}
+
+/// A directory changed this recently is looked at again whatever its time says: two changes
+/// within one tick of the file system's clock leave the same time.
+const RECENT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl ScanGate {
+    /// Whether `dir` may have changed (entries added, removed or renamed) since this last said so.
+    pub(crate) fn changed(&mut self, dir: &Path) -> bool {
+        let Ok(modified) = std::fs::metadata(dir).and_then(|m| m.modified()) else {
+            return true;
+        };
+        let recent = std::time::SystemTime::now()
+            .duration_since(modified)
+            .map_or(true, |age| age < RECENT);
+        let changed = self.last != Some(modified) || recent;
+        self.last = Some(modified);
+        changed
     }
+}
+
+/// See [`TaskDir::stamp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecordStamp {
+    inode: u64,
+    modified: (i64, i64),
 }
 
 /// One task's directory.
@@ -209,7 +247,7 @@ impl TaskDir {
         self.path.join("stderr.txt")
     }
 
-    fn spec_path(&self) -> PathBuf {
+    pub(crate) fn spec_path(&self) -> PathBuf {
         self.path.join("task.json")
     }
 
@@ -220,6 +258,18 @@ impl TaskDir {
     pub fn spec(&self) -> io::Result<TaskSpec> {
         let bytes = std::fs::read(self.spec_path())?;
         serde_json::from_slice(&bytes).map_err(io::Error::other)
+    }
+
+    /// What tells this record from another of the same id made after it was removed: its
+    /// specification file's inode and time of writing (never rewritten while the record
+    /// lives). `None` when there is no record.
+    pub(crate) fn stamp(&self) -> Option<RecordStamp> {
+        use std::os::unix::fs::MetadataExt as _;
+        let metadata = std::fs::metadata(self.spec_path()).ok()?;
+        Some(RecordStamp {
+            inode: metadata.ino(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+        })
     }
 
     pub(crate) fn mark_started(&self) -> io::Result<()> {
@@ -252,6 +302,23 @@ impl TaskDir {
     pub fn stderr_tail(&self, max: u64) -> String {
         tail(&self.stderr(), max)
     }
+}
+
+/// Renames `path` (a record directory under `root`) aside, then deletes it: the name is free at
+/// once, even if deleting its files takes a while or fails half way.
+pub(crate) fn remove_record(root: &Path, path: &Path) -> io::Result<bool> {
+    let aside = root.join(format!(".removed-{}", uuid::Uuid::new_v4()));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    // The record is gone once renamed; what is left aside (a run still writing into it, say)
+    // is only litter, under a name listings skip.
+    if let Err(error) = std::fs::remove_dir_all(&aside) {
+        tracing::warn!(path = %aside.display(), %error, "cannot delete a removed record's files");
+    }
+    Ok(true)
 }
 
 /// The last `max` bytes of a file, as text.
@@ -301,6 +368,39 @@ mod tests {
         });
         assert_eq!(outcomes.iter().filter(|o| **o == Recorded::New).count(), 1);
         assert_eq!(store.ids().unwrap(), ["wc-race"]);
+    }
+
+    #[test]
+    fn a_deleted_task_frees_its_id_and_is_told_from_a_new_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TaskStore::open(dir.path()).unwrap();
+        store.record(&task("wc-d")).unwrap();
+        let first = store.dir("wc-d").stamp().unwrap();
+        assert!(store.delete("WC-D").unwrap());
+        assert!(!store.delete("wc-d").unwrap(), "already gone");
+        assert_eq!(store.dir("wc-d").stamp(), None);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(store.record(&task("wc-d")).unwrap(), Recorded::New);
+        assert_ne!(store.dir("wc-d").stamp(), Some(first));
+        let names: Vec<_> = std::fs::read_dir(store.root()).unwrap().collect();
+        assert_eq!(names.len(), 1, "nothing is left aside");
+    }
+
+    #[test]
+    fn the_scan_gate_opens_when_a_folder_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gate = ScanGate::default();
+        assert!(gate.changed(dir.path()), "the first look");
+        // Older than a clock tick's doubt: unchanged means nothing to read.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::open(dir.path())
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(gate.changed(dir.path()), "its time moved");
+        assert!(!gate.changed(dir.path()));
+        std::fs::create_dir(dir.path().join("new")).unwrap();
+        assert!(gate.changed(dir.path()), "an entry was added");
     }
 
     #[test]

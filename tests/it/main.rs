@@ -9,6 +9,7 @@ mod batch_client;
 mod delegation;
 mod e2e_dev;
 mod e2e_dev_lifecycle;
+mod e2e_dev_split;
 mod e2e_runner;
 mod e2e_storage;
 mod faults;

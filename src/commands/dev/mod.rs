@@ -1,8 +1,9 @@
 //! `blob2batch dev`: the whole pipeline on this machine.
 //!
 //! Storage at `STORAGE_ACCOUNT_URL` (default: Azurite's well-known account; started here when
-//! nothing answers on that loopback address), the input and output containers, the handler with
-//! the local runner on an ephemeral port, and the feed that delivers a BlobCreated event for each
+//! nothing answers on that loopback address), the input and output containers (and the staging
+//! container a split blob's parts leave their counts in), the handler with the local runner on
+//! an ephemeral port, and the feed that delivers a BlobCreated event for each
 //! new blob. Prints one line per step of each file (see `progress`); stops everything it started
 //! on Ctrl-C/SIGTERM.
 
@@ -21,8 +22,10 @@ use self::feed::{FeedEvent, FeedOptions, FeedTarget};
 pub use self::progress::DevSummary;
 use self::progress::{Progress, say};
 use super::CommandError;
+use crate::commands::put::human_bytes;
 use crate::config::{
-    ConfigError, DEFAULT_LOCAL_IMAGE, LocalSettings, RunnerSettings, Settings, StorageAccess,
+    ConfigError, DEFAULT_LOCAL_IMAGE, LocalSettings, RunnerSettings, Settings, SplitSettings,
+    StorageAccess,
 };
 use crate::context::{Context, ContextError};
 use crate::local::{Engine, LocalRunner, LocalRunnerError, LocalRunnerOptions, RunnerEvent};
@@ -235,13 +238,15 @@ async fn run_pipeline(
         account,
         ..
     } = setup;
-    let (input, output) = (
+    let (input, output, staging) = (
         settings.input_container.clone(),
         settings.output_container.clone(),
+        settings.split.staging_container.clone(),
     );
-    for container in [&input, &output] {
+    for container in [&input, &output, &staging] {
         create_container(&account, container).await?;
     }
+    let split = split_note(&settings.split);
     // The runner, as `serve` builds it from the same settings; its events are shown here.
     let runner_options = LocalRunnerOptions::from_settings(&local, settings.word_count_image())?;
     let runner = LocalRunner::open(runner_options).await?;
@@ -275,6 +280,7 @@ async fn run_pipeline(
         storage_note: &storage_note,
         input: &input,
         output: &output,
+        split: &split,
         handler_url: &handler_url,
         func_host: options.func_host.as_deref(),
         runner: &runner,
@@ -283,7 +289,7 @@ async fn run_pipeline(
     let shutdown = options
         .shutdown
         .unwrap_or_else(|| Box::pin(shutdown_signal()));
-    let summary = watch_events(shutdown, feed_events, runner_events, output).await;
+    let summary = watch_events(shutdown, feed_events, runner_events).await;
     say("stopping...");
     let _ = stop.send(true);
     stop_all(feed, handler, &runner).await;
@@ -317,6 +323,8 @@ struct Banner<'a> {
     storage_note: &'a str,
     input: &'a str,
     output: &'a str,
+    /// When blobs are split, and where their parts stage their counts.
+    split: &'a str,
     handler_url: &'a str,
     func_host: Option<&'a str>,
     runner: &'a LocalRunner,
@@ -346,13 +354,14 @@ fn ready_banner(b: Banner<'_>) -> String {
     let url = b.account.url();
     format!(
         "ready in {:.2} s\n  storage  {url} ({})\n  input    {url}/{}\n  output   {url}/{}\n  \
-         handler  {}{via}\n  runner   {engine}, work dir {}\n  drop files with: blob2batch put \
+         split    {}\n  handler  {}{via}\n  runner   {engine}, work dir {}\n  drop files with: blob2batch put \
          FILE...  (or Azure Storage Explorer / az storage blob upload against the emulator)\n  \
          operate:  {operate}",
         b.started.elapsed().as_secs_f64(),
         b.storage_note,
         b.input,
         b.output,
+        b.split,
         b.handler_url,
         work_dir.display(),
     )
@@ -363,9 +372,8 @@ async fn watch_events(
     mut shutdown: ShutdownSignal,
     mut feed_events: mpsc::UnboundedReceiver<FeedEvent>,
     mut runner_events: broadcast::Receiver<RunnerEvent>,
-    output: String,
 ) -> DevSummary {
-    let mut progress = Progress::new(output);
+    let mut progress = Progress::new();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -389,6 +397,20 @@ async fn stop_all(feed: JoinHandle<()>, handler: JoinHandle<()>, runner: &LocalR
         say("handler did not stop within 5 s");
     }
     runner.shutdown().await;
+}
+
+/// The banner's word on splitting: from what size, in parts of what size, staged where.
+fn split_note(split: &SplitSettings) -> String {
+    match split.threshold {
+        Some(threshold) => format!(
+            "word counts of {} or more in parts of {} (at most {}), staged in container {}",
+            human_bytes(threshold),
+            human_bytes(split.part_size),
+            split.max_parts,
+            split.staging_container
+        ),
+        None => "off (SPLIT_THRESHOLD)".to_string(),
+    }
 }
 
 fn summary_line(summary: &DevSummary, pending: usize) -> String {
