@@ -357,9 +357,11 @@ async fn once_a_lookup_has_failed_the_lookups_not_yet_started_fail_with_it() {
     assert_eq!(results.len(), items.len());
     for result in &results {
         let shown = blob2batch::error_chain::error_chain(result.as_ref().unwrap_err());
-        // 503 to every attempt; on a loaded machine the last attempt may run out of time.
+        // 503 to every attempt; on a loaded machine the budget may run out first.
         assert!(
-            shown.contains("ServerBusy") || shown.contains("no answer within"),
+            shown.contains("ServerBusy")
+                || shown.contains("no answer within")
+                || shown.contains("retry budget exhausted"),
             "{shown}"
         );
     }
