@@ -343,6 +343,19 @@ impl JobSpec {
     }
 }
 
+impl JobSpec {
+    /// A split blob's job of its own on pool `pool`: task dependencies allowed, ended by a task
+    /// that fails, and `noaction` when all tasks complete until every task is in (a job created
+    /// with `terminatejob` and no task ends at once).
+    pub fn split(id: &str, pool: &str) -> JobSpec {
+        JobSpec {
+            on_task_failure: Some(OnTaskFailure::PerformExitOptionsJobAction),
+            uses_task_dependencies: Some(true),
+            ..JobSpec::long_lived(id, pool)
+        }
+    }
+}
+
 /// What the service does when a task of the job fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -235,21 +235,9 @@ impl JobDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task_spec::{OnAllTasksComplete, OnTaskFailure, PoolInfo};
 
     fn job(id: &str) -> JobSpec {
-        JobSpec {
-            id: id.into(),
-            display_name: None,
-            pool_info: PoolInfo {
-                pool_id: Some("pool".into()),
-                auto_pool_specification: None,
-            },
-            on_all_tasks_complete: Some(OnAllTasksComplete::NoAction),
-            on_task_failure: Some(OnTaskFailure::PerformExitOptionsJobAction),
-            uses_task_dependencies: Some(true),
-            job_manager_task: None,
-        }
+        JobSpec::split(id, "pool")
     }
 
     #[test]

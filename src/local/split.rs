@@ -225,21 +225,10 @@ mod tests {
     use super::*;
     use crate::local::job_dir::{JobCompletion, TerminateReason};
     use crate::runner::MERGE_TASK_ID;
-    use crate::task_spec::{OnAllTasksComplete, PoolInfo, TaskIdRange};
+    use crate::task_spec::TaskIdRange;
 
     fn job(id: &str) -> JobSpec {
-        JobSpec {
-            id: id.into(),
-            display_name: None,
-            pool_info: PoolInfo {
-                pool_id: Some("pool".into()),
-                auto_pool_specification: None,
-            },
-            on_all_tasks_complete: Some(OnAllTasksComplete::NoAction),
-            on_task_failure: Some(OnTaskFailure::PerformExitOptionsJobAction),
-            uses_task_dependencies: Some(true),
-            job_manager_task: None,
-        }
+        JobSpec::split(id, "pool")
     }
 
     fn split(id: &str, parts: u32) -> SplitJob {

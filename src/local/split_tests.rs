@@ -18,10 +18,7 @@ use crate::runner::{
     Accepted, MERGE_TASK_ID, SplitJob, Submission, TaskLookup, TaskRemover, TaskRunner, TaskState,
     TaskStatus,
 };
-use crate::task_spec::{
-    EnvironmentSetting, JobSpec, OnAllTasksComplete, OnTaskFailure, PoolInfo, TaskDependencies,
-    TaskIdRange, TaskSpec,
-};
+use crate::task_spec::{EnvironmentSetting, JobSpec, TaskDependencies, TaskIdRange, TaskSpec};
 
 const STAND_IN: &str = r#"#!/bin/sh
 echo "start $AZ_BATCH_TASK_ID" >> "$LOG"
@@ -123,16 +120,8 @@ impl Bench {
 
 fn job(id: &str) -> JobSpec {
     JobSpec {
-        id: id.into(),
         display_name: Some(format!("input/{id}.txt")),
-        pool_info: PoolInfo {
-            pool_id: Some("pool".into()),
-            auto_pool_specification: None,
-        },
-        on_all_tasks_complete: Some(OnAllTasksComplete::NoAction),
-        on_task_failure: Some(OnTaskFailure::PerformExitOptionsJobAction),
-        uses_task_dependencies: Some(true),
-        job_manager_task: None,
+        ..JobSpec::split(id, "pool")
     }
 }
 

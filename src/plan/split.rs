@@ -20,8 +20,8 @@ use crate::filter::BlobCreated;
 use crate::results::ResultNames;
 use crate::runner::{MERGE_TASK_ID, SplitJob};
 use crate::task_spec::{
-    ContainerRegistry, EnvironmentSetting, JobSpec, OnAllTasksComplete, OnTaskFailure, PoolInfo,
-    ResourceFile, TaskDependencies, TaskIdRange, TaskSpec, UploadCondition,
+    ContainerRegistry, EnvironmentSetting, JobSpec, ResourceFile, TaskDependencies, TaskIdRange,
+    TaskSpec, UploadCondition,
 };
 use crate::workloads::{ENV_ETAG, ENV_INPUT_URL};
 
@@ -97,16 +97,8 @@ pub(super) fn split(plan: SplitPlan<'_>) -> SplitJob {
     let merge = merge(&plan);
     SplitJob {
         job: JobSpec {
-            id: plan.job_id.clone(),
             display_name: Some(display_name(plan.blob)),
-            pool_info: PoolInfo {
-                pool_id: Some(plan.pool.to_string()),
-                auto_pool_specification: None,
-            },
-            on_all_tasks_complete: Some(OnAllTasksComplete::NoAction),
-            on_task_failure: Some(OnTaskFailure::PerformExitOptionsJobAction),
-            uses_task_dependencies: Some(true),
-            job_manager_task: None,
+            ..JobSpec::split(&plan.job_id, plan.pool)
         },
         parts,
         merge,
