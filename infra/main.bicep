@@ -94,7 +94,7 @@ param taskRetentionTime string = 'P1D'
 @description('How long a task may wait for a node, ISO 8601 (TASK_MAX_QUEUE_TIME).')
 param taskMaxQueueTime string = 'PT12H'
 
-@description('Word counts of blobs at least this large are split across the pool (SPLIT_THRESHOLD): a size in bytes, or with KiB, MiB or GiB, or \'off\'. Empty: no setting, and the handler\'s default applies: 1 GiB, or off with a start-up warning when the word count\'s queue time plus the run time of all its tries exceeds what a user delegation key covers (about 7 days). A value given with such task limits stops the handler at start-up.')
+@description('Word counts of blobs at least this large are split across the pool (SPLIT_THRESHOLD): a size in bytes, or with KiB, MiB or GiB, or \'off\'. Empty: no setting, and the handler\'s default applies: 2 GiB, or off with a start-up warning when the word count\'s queue time plus the run time of all its tries exceeds what a user delegation key covers (about 7 days). A value given with such task limits stops the handler at start-up.')
 param splitThreshold string = ''
 
 @description('When the Reconcile timer runs (RECONCILE_SCHEDULE): an NCRONTAB expression with six fields, {second} {minute} {hour} {day} {month} {day of week}, in UTC. Read by the Functions host.')

@@ -247,7 +247,7 @@ class FunctionApp(unittest.TestCase):
 
     def test_split_threshold_setting(self):
         # SPLIT_THRESHOLD, like INPUT_PREFIX, only when the parameter is given: unset, the handler
-        # applies its default (1 GiB, or off with a warning when the task limits outlast a user
+        # applies its default (2 GiB, or off with a warning when the task limits outlast a user
         # delegation key), which an explicit value would turn into a start-up error.
         main = parse("infra/main.bicep")
         param = main["parameters"]["splitThreshold"]
