@@ -90,10 +90,11 @@ pub struct SplitSettings {
     pub off_because: Option<String>,
 }
 
-/// `SPLIT_THRESHOLD`, `SPLIT_PART_SIZE` and `SPLIT_MAX_PARTS` when unset. Parts of 1 GiB stay
-/// within about 1.5x of the best part size for blobs from 2 GB to 1 TB on 1 to 64 nodes whatever
-/// Batch's task start latency (2 to 10 s); at 2 GiB, two parts beat one task at any of those
-/// latencies (docs/performance.md, "Splitting", has the measurements and the model).
+/// `SPLIT_THRESHOLD`, `SPLIT_PART_SIZE` and `SPLIT_MAX_PARTS` when unset. Of the part sizes
+/// modelled, 1 GiB has the smallest worst case against the best of them (1.9x) for blobs from
+/// 2 GB to 1 TB on 1 to 64 nodes, whatever Batch's task start latency (2 to 10 s); from 2 GiB,
+/// two parts beat one task at any of those latencies (docs/performance.md, "Splitting", has the
+/// measurements and the model).
 pub const DEFAULT_SPLIT_THRESHOLD: u64 = 2 << 30;
 pub const DEFAULT_SPLIT_PART_SIZE: u64 = 1 << 30;
 pub const DEFAULT_SPLIT_MAX_PARTS: u32 = 1000;
