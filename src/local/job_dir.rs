@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::task_dir::{Recorded, TaskStore, remove_record};
+use super::task_dir::{Recorded, TaskStore, record_once, recorded_ids, remove_record};
 use crate::task_spec::JobSpec;
 
 /// What `job.json` holds.
@@ -97,54 +97,21 @@ impl JobStore {
     /// Records `job` (its id must already be valid) unless its id is taken: a new record with
     /// no task, not sealed.
     pub fn record(&self, job: &JobSpec) -> io::Result<Recorded> {
-        let target = self.dir(&job.id);
-        if target.record_path().exists() {
-            return Ok(Recorded::Exists);
-        }
-        let record_id = uuid::Uuid::new_v4().to_string();
-        let staging = self.root.join(format!(".incoming-{record_id}"));
-        std::fs::create_dir(&staging)?;
         let record = JobRecord {
-            record_id,
+            record_id: uuid::Uuid::new_v4().to_string(),
             recorded_at: OffsetDateTime::now_utc(),
             spec: job.clone(),
         };
-        let staged = std::fs::create_dir(staging.join("tasks"))
-            .and_then(|()| {
-                std::fs::write(
-                    staging.join("job.json"),
-                    serde_json::to_vec_pretty(&record).map_err(io::Error::other)?,
-                )
-            })
-            .and_then(|()| std::fs::rename(&staging, &target.path));
-        match staged {
-            Ok(()) => Ok(Recorded::New),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                // rename(2) refuses a non-empty target: someone recorded this id first.
-                if target.record_path().exists() {
-                    Ok(Recorded::Exists)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        let bytes = serde_json::to_vec_pretty(&record).map_err(io::Error::other)?;
+        record_once(&self.root, &self.dir(&job.id).path, "job.json", |staging| {
+            std::fs::create_dir(staging.join("tasks"))?;
+            std::fs::write(staging.join("job.json"), &bytes)
+        })
     }
 
     /// The ids of every recorded job (lower case), staging and removed directories left out.
     pub fn ids(&self) -> io::Result<Vec<String>> {
-        let mut ids = Vec::new();
-        for entry in std::fs::read_dir(&self.root)? {
-            let entry = entry?;
-            if let Some(name) = entry.file_name().to_str()
-                && !name.starts_with('.')
-                && entry.path().join("job.json").is_file()
-            {
-                ids.push(name.to_string());
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        recorded_ids(&self.root, "job.json")
     }
 
     /// Removes the job's record and its tasks' (`Ok(false)` when there was none): the id is

@@ -117,31 +117,13 @@ impl TaskStore {
 
     /// Records `task` (its id must already be valid) unless its id is taken.
     pub fn record(&self, task: &TaskSpec) -> io::Result<Recorded> {
-        let target = self.dir(&task.id);
-        if target.spec_path().exists() {
-            return Ok(Recorded::Exists);
-        }
-        let staging = self
-            .root
-            .join(format!(".incoming-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir(&staging)?;
-        let staged = std::fs::write(
-            staging.join("task.json"),
-            serde_json::to_vec_pretty(task).map_err(io::Error::other)?,
+        let spec = serde_json::to_vec_pretty(task).map_err(io::Error::other)?;
+        record_once(
+            &self.root,
+            &self.dir(&task.id).path,
+            "task.json",
+            |staging| std::fs::write(staging.join("task.json"), &spec),
         )
-        .and_then(|()| std::fs::rename(&staging, &target.path));
-        match staged {
-            Ok(()) => Ok(Recorded::New),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                // rename(2) refuses a non-empty target: someone recorded this id first.
-                if target.spec_path().exists() {
-                    Ok(Recorded::Exists)
-                } else {
-                    Err(e)
-                }
-            }
-        }
     }
 
     /// Removes the task's record (`Ok(false)` when there was none): the id is free at once.
@@ -151,18 +133,7 @@ impl TaskStore {
 
     /// The ids of every recorded task (lower case), staging directories left out.
     pub fn ids(&self) -> io::Result<Vec<String>> {
-        let mut ids = Vec::new();
-        for entry in std::fs::read_dir(&self.root)? {
-            let entry = entry?;
-            if let Some(name) = entry.file_name().to_str()
-                && !name.starts_with('.')
-                && entry.path().join("task.json").is_file()
-            {
-                ids.push(name.to_string());
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        recorded_ids(&self.root, "task.json")
     }
 }
 
@@ -302,6 +273,52 @@ impl TaskDir {
     pub fn stderr_tail(&self, max: u64) -> String {
         tail(&self.stderr(), max)
     }
+}
+
+/// Creates the record directory `path` under `root` unless `path/{marker}` exists: `fill`
+/// writes the record into a staging directory (the marker last or alone), which is then renamed
+/// into place. Of two concurrent calls, even from two processes, one gives `New`, the other
+/// `Exists`, and a crash leaves at most a staging directory that listings skip.
+pub(crate) fn record_once(
+    root: &Path,
+    path: &Path,
+    marker: &str,
+    fill: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<Recorded> {
+    if path.join(marker).exists() {
+        return Ok(Recorded::Exists);
+    }
+    let staging = root.join(format!(".incoming-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&staging)?;
+    match fill(&staging).and_then(|()| std::fs::rename(&staging, path)) {
+        Ok(()) => Ok(Recorded::New),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            // rename(2) refuses a non-empty target: someone recorded this id first.
+            if path.join(marker).exists() {
+                Ok(Recorded::Exists)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The names (lower-case ids) of the record directories under `root` that hold `marker`, sorted;
+/// staging and removed directories left out.
+pub(crate) fn recorded_ids(root: &Path, marker: &str) -> io::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str()
+            && !name.starts_with('.')
+            && entry.path().join(marker).is_file()
+        {
+            ids.push(name.to_string());
+        }
+    }
+    ids.sort();
+    Ok(ids)
 }
 
 /// Renames `path` (a record directory under `root`) aside, then deletes it: the name is free at
