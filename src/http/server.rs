@@ -114,7 +114,7 @@ pub async fn serve(
             stream,
             peer,
             router.clone(),
-            Limits::from(limits),
+            ConnectionTimeouts::from(limits),
             stopped.clone(),
             slot,
         ));
@@ -170,15 +170,15 @@ fn raise_open_file_limit(needed: u64) {
 
 /// The per-connection part of the settings.
 #[derive(Clone, Copy, Debug)]
-struct Limits {
+struct ConnectionTimeouts {
     header: Duration,
     idle: Duration,
     body: Duration,
 }
 
-impl From<&HttpSettings> for Limits {
-    fn from(settings: &HttpSettings) -> Limits {
-        Limits {
+impl From<&HttpSettings> for ConnectionTimeouts {
+    fn from(settings: &HttpSettings) -> ConnectionTimeouts {
+        ConnectionTimeouts {
             header: settings.header_timeout,
             idle: settings.idle_timeout,
             body: settings.body_timeout,
@@ -210,7 +210,7 @@ enum Expiry {
 }
 
 impl Phase {
-    fn deadline(self, limits: Limits) -> Option<(Instant, Expiry)> {
+    fn deadline(self, limits: ConnectionTimeouts) -> Option<(Instant, Expiry)> {
         match self {
             Phase::Head {
                 since,
@@ -440,7 +440,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
-    limits: Limits,
+    limits: ConnectionTimeouts,
     mut stop: watch::Receiver<()>,
     _slot: OwnedSemaphorePermit,
 ) {
@@ -521,7 +521,7 @@ async fn request_timeout(mut stream: TcpStream, after: Duration) {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits {
+    const TIMEOUTS: ConnectionTimeouts = ConnectionTimeouts {
         header: Duration::from_secs(10),
         idle: Duration::from_secs(120),
         body: Duration::from_secs(30),
@@ -535,14 +535,14 @@ mod tests {
             started: false,
         };
         assert_eq!(
-            fresh.deadline(LIMITS),
-            Some((accepted + LIMITS.header, Expiry::Silent))
+            fresh.deadline(TIMEOUTS),
+            Some((accepted + TIMEOUTS.header, Expiry::Silent))
         );
         // Bytes arriving do not move the deadline; they only make a 408 worth sending.
         let later = accepted + Duration::from_secs(9);
         assert_eq!(
-            fresh.read(later).deadline(LIMITS),
-            Some((accepted + LIMITS.header, Expiry::SlowHead))
+            fresh.read(later).deadline(TIMEOUTS),
+            Some((accepted + TIMEOUTS.header, Expiry::SlowHead))
         );
     }
 
@@ -558,14 +558,14 @@ mod tests {
         .response_done(done);
         assert_eq!(idle, Phase::Idle { since: done });
         assert_eq!(
-            idle.deadline(LIMITS),
-            Some((done + LIMITS.idle, Expiry::Idle))
+            idle.deadline(TIMEOUTS),
+            Some((done + TIMEOUTS.idle, Expiry::Idle))
         );
         // The next head's first byte starts its header clock, whatever the idle time was.
         let first_byte = done + Duration::from_secs(100);
         assert_eq!(
-            idle.read(first_byte).deadline(LIMITS),
-            Some((first_byte + LIMITS.header, Expiry::SlowHead))
+            idle.read(first_byte).deadline(TIMEOUTS),
+            Some((first_byte + TIMEOUTS.header, Expiry::SlowHead))
         );
     }
 
@@ -577,7 +577,7 @@ mod tests {
             started: true,
         }
         .request();
-        assert_eq!(busy.deadline(LIMITS), None);
+        assert_eq!(busy.deadline(TIMEOUTS), None);
         // Body bytes arriving while busy change nothing.
         assert_eq!(busy.read(now), busy);
         let overlapping = busy.request();
@@ -585,6 +585,6 @@ mod tests {
         assert_eq!(busy.response_done(now), Phase::Idle { since: now });
         // A stray end (a guard dropped twice would be a bug elsewhere) leaves an idle phase be.
         let idle = Phase::Idle { since: now };
-        assert_eq!(idle.response_done(now + LIMITS.idle), idle);
+        assert_eq!(idle.response_done(now + TIMEOUTS.idle), idle);
     }
 }

@@ -64,7 +64,7 @@ pub(crate) struct Changes {
 
 /// How a launched task ended, for its job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum TaskEnd {
     Succeeded,
     Failed,
     /// Stopped before it started, or its record went away: nothing was recorded.
@@ -149,7 +149,7 @@ impl JobRuns {
         job: &str,
         record_id: &str,
         task: &str,
-        outcome: Outcome,
+        outcome: TaskEnd,
     ) -> Changes {
         let mut changes = Changes::default();
         let Some(run) = self.jobs.get_mut(&job.to_ascii_lowercase()) else {
@@ -161,17 +161,17 @@ impl JobRuns {
         let key = task.to_ascii_lowercase();
         run.stops.remove(&key);
         let progress = match outcome {
-            Outcome::Succeeded => Progress::Succeeded,
-            Outcome::Failed => Progress::Failed,
-            Outcome::NotRun => Progress::Waiting,
+            TaskEnd::Succeeded => Progress::Succeeded,
+            TaskEnd::Failed => Progress::Failed,
+            TaskEnd::NotRun => Progress::Waiting,
         };
         if let Some(entry) = run.tasks.get_mut(&key) {
             entry.progress = progress;
         }
-        if run.completed || outcome == Outcome::NotRun {
+        if run.completed || outcome == TaskEnd::NotRun {
             return changes;
         }
-        if outcome == Outcome::Failed && ends_on_failure(&run.spec) {
+        if outcome == TaskEnd::Failed && ends_on_failure(&run.spec) {
             run.end(
                 TerminateReason::TaskFailed,
                 Some(task.to_string()),

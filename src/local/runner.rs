@@ -25,7 +25,7 @@ use super::engine::{Engine, WordcountMissing, find_wordcount};
 use super::events::{Phases, RunnerEvent};
 use super::failure::{FailureCode, TaskFailure};
 use super::job_dir::JobStore;
-use super::job_runs::{Changes, JobRuns, Launch, Outcome, StopReason, StopSender, StopSignal};
+use super::job_runs::{Changes, JobRuns, Launch, StopReason, StopSender, StopSignal, TaskEnd};
 use super::outputs::{UploadedOutput, Uploads, upload_outputs};
 use super::resources::fetch_resources;
 use super::split::{RecordError, record_split};
@@ -446,7 +446,7 @@ impl LocalRunner {
             let slot = runner.slot(&mut work).await;
             let outcome = match &slot {
                 Some(_) => runner.run(&mut work).await,
-                None => Outcome::NotRun,
+                None => TaskEnd::NotRun,
             };
             // The slot is given back only once the task's job has taken its next step: a task
             // whose job this one's failure ends must not start in between.
@@ -457,7 +457,7 @@ impl LocalRunner {
 
     /// Tells the task's owner how it ended: its claim is given up, or its job takes its next
     /// step (before the task counts as done, so that `idle` never sees a gap).
-    fn finish(&self, work: &Work, outcome: Outcome) {
+    fn finish(&self, work: &Work, outcome: TaskEnd) {
         match &work.owner {
             Owner::Tasks { claim } => self.release(&work.task.id, *claim),
             Owner::Job { id, record_id } => {
@@ -480,9 +480,9 @@ impl LocalRunner {
     }
 
     /// Runs the task (in its slot) and records how it ended.
-    async fn run(&self, work: &mut Work) -> Outcome {
+    async fn run(&self, work: &mut Work) -> TaskEnd {
         let Some(stamp) = work.dir.stamp() else {
-            return Outcome::NotRun;
+            return TaskEnd::NotRun;
         };
         let started = Instant::now();
         let start_time = OffsetDateTime::now_utc();
@@ -506,7 +506,7 @@ impl LocalRunner {
     }
 
     /// Writes the task's result (unless its record went away meanwhile) and says how it ended.
-    fn record(&self, work: &Work, stamp: RecordStamp, outcome: Execution, ran: Ran) -> Outcome {
+    fn record(&self, work: &Work, stamp: RecordStamp, outcome: Execution, ran: Ran) -> TaskEnd {
         let gone = outcome.removed || work.dir.stamp() != Some(stamp);
         if gone {
             tracing::info!(task_id = %work.task.id, "the task's record was removed while it ran: its outcome is dropped");
@@ -545,9 +545,9 @@ impl LocalRunner {
             },
         };
         let ended = match &event {
-            _ if gone => Outcome::NotRun,
-            RunnerEvent::Done { .. } => Outcome::Succeeded,
-            _ => Outcome::Failed,
+            _ if gone => TaskEnd::NotRun,
+            RunnerEvent::Done { .. } => TaskEnd::Succeeded,
+            _ => TaskEnd::Failed,
         };
         self.send(event);
         ended
