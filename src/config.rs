@@ -30,16 +30,16 @@ pub(crate) const DEFAULT_LOCAL_IMAGE: &str = "localhost/wordcount:latest";
 
 /// The longest a task given a user delegation SAS may wait and run: what a delegation key can
 /// cover (see [`crate::storage::delegation`]), less the clock skew a SAS's expiry is given.
-pub const MAX_DELEGATED_TASK_LIFETIME: Duration =
+pub(crate) const MAX_DELEGATED_TASK_LIFETIME: Duration =
     Duration::from_secs(LONGEST_DELEGATED_LIFETIME.as_secs() - SAS_CLOCK_SKEW.as_secs());
 
 /// A SAS given to a task starts this long before it is signed and ends this long after the
 /// task's longest lifetime: clocks differ.
-pub const SAS_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+pub(crate) const SAS_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
 /// `BATCH_POOL_ID` and `BATCH_JOB_ID` when unset.
-pub const DEFAULT_POOL_ID: &str = "wordcount";
-pub const DEFAULT_JOB_ID: &str = "wordcount";
+pub(crate) const DEFAULT_POOL_ID: &str = "wordcount";
+pub(crate) const DEFAULT_JOB_ID: &str = "wordcount";
 
 /// `STORAGE_RETRY_BUDGET` when unset.
 pub(crate) const DEFAULT_STORAGE_RETRY_BUDGET: Duration = Duration::from_secs(30);
@@ -95,9 +95,9 @@ pub struct SplitSettings {
 /// 2 GB to 1 TB on 1 to 64 nodes, whatever Batch's task start latency (2 to 10 s); from 2 GiB,
 /// two parts beat one task at any of those latencies (docs/performance.md, "Splitting", has the
 /// measurements and the model).
-pub const DEFAULT_SPLIT_THRESHOLD: u64 = 2 << 30;
-pub const DEFAULT_SPLIT_PART_SIZE: u64 = 1 << 30;
-pub const DEFAULT_SPLIT_MAX_PARTS: u32 = 1000;
+pub(crate) const DEFAULT_SPLIT_THRESHOLD: u64 = 2 << 30;
+pub(crate) const DEFAULT_SPLIT_PART_SIZE: u64 = 1 << 30;
+pub(crate) const DEFAULT_SPLIT_MAX_PARTS: u32 = 1000;
 /// The bounds of `SPLIT_PART_SIZE` and `SPLIT_MAX_PARTS`.
 const SPLIT_PART_SIZES: std::ops::RangeInclusive<u64> = 1024..=(100 << 30);
 const SPLIT_PART_COUNTS: std::ops::RangeInclusive<u32> = 2..=10_000;
@@ -383,7 +383,7 @@ impl Settings {
 
     /// The task settings of the word count: the listed `wordcount` workload's limits over the
     /// `TASK_*` settings.
-    pub fn word_count_task_settings(&self) -> TaskSettings {
+    pub(crate) fn word_count_task_settings(&self) -> TaskSettings {
         match self
             .workloads
             .runs()
@@ -751,7 +751,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             .any(|(_, run)| matches!(run.program, Program::WordCount { image: None }));
         let image = match kind {
             RunnerKind::Batch if needed => {
-                let why = if workloads.from_file() {
+                let why = if workloads.is_from_file() {
                     " when RUNNER=batch and the workloads file lists `wordcount` without an `image`"
                 } else {
                     " when RUNNER=batch"
@@ -952,7 +952,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
 
 impl TaskSettings {
     /// These settings with a workload's own limits over them.
-    pub fn with_limits(&self, limits: &workloads::Limits) -> TaskSettings {
+    pub(crate) fn with_limits(&self, limits: &workloads::Limits) -> TaskSettings {
         TaskSettings {
             max_wall_clock_time: limits.max_wall_clock.unwrap_or(self.max_wall_clock_time),
             max_retry_count: limits.max_retries.unwrap_or(self.max_retry_count),

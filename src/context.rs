@@ -271,12 +271,12 @@ impl Context {
 
     /// What signs the input URLs of tasks that read their input themselves, when storage has no
     /// key and a workload asks for one.
-    pub fn delegated_reads(&self) -> Option<&DelegatedReads> {
+    pub(crate) fn delegated_reads(&self) -> Option<&DelegatedReads> {
         self.reads.as_ref()
     }
 
     /// What removes a failed blob version's task or job, so that it can be submitted again.
-    pub fn remover(&self) -> Option<&Arc<dyn TaskRemover>> {
+    pub(crate) fn remover(&self) -> Option<&Arc<dyn TaskRemover>> {
         self.remover.as_ref()
     }
 

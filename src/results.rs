@@ -27,7 +27,7 @@ pub(crate) const TASK_ID_METADATA: &str = "task_id";
 const MAX_BLOB_NAME_CHARS: usize = 1024;
 
 /// In a `files` result's folder: the task's standard output, the marker of a complete result.
-pub const FILES_MARKER: &str = "stdout.txt";
+pub(crate) const FILES_MARKER: &str = "stdout.txt";
 
 /// Result reads in flight at once.
 const READS_IN_FLIGHT: usize = 16;
@@ -47,7 +47,7 @@ impl ResultNames {
     /// - files: `{blob}.{workload}/` holds them, and its `stdout.txt` (the task's standard
     ///   output) is the result that marks them complete (or `long-names/{id}.{workload}/...`);
     /// - logs: `{blob}.{workload}.logs/{id}` (or `long-names/{id}.{workload}.logs`).
-    pub fn of_workload(
+    pub(crate) fn of_workload(
         blob: &str,
         unique_id: &str,
         workload: &str,

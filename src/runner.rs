@@ -27,7 +27,7 @@ pub enum Submission {
 }
 
 /// The task id of a split blob's merge; its parts' ids are their numbers, `0` to `N-1`.
-pub const MERGE_TASK_ID: &str = "merge";
+pub(crate) const MERGE_TASK_ID: &str = "merge";
 
 /// A split word count: its job (created with task dependencies and ended by a failed task),
 /// the parts (ids `0` to `N-1`), and the merge, added only once every part is.
@@ -269,7 +269,7 @@ impl PartCounts {
 /// A split blob's state from its tasks': failed when a part or the merge failed (the status
 /// names the first that did), succeeded when the merge did, running while any task runs, else
 /// waiting. Parts not added (yet) count as waiting.
-pub fn split_status(
+pub(crate) fn split_status(
     total_parts: u32,
     parts: impl IntoIterator<Item = (String, TaskStatus)>,
     merge: Option<TaskStatus>,

@@ -68,7 +68,7 @@ pub struct TaskIdRange {
 
 impl TaskDependencies {
     /// Whether the task `id` is one of these.
-    pub fn includes(&self, id: &str) -> bool {
+    pub(crate) fn includes(&self, id: &str) -> bool {
         self.task_ids.iter().any(|t| t.eq_ignore_ascii_case(id))
             || id.parse::<u32>().is_ok_and(|n| {
                 // Only canonical integers: Batch's ranges select `7`, not `07`.
@@ -327,7 +327,7 @@ pub struct JobManagerTask {
 impl JobSpec {
     /// A long-lived job on pool `pool`: `noaction` when all tasks complete, since it keeps
     /// receiving tasks.
-    pub fn long_lived(id: &str, pool: &str) -> JobSpec {
+    pub(crate) fn long_lived(id: &str, pool: &str) -> JobSpec {
         JobSpec {
             id: id.to_string(),
             display_name: None,

@@ -20,7 +20,7 @@ const MAX_PAGES: usize = 64;
 
 impl BatchClient {
     /// Get Job with `$select=id,state,onAllTasksComplete,executionInfo`.
-    pub async fn get_job_state(
+    pub(crate) async fn get_job_state(
         &self,
         job_id: &str,
         deadline: Instant,
@@ -33,7 +33,7 @@ impl BatchClient {
 
     /// Update Job (`PATCH`) `{"onAllTasksComplete": "terminatejob"}`: the job ends when all its
     /// tasks have. Only once every task is in: a job with no task left to run ends at once.
-    pub async fn terminate_job_when_done(
+    pub(crate) async fn terminate_job_when_done(
         &self,
         job_id: &str,
         deadline: Instant,
@@ -54,7 +54,7 @@ impl BatchClient {
     }
 
     /// Every task of the job, with its state and execution information only.
-    pub async fn list_task_states(
+    pub(crate) async fn list_task_states(
         &self,
         job_id: &str,
         deadline: Instant,

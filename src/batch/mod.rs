@@ -45,5 +45,6 @@ pub use client::{API_VERSION, BatchClient, BatchClientOptions};
 pub use credential::{BATCH_SCOPE, BatchCredential};
 pub use error::{BatchConfigError, BatchError, BatchErrorKind};
 pub(crate) use group_commit::{GroupCommitOptions, GroupCommitRunner};
-pub use retry::{MAX_RETRY_BUDGET, RetryOptions};
+pub(crate) use retry::MAX_RETRY_BUDGET;
+pub use retry::RetryOptions;
 pub use task_runner::BatchTaskRunner;

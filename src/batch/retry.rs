@@ -16,7 +16,7 @@ use super::error::BatchConfigError;
 use crate::headers::header_str;
 
 /// The longest a logical call may take, attempts and waits included.
-pub const MAX_RETRY_BUDGET: Duration = Duration::from_secs(20);
+pub(crate) const MAX_RETRY_BUDGET: Duration = Duration::from_secs(20);
 
 /// Backoff and budget of the Batch client, in the manner of the Azure SDK's `RetryOptions`.
 #[derive(Clone, Debug, PartialEq, Eq)]

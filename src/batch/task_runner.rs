@@ -144,7 +144,11 @@ impl BatchTaskRunner {
     /// [`TaskRunner::submit`] with the deadline given: a caller that queued the items first
     /// passes what is left of their budget. Tasks of different jobs go in calls of their own, at
     /// the same time.
-    pub async fn submit_until(&self, items: &[Submission], deadline: Instant) -> Vec<SubmitResult> {
+    pub(crate) async fn submit_until(
+        &self,
+        items: &[Submission],
+        deadline: Instant,
+    ) -> Vec<SubmitResult> {
         let mut by_job: Vec<(&JobRef, Vec<usize>)> = Vec::new();
         let (mut job_items, mut split_items) = (Vec::new(), Vec::new());
         for (i, item) in items.iter().enumerate() {

@@ -27,7 +27,7 @@ use crate::storage::url::encode_blob_name;
 use crate::task_spec::{JobSpec, TaskSpec};
 
 /// The eTag of a blob named without `--etag`.
-pub const PLACEHOLDER_ETAG: &str = "0xPLACEHOLDER";
+pub(crate) const PLACEHOLDER_ETAG: &str = "0xPLACEHOLDER";
 
 #[derive(Clone, Debug, Default)]
 pub struct PlanOptions {

@@ -70,7 +70,7 @@ pub enum ResultLine {
 pub fn run(settings: &Settings, json: bool, out: &mut impl Write) {
     let routes = settings.workloads.routes();
     if !json {
-        let source = if settings.workloads.from_file() {
+        let source = if settings.workloads.is_from_file() {
             "WORKLOADS_FILE"
         } else {
             "the built-in default (no WORKLOADS_FILE)"

@@ -158,7 +158,7 @@ impl JobDir {
         TaskStore::at(self.path.join("tasks"))
     }
 
-    pub fn is_sealed(&self) -> bool {
+    pub(crate) fn is_sealed(&self) -> bool {
         self.sealed_path().exists()
     }
 
@@ -184,7 +184,7 @@ impl JobDir {
         serde_json::from_slice(&bytes).ok()
     }
 
-    pub fn is_completed(&self) -> bool {
+    pub(crate) fn is_completed(&self) -> bool {
         self.completion_path().exists()
     }
 

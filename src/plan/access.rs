@@ -117,7 +117,12 @@ impl Signing<'_> {
 
     /// The input's URL and the output container's, valid from `now` for `lifetime` (the
     /// longest the task can exist).
-    pub fn access(&self, blob: &BlobCreated, now: OffsetDateTime, lifetime: Duration) -> Access {
+    pub(crate) fn access(
+        &self,
+        blob: &BlobCreated,
+        now: OffsetDateTime,
+        lifetime: Duration,
+    ) -> Access {
         match self.access {
             StorageAccess::Sas(key) => {
                 let read = key.service_sas(

@@ -6,11 +6,11 @@
 use sha2::{Digest, Sha256};
 
 /// Task id prefix of the word count; the rest is hex of a SHA-256.
-pub const TASK_ID_PREFIX: &str = "wc-";
+pub(crate) const TASK_ID_PREFIX: &str = "wc-";
 /// Job id prefix in job-per-blob mode.
-pub const JOB_ID_PREFIX: &str = "wcj-";
+pub(crate) const JOB_ID_PREFIX: &str = "wcj-";
 /// Job id prefix of a split word count.
-pub const SPLIT_JOB_ID_PREFIX: &str = "wcs-";
+pub(crate) const SPLIT_JOB_ID_PREFIX: &str = "wcs-";
 
 /// Batch's longest id.
 const MAX_ID_CHARS: usize = 64;

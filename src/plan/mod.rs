@@ -17,15 +17,10 @@ mod word_count;
 
 use time::OffsetDateTime;
 
-pub use crate::runner::MERGE_TASK_ID;
 pub use access::{NoKey, ReadSigner, Unsigned};
-pub use ids::{
-    JOB_ID_PREFIX, SPLIT_JOB_ID_PREFIX, TASK_ID_PREFIX, job_id, split_job_id, task_id,
-    workload_task_id,
-};
+pub use ids::{job_id, split_job_id, task_id, workload_task_id};
 pub use split::Cut;
-pub use task::{INPUT_PATH, RESULT_FILE};
-pub use word_count::{COMMAND_LINE, JOB_MANAGER_TASK_ID, SOURCE_VARIABLE};
+pub(crate) use word_count::{COMMAND_LINE, JOB_MANAGER_TASK_ID};
 
 use self::access::Signing;
 use self::image::ImageTask;
@@ -418,6 +413,7 @@ impl Planned {
 
 #[cfg(test)]
 mod tests {
+    use super::task::{INPUT_PATH, RESULT_FILE};
     use super::*;
     use crate::task_spec::TaskSpec;
     use std::collections::HashMap;

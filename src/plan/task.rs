@@ -16,11 +16,11 @@ use crate::task_spec::{
 /// The result is the program's standard output, which Batch captures beside the working
 /// directory: the container needs no write access to the task directory (the image runs as a
 /// non-root user that does not own it).
-pub const RESULT_FILE: &str = "../stdout.txt";
+pub(crate) const RESULT_FILE: &str = "../stdout.txt";
 /// What a failed task leaves in its logs folder: its standard output and error.
 pub(super) const LOGS_FILES: &str = "../std*.txt";
 /// Where an input fetched by Batch lands in the task's working directory.
-pub const INPUT_PATH: &str = "input/data";
+pub(crate) const INPUT_PATH: &str = "input/data";
 /// Readable by the image's non-root user, whatever user Batch downloads the file as.
 const INPUT_FILE_MODE: &str = "0644";
 

@@ -14,11 +14,11 @@ use crate::task_spec::{
 };
 
 /// Constant: no part of it comes from an event.
-pub const COMMAND_LINE: &str = "/wordcount input/data";
+pub(crate) const COMMAND_LINE: &str = "/wordcount input/data";
 /// Environment variable carrying the blob name into the task (the `source` of the result).
-pub const SOURCE_VARIABLE: &str = "WORDCOUNT_SOURCE";
+pub(crate) const SOURCE_VARIABLE: &str = "WORDCOUNT_SOURCE";
 /// The one task of a job-per-blob job.
-pub const JOB_MANAGER_TASK_ID: &str = "wordcount";
+pub(crate) const JOB_MANAGER_TASK_ID: &str = "wordcount";
 
 /// What one word-count task is made of.
 pub(super) struct WordCountTask<'a> {

@@ -192,7 +192,7 @@ impl Reconciler {
     }
 
     /// Versions whose task (or split job) failed are removed and submitted again.
-    pub fn retrying_failed(self, retry: RetryFailed) -> Reconciler {
+    pub(crate) fn retrying_failed(self, retry: RetryFailed) -> Reconciler {
         Reconciler {
             retry: Some(retry),
             ..self

@@ -52,7 +52,7 @@ pub const MAX_DELEGATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600)
 /// caller's lifetime (ten minutes together). What is left decides how long a key serves callers
 /// that ask for the longest lifetime: with an hour, a fresh key serves them for fifty minutes,
 /// so even then the service sees one key request every fifty minutes, not one per task.
-pub const DELEGATION_MARGIN: Duration = Duration::from_secs(3600);
+pub(crate) const DELEGATION_MARGIN: Duration = Duration::from_secs(3600);
 
 /// Our clock may differ from the service's: a key starts this long before now, and ends this
 /// long short of the limit, so that the service neither finds its start in the future nor its
@@ -69,7 +69,7 @@ const _: () = assert!(
 );
 
 /// The longest lifetime [`DelegationKeys::key_for`] accepts.
-pub const LONGEST_DELEGATED_LIFETIME: Duration =
+pub(crate) const LONGEST_DELEGATED_LIFETIME: Duration =
     Duration::from_secs(MAX_DELEGATION_LIFETIME.as_secs() - DELEGATION_MARGIN.as_secs());
 
 /// Why no key or no SAS. Messages name the cause and never hold a key, token or signature.

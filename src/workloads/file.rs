@@ -762,7 +762,7 @@ suffix = ".txt"
         assert_eq!(routes[1].action, Action::Ignore);
         assert_eq!(routes[2].action, Action::Run(Box::new(Run::word_count())));
         assert_eq!(routes[2].rules.suffix.as_deref(), Some(".txt"));
-        assert!(workloads.from_file());
+        assert!(workloads.is_from_file());
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod routes;
 
 pub use file::{FileDefaults, load};
 pub use routes::{
-    Action, ContentTypeRule, ENV_BLOB, ENV_CONTAINER, ENV_ETAG, ENV_INPUT_URL, ENV_WORKLOAD, Input,
-    Limits, Output, Program, RESERVED_ENV_PREFIXES, RESERVED_NAMES, Route, Rules, Run, WORD_COUNT,
-    Workload, Workloads, is_valid_name,
+    Action, ContentTypeRule, Input, Limits, Output, Program, RESERVED_NAMES, Route, Rules, Run,
+    Workload, Workloads,
 };
+pub(crate) use routes::{ENV_BLOB, ENV_CONTAINER, ENV_ETAG, ENV_INPUT_URL, ENV_WORKLOAD};

@@ -5,22 +5,22 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The name of the built-in word count.
-pub const WORD_COUNT: &str = "wordcount";
+pub(crate) const WORD_COUNT: &str = "wordcount";
 
 /// Names a workload may not take: the prefixes of the ids blob2batch gives tasks and jobs
 /// (`wc-` word count, `wcj-` job per blob, `wcs-` split jobs).
 pub const RESERVED_NAMES: [&str; 3] = ["wc", "wcj", "wcs"];
 
 /// Prefixes of environment variables a workload's `env` may not set: ours, and Batch's own.
-pub const RESERVED_ENV_PREFIXES: [&str; 2] = ["BLOB2BATCH_", "AZ_BATCH_"];
+pub(crate) const RESERVED_ENV_PREFIXES: [&str; 2] = ["BLOB2BATCH_", "AZ_BATCH_"];
 
 /// The environment every task of a workload of one's own gets.
-pub const ENV_BLOB: &str = "BLOB2BATCH_BLOB";
-pub const ENV_CONTAINER: &str = "BLOB2BATCH_CONTAINER";
-pub const ENV_ETAG: &str = "BLOB2BATCH_ETAG";
-pub const ENV_WORKLOAD: &str = "BLOB2BATCH_WORKLOAD";
+pub(crate) const ENV_BLOB: &str = "BLOB2BATCH_BLOB";
+pub(crate) const ENV_CONTAINER: &str = "BLOB2BATCH_CONTAINER";
+pub(crate) const ENV_ETAG: &str = "BLOB2BATCH_ETAG";
+pub(crate) const ENV_WORKLOAD: &str = "BLOB2BATCH_WORKLOAD";
 /// With `input = "url"`: a read-only SAS URL for the one blob.
-pub const ENV_INPUT_URL: &str = "BLOB2BATCH_INPUT_URL";
+pub(crate) const ENV_INPUT_URL: &str = "BLOB2BATCH_INPUT_URL";
 
 /// The routes, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +133,7 @@ pub enum Route<'a> {
 
 impl Workloads {
     /// The built-in default: word count for every blob.
-    pub fn word_count_only() -> Workloads {
+    pub(crate) fn word_count_only() -> Workloads {
         Workloads {
             routes: vec![Workload {
                 name: WORD_COUNT.into(),
@@ -157,12 +157,12 @@ impl Workloads {
     }
 
     /// Whether a workloads file gave the routes.
-    pub fn from_file(&self) -> bool {
+    pub(crate) fn is_from_file(&self) -> bool {
         self.from_file
     }
 
     /// Whether a route runs the built-in word count.
-    pub fn has_word_count(&self) -> bool {
+    pub(crate) fn has_word_count(&self) -> bool {
         self.runs()
             .any(|(_, run)| matches!(run.program, Program::WordCount { .. }))
     }
@@ -194,7 +194,7 @@ impl Workloads {
 
 impl Run {
     /// The built-in word count with today's image, limits and placement.
-    pub fn word_count() -> Run {
+    pub(crate) fn word_count() -> Run {
         Run {
             program: Program::WordCount { image: None },
             output: Output::Stdout {
@@ -220,25 +220,6 @@ impl Rules {
                 .content_type
                 .as_ref()
                 .is_none_or(|rule| content_type.is_some_and(|t| rule.matches(t)))
-    }
-
-    /// The rules as the routing table shows them, e.g. `prefix "images/", content type image/*`.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(prefix) = &self.prefix {
-            parts.push(format!("prefix {prefix:?}"));
-        }
-        if let Some(suffix) = &self.suffix {
-            parts.push(format!("suffix {suffix:?}"));
-        }
-        if let Some(rule) = &self.content_type {
-            parts.push(format!("content type {rule}"));
-        }
-        if parts.is_empty() {
-            "every blob".into()
-        } else {
-            parts.join(", ")
-        }
     }
 }
 
@@ -288,7 +269,7 @@ impl std::fmt::Display for ContentTypeRule {
 }
 
 /// Whether `name` is a workload name: `[a-z][a-z0-9-]{0,23}`.
-pub fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (1..=24).contains(&bytes.len())
         && bytes[0].is_ascii_lowercase()
@@ -407,7 +388,7 @@ mod tests {
     #[test]
     fn the_default_is_word_count_for_every_blob() {
         let workloads = Workloads::word_count_only();
-        assert!(!workloads.from_file());
+        assert!(!workloads.is_from_file());
         match workloads.route("anything/at all", None) {
             Route::Run(w, run) => {
                 assert_eq!(w.name, WORD_COUNT);
