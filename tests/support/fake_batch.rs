@@ -998,7 +998,8 @@ impl Ctx<'_> {
             return refused;
         }
         if let Some((code, message)) = dependency_error(job, &task) {
-            return self.error(409, code, message);
+            // 400 in Batch's table of error codes.
+            return self.error(400, code, message);
         }
         let key = id.to_ascii_lowercase();
         if !job.task_ids.insert(key.clone()) {
