@@ -19,6 +19,7 @@ use blob2batch::context::Context;
 use blob2batch::runner::{Accepted, JobRef, Submission, TaskRunner};
 use blob2batch::startup::Application;
 use blob2batch::task_spec::{IdentityReference, ResourceFile, TaskSpec};
+use blob2batch::telemetry::LogFormat;
 use serde_json::{Value, json};
 use support::events::BlobEvent;
 use support::fake_batch::{self, CannedResponse, FakeBatch, FakeBatchConfig};
@@ -52,7 +53,7 @@ fn capture() -> Capture {
         .get_or_init(|| {
             let capture = Capture::default();
             let writer = capture.clone();
-            blob2batch::telemetry::init_with(true, "trace", move || writer.clone());
+            blob2batch::telemetry::init_with(LogFormat::Json, "trace", move || writer.clone());
             capture
         })
         .clone()

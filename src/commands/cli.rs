@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::context::Context;
 use crate::shutdown::shutdown_signal;
 use crate::startup::Application;
-use crate::telemetry;
+use crate::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "blob2batch", version, about, long_about = None)]
@@ -164,7 +164,8 @@ pub fn run(cli: Cli) -> u8 {
     };
     if !matches!(cli.command, Command::Serve) {
         // The commands print their own progress; logs are for problems only.
-        telemetry::init_with(false, "warn", std::io::stderr);
+        let format = LogFormat::for_stream(&std::io::stderr(), LogFormat::Text { colour: false });
+        telemetry::init_with(format, "warn", std::io::stderr);
     }
     match runtime.block_on(dispatch(cli.command)) {
         Ok(problems) if problems.is_empty() => SUCCESS,

@@ -136,4 +136,6 @@ async fn reconcile_stops_when_it_cannot_list_results_and_submits_when_it_cannot_
         "{}",
         run.stderr
     );
+    // Its warnings go to a pipe here: plain text, no terminal colour codes.
+    assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
 }
