@@ -156,6 +156,7 @@ async fn a_submission_that_died_half_way_is_completed_and_the_merge_waits_for_ev
         first.as_ref().is_err_and(SubmitError::is_transient),
         "{first:?}"
     );
+    fake.settle().await;
     // Some parts are in (how many depends on when the budget ran out); never the merge.
     let added = fake.task_ids(&job_id);
     assert!(
@@ -195,6 +196,7 @@ async fn a_job_that_ended_before_it_was_sealed_is_a_duplicate() {
     fake.fail_task_in_collection("7", 1000);
     let runner = runner(&fake, Duration::from_millis(600));
     assert!(submit(&runner, &split).await.is_err());
+    fake.settle().await;
     // A part failed meanwhile: the service ended the job.
     fake.complete_job(&job_id, "TaskFailed");
     fake.fail_task_in_collection("7", 0);

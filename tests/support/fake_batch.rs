@@ -26,6 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -299,6 +300,8 @@ struct Shared {
     config: FakeBatchConfig,
     base_url: String,
     state: Mutex<FakeState>,
+    /// Requests being handled now.
+    in_flight: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -385,6 +388,7 @@ impl FakeBatch {
             config,
             base_url,
             state: Mutex::new(state),
+            in_flight: AtomicUsize::new(0),
         });
         let server = tokio::spawn(accept_loop(listener, shared.clone()));
         FakeBatch {
@@ -451,6 +455,25 @@ impl FakeBatch {
 
     pub fn clear_requests(&self) {
         self.state().requests.clear();
+    }
+
+    /// Waits until no request is being handled and none has arrived for a moment (10 s at most).
+    /// A client whose deadline cut an attempt short may have sent it all the same: without this,
+    /// such a request could be recorded after the caller cleared the requests, as if the next
+    /// call had sent it.
+    pub async fn settle(&self) {
+        const QUIET: Duration = Duration::from_millis(300);
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let mut seen = self.request_count();
+        loop {
+            tokio::time::sleep(QUIET).await;
+            let now = self.request_count();
+            let idle = now == seen && self.shared.in_flight.load(Ordering::SeqCst) == 0;
+            if idle || Instant::now() >= give_up {
+                return;
+            }
+            seen = now;
+        }
     }
 
     /// How many requests arrived, recorded or not.
@@ -682,11 +705,28 @@ fn carried_ids(method: &Method, path: &str, body: Option<&Value>) -> (Vec<String
     }
 }
 
+/// Counts a request as being handled for as long as it lives, however its handling ends.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> InFlight<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn handle(
     shared: &Shared,
     connection: &Connection,
     request: Request<Incoming>,
 ) -> Result<Response, Dropped> {
+    let _in_flight = InFlight::enter(&shared.in_flight);
     let at = Instant::now();
     let (parts, body) = request.into_parts();
     let body_bytes = match Limited::new(body, 16 * 1024 * 1024).collect().await {
