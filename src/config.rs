@@ -778,7 +778,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             work_dir: self
                 .get("LOCAL_WORK_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| std::env::temp_dir().join("blob2batch-local")),
+                .unwrap_or_else(default_work_dir),
             concurrency: self
                 .parse("LOCAL_CONCURRENCY", "a whole number from 1 to 1024", |v| {
                     v.parse::<usize>().ok().filter(|n| (1..=1024).contains(n))
@@ -983,6 +983,11 @@ impl TaskSettings {
     pub(crate) fn retention_time_iso(&self) -> String {
         format_iso8601(self.retention_time)
     }
+}
+
+/// The local runner's work directory when `LOCAL_WORK_DIR` is unset.
+pub(crate) fn default_work_dir() -> PathBuf {
+    std::env::temp_dir().join("blob2batch-local")
 }
 
 /// One task per core by default.

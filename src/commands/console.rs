@@ -2,20 +2,47 @@
 //! looks, and colour only where a terminal shows it.
 
 use std::io::{IsTerminal as _, Write};
+use std::path::PathBuf;
 
 use super::CommandError;
 use super::dev::{self, LocalDefaults};
-use crate::config::Settings;
+use crate::config::{Settings, default_work_dir};
 
 /// The settings of `status`, `reconcile` and `redrive`: those of `serve`, read from the
 /// environment; without `STORAGE_ACCOUNT_URL`, those of the local pipeline (`dev`'s Azurite and
-/// work directory), as `put` does.
+/// work directory), as `put` does. With the local runner, what the environment leaves unset of
+/// the settings `dev` plans with comes from that `dev`.
 pub(crate) fn ops_settings() -> Result<Settings, CommandError> {
-    if std::env::var_os("STORAGE_ACCOUNT_URL").is_some_and(|v| !v.is_empty()) {
-        Ok(Settings::from_env()?)
+    let env = dev::process_env();
+    let on_storage_of_their_own = env("STORAGE_ACCOUNT_URL").is_some();
+    let env = if !on_storage_of_their_own || env("RUNNER").as_deref() == Some("local") {
+        as_the_local_pipeline_plans(env)
     } else {
-        Ok(dev::resolve(dev::process_env(), &LocalDefaults::default())?.settings)
+        env
+    };
+    if on_storage_of_their_own {
+        Ok(Settings::from_lookup(|name| env(name))?)
+    } else {
+        Ok(dev::resolve(env, &LocalDefaults::default())?.settings)
     }
+}
+
+/// With the local runner, the planning settings the `dev` executing the work directory was
+/// given fill those the environment leaves unset (see [`dev::planning`]); named on stderr.
+fn as_the_local_pipeline_plans(env: dev::Env) -> dev::Env {
+    let work_dir = env("LOCAL_WORK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(default_work_dir);
+    let (env, taken) = dev::planning::adopt(env, &work_dir);
+    if !taken.is_empty() {
+        let named: Vec<String> = taken.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        eprintln!(
+            "blob2batch: planning as the local pipeline does ({}, from {})",
+            named.join(", "),
+            dev::planning::path(&work_dir).display()
+        );
+    }
+    env
 }
 
 /// A terminal colour for a word, or nothing when stdout is not a terminal (or `NO_COLOR` is set).

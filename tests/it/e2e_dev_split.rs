@@ -224,6 +224,27 @@ async fn a_split_blob_gets_the_count_of_one_run() {
     assert_eq!(row["outputCurrent"], true, "{row}");
     assert_eq!(row["parts"]["total"], 7, "{row}");
     assert_eq!(row["parts"]["succeeded"], 7, "{row}");
+
+    // Given only the storage and the work directory, status plans as dev does, with the
+    // containers and the split dev was started with, and says so.
+    let mut bare = crate::support::azurite::azurite().env();
+    bare.extend([
+        ("RUNNER".to_string(), "local".to_string()),
+        (
+            "LOCAL_WORK_DIR".into(),
+            shared().work.path().display().to_string(),
+        ),
+    ]);
+    let run = run_cli(&bare, &["status", "--json", blob]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.json()[0]["taskId"], job.as_str(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("planning as the local pipeline does")
+            && run.stderr.contains("SPLIT_THRESHOLD=64KiB")
+            && run.stderr.contains(&format!("INPUT_CONTAINER={INPUT}")),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test]

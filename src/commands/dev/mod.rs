@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub mod feed;
+pub(crate) mod planning;
 mod progress;
 
 use self::feed::{FeedEvent, FeedOptions, FeedTarget};
@@ -250,6 +251,13 @@ async fn run_pipeline(
     // The runner, as `serve` builds it from the same settings; its events are shown here.
     let runner_options = LocalRunnerOptions::from_settings(&local, settings.word_count_image())?;
     let runner = LocalRunner::open(runner_options).await?;
+    // The commands run against this work directory plan as this run does.
+    let env = options.env.clone().unwrap_or_else(process_env);
+    if let Err(error) = planning::record(&env, &local.work_dir) {
+        say(&format!(
+            "cannot record the settings for the commands: {error}"
+        ));
+    }
     let runner_events = runner.subscribe();
     let context = Context::with_runner(settings, Arc::new(runner.clone()))?;
     let application = Application::build(Arc::new(context)).await?;
