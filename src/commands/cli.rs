@@ -269,7 +269,7 @@ async fn put_files(
     prefix: String,
     content_type: Option<String>,
 ) -> Result<Vec<String>, CommandError> {
-    let setup = dev::resolve(dev::process_env(), &LocalDefaults::default())?;
+    let setup = dev::resolve(console::command_env(), &LocalDefaults::default())?;
     put::run(PutOptions {
         container: setup.settings.input_container.clone(),
         account: setup.account,

@@ -13,17 +13,22 @@ use crate::config::{Settings, default_work_dir};
 /// work directory), as `put` does. With the local runner, what the environment leaves unset of
 /// the settings `dev` plans with comes from that `dev`.
 pub(crate) fn ops_settings() -> Result<Settings, CommandError> {
-    let env = dev::process_env();
-    let on_storage_of_their_own = env("STORAGE_ACCOUNT_URL").is_some();
-    let env = if !on_storage_of_their_own || env("RUNNER").as_deref() == Some("local") {
-        as_the_local_pipeline_plans(env)
-    } else {
-        env
-    };
-    if on_storage_of_their_own {
+    let env = command_env();
+    if env("STORAGE_ACCOUNT_URL").is_some() {
         Ok(Settings::from_lookup(|name| env(name))?)
     } else {
         Ok(dev::resolve(env, &LocalDefaults::default())?.settings)
+    }
+}
+
+/// What a command reads its settings from: the process environment and, on the local pipeline
+/// (no `STORAGE_ACCOUNT_URL`, or `RUNNER=local`), what its `dev` plans with.
+pub(crate) fn command_env() -> dev::Env {
+    let env = dev::process_env();
+    if env("STORAGE_ACCOUNT_URL").is_none() || env("RUNNER").as_deref() == Some("local") {
+        as_the_local_pipeline_plans(env)
+    } else {
+        env
     }
 }
 
@@ -37,7 +42,7 @@ fn as_the_local_pipeline_plans(env: dev::Env) -> dev::Env {
     if !taken.is_empty() {
         let named: Vec<String> = taken.iter().map(|(n, v)| format!("{n}={v}")).collect();
         eprintln!(
-            "blob2batch: planning as the local pipeline does ({}, from {})",
+            "blob2batch: with the settings of the local pipeline's dev ({}, from {})",
             named.join(", "),
             dev::planning::path(&work_dir).display()
         );

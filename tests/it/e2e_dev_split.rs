@@ -239,11 +239,22 @@ async fn a_split_blob_gets_the_count_of_one_run() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.json()[0]["taskId"], job.as_str(), "{}", run.stdout);
     assert!(
-        run.stderr.contains("planning as the local pipeline does")
+        run.stderr
+            .contains("with the settings of the local pipeline's dev")
             && run.stderr.contains("SPLIT_THRESHOLD=64KiB")
             && run.stderr.contains(&format!("INPUT_CONTAINER={INPUT}")),
         "{}",
         run.stderr
+    );
+    // put, likewise, drops files where dev looks.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "short").unwrap();
+    let run = run_cli(&bare, &["put", &file.path().display().to_string()]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.contains(&format!("-> {INPUT}/")),
+        "{}",
+        run.stdout
     );
 }
 

@@ -1,8 +1,9 @@
 //! The settings that decide how `dev` plans a blob (which containers, which routes, whether and
-//! how it is split), kept in the work directory it executes, so that `status`, `reconcile` and
-//! `redrive` run against that local pipeline plan each blob the same way: the same workload, the
-//! same task ids, the same result names. Without them, a blob `dev` split would be looked up as
-//! one task, and a workload's blob as a word count.
+//! how it is split), kept in the work directory it executes, so that the commands run against
+//! that local pipeline (`status`, `reconcile`, `redrive`, `put`, `workloads`, `plan`) see the
+//! same containers and plan each blob the same way: the same workload, the same task ids, the
+//! same result names. Without them, a blob `dev` split would be looked up as one task, and a
+//! workload's blob as a word count.
 //!
 //! `dev` rewrites the file each time it starts, so it always holds the last run's settings; a
 //! setting the command's own environment gives wins over the file.
