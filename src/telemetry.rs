@@ -21,12 +21,18 @@ impl LogFormat {
     pub fn for_stream(stream: &impl IsTerminal, fallback: LogFormat) -> LogFormat {
         if stream.is_terminal() {
             LogFormat::Text {
-                colour: std::env::var_os("NO_COLOR").is_none(),
+                colour: colours(stream),
             }
         } else {
             fallback
         }
     }
+}
+
+/// Whether what is written to `stream` may carry colour: only a terminal shows it, and
+/// `NO_COLOR` turns it off. The one rule for logs and the commands' tables alike.
+pub(crate) fn colours(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 /// Installs the global subscriber writing to stdout at `info` unless `RUST_LOG` says otherwise;

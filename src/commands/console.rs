@@ -1,7 +1,7 @@
 //! What the operations commands share on the console: which settings they read, how a table
 //! looks, and colour only where a terminal shows it.
 
-use std::io::{IsTerminal as _, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use super::CommandError;
@@ -67,7 +67,7 @@ pub(crate) enum Tone {
 impl Palette {
     pub(crate) fn for_stdout() -> Palette {
         Palette {
-            enabled: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            enabled: crate::telemetry::colours(&std::io::stdout()),
         }
     }
 
